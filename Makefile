@@ -1,0 +1,112 @@
+# wschat build. `make` builds ./wsmaster; `make test` installs what is missing
+# (scripts/install-deps.sh), then builds and runs every suite. Objects live in
+# $(B) so the release and sanitizer builds never mix.
+
+CC      ?= cc
+B       ?= build/release
+SAN     ?=
+OPT     ?= -O2
+CFLAGS_WARN = -std=c11 -Wall -Wextra -Werror
+CPPFLAGS_ALL = -D_GNU_SOURCE -Iserver -Ishared
+PKG_CFLAGS  = $(shell pkg-config --cflags libcrypto 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs libcrypto 2>/dev/null) -pthread
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+ALL_CFLAGS = $(CFLAGS_WARN) $(OPT) -g $(SAN) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c)) $(wildcard shared/*.c)
+SERVER_OBJ = $(SERVER_SRC:%.c=$(B)/%.o)
+UNIT_CHECKS = $(sort $(wildcard tests/unit/check_*.c))
+UNIT_SRC   = $(UNIT_CHECKS) $(filter-out $(UNIT_CHECKS),$(wildcard tests/unit/*.c))
+INTEG_CHECKS = $(sort $(wildcard tests/integration/check_*.c))
+INTEG_SRC  = $(INTEG_CHECKS) $(filter-out $(INTEG_CHECKS),$(wildcard tests/integration/*.c))
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 5
+HEADERS = $(wildcard server/*.h shared/*.h)
+
+.PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
+        headers clean bench bench-smoke test-browser
+
+all: wsmaster
+
+deps:
+	@scripts/install-deps.sh
+
+wsmaster: $(B)/wsmaster
+	cp $< $@
+
+$(B)/wsmaster: $(B)/server/main.o $(SERVER_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/%.o: %.c $(HEADERS) | $(B)/server $(B)/shared
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(B)/server $(B)/shared:
+	mkdir -p $@
+
+# Suite lists are generated from file names: tests/unit/check_foo.c defines
+# `Suite *foo_suite(void)`, so adding a suite never means editing run.c.
+$(B)/unit_suites.h: $(UNIT_CHECKS) | $(B)/server
+	for f in $(UNIT_CHECKS); do n=$$(basename $$f .c); echo "SUITE($${n#check_})"; done > $@
+
+$(B)/integ_suites.h: $(INTEG_CHECKS) | $(B)/server
+	for f in $(INTEG_CHECKS); do n=$$(basename $$f .c); echo "SUITE($${n#check_})"; done > $@
+
+$(B)/tests/unit/%.o: tests/unit/%.c $(HEADERS) $(B)/unit_suites.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -I$(B) -Itests/unit -c -o $@ $<
+
+$(B)/tests/integration/%.o: tests/integration/%.c $(HEADERS) $(wildcard tests/integration/*.h) $(B)/integ_suites.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -I$(B) -Itests/integration -c -o $@ $<
+
+$(B)/unit_tests: $(UNIT_SRC:%.c=$(B)/%.o) $(SERVER_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS)
+
+$(B)/integration_tests: $(INTEG_SRC:%.c=$(B)/%.o) $(SERVER_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS)
+
+test: deps
+	$(MAKE) test-unit test-integration fuzz-smoke
+	$(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1 test-unit
+
+test-unit: $(B)/unit_tests
+	$(B)/unit_tests
+
+test-integration: $(B)/wsmaster $(B)/integration_tests
+	WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster WSCHAT_ROOT=$(CURDIR) $(B)/integration_tests
+
+# ASan + UBSan over every suite; the server binary the integration tests start
+# is the sanitized one, and any sanitizer report makes the server exit non-zero.
+asan: deps
+	$(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1 \
+		test-unit test-integration
+
+run: deps wsmaster
+	./wsmaster -c conf/wschat.conf
+
+headers:
+	@for h in $(HEADERS); do echo "#include \"$$h\"" | $(CC) $(ALL_CFLAGS) -x c -fsyntax-only - || exit 1; done; echo "headers OK"
+
+# libFuzzer targets (clang): tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/.
+FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL) $(PKG_CFLAGS)
+build/fuzz/%: tests/fuzz/fuzz_%.c $(SERVER_SRC) $(HEADERS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(SERVER_SRC) $(PKG_LIBS)
+
+fuzz-smoke: $(FUZZ_TARGETS:%=build/fuzz/%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus-$$t; \
+		echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
+		build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+			build/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>build/fuzz/$$t.log \
+			|| { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=60
+
+clean:
+	rm -rf build wsmaster

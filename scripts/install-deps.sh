@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what building and testing wschat needs on Debian/Ubuntu, only when
+# something is missing. As root it runs apt-get; otherwise it prints the
+# exact command and fails, so nothing half-builds.
+set -euo pipefail
+
+pkgs=()
+have_pc() { pkg-config --exists "$1" 2>/dev/null; }
+command -v gcc >/dev/null        || pkgs+=(gcc)
+command -v make >/dev/null       || pkgs+=(make)
+command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+command -v clang >/dev/null      || pkgs+=(clang)      # libFuzzer targets
+if ! command -v pkg-config >/dev/null || ! have_pc libcrypto; then pkgs+=(libssl-dev); fi
+if ! command -v pkg-config >/dev/null || ! have_pc check; then pkgs+=(check); fi
+
+if [ ${#pkgs[@]} -eq 0 ]; then
+    exit 0
+fi
+cmd="apt-get install -y --no-install-recommends ${pkgs[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "wschat needs: ${pkgs[*]}" >&2
+    echo "run as root:  apt-get update && $cmd" >&2
+    exit 1
+fi
+echo "installing: ${pkgs[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+$cmd

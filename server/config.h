@@ -1,0 +1,84 @@
+/*
+ * config: parse wschat.conf into an immutable struct config.
+ *
+ * Format: one directive per line, `name value...`, `#` starts a comment (to
+ * end of line), an optional trailing `;` is accepted. Sizes take k/m/g
+ * suffixes (powers of 1024), durations ms/s/m/h (bare number = seconds).
+ * Relative paths resolve against the directory holding the config file.
+ * Every error is reported as "FILE:LINE: what is wrong" in the caller's
+ * buffer; nothing is printed from here. The master parses once per
+ * generation (start, SIGHUP); workers only read the result.
+ */
+#ifndef WSM_CONFIG_H
+#define WSM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <limits.h>
+
+#define CONFIG_MAX_LISTEN   8
+#define CONFIG_MAX_ORIGINS  32
+#define CONFIG_MAX_WORKERS  64
+#define CONFIG_ERR_LEN      (PATH_MAX + 256)
+
+enum config_log_level {
+    CONFIG_LOG_ALERT, CONFIG_LOG_CRIT, CONFIG_LOG_ERR, CONFIG_LOG_WARN,
+    CONFIG_LOG_NOTICE, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG
+};
+
+struct config_listen {
+    int      family;            /* AF_INET or AF_INET6 */
+    char     host[64];          /* numeric address without brackets */
+    uint16_t port;              /* 0 = kernel picks (tests) */
+};
+
+struct config {
+    char     path[PATH_MAX];    /* the file this was read from (absolute) */
+    struct config_listen listen[CONFIG_MAX_LISTEN];
+    int      nlisten;
+    int      workers;           /* resolved: "auto" becomes online CPUs */
+    int      workers_auto;      /* 1 when the file said "auto" */
+    int      max_connections;   /* per worker */
+    char     web_root[PATH_MAX];
+    char     pid_file[PATH_MAX];
+    char     error_log[PATH_MAX];   /* absolute path, or "stderr" */
+    int      log_level;         /* enum config_log_level */
+    uint64_t handshake_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t close_timeout_ms;      /* wait for the peer's close reply */
+    uint64_t shutdown_timeout_ms;   /* drain period of an old worker */
+    uint64_t max_request_head;      /* bytes of request line + headers */
+    uint64_t max_message;           /* reassembled WebSocket message */
+    uint64_t max_send_queue;        /* bytes queued per connection */
+    uint64_t max_text;              /* chat message text */
+    uint32_t history_size;          /* messages replayed on join */
+    uint64_t ring_size;             /* bytes of the shared ring */
+    char     origins[CONFIG_MAX_ORIGINS][256];
+    int      norigins;              /* 0 = any origin accepted */
+};
+
+/* Fill every field with its documented default (see conf/wschat.conf). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Read and validate FILE. Returns 0 and a complete cfg, or -1 with
+ * "FILE:LINE: message" (or "FILE: message" when no line applies) in err.
+ * cfg is unspecified after a failure.
+ */
+int config_load(struct config *cfg, const char *file, char *err, size_t errlen);
+
+/*
+ * Same as config_load on an in-memory text; `file` names it in errors and
+ * its directory anchors relative paths. Used by config_load and the tests.
+ */
+int config_parse(struct config *cfg, const char *text, size_t len,
+                 const char *file, char *err, size_t errlen);
+
+/* "16k" → 16384; returns 0, or -1 on a malformed or overflowing value. */
+int config_parse_size(const char *s, uint64_t *out);
+/* "1500ms", "30s", "5m", "1h", "10" (seconds) → milliseconds; 0 or -1. */
+int config_parse_duration(const char *s, uint64_t *out_ms);
+
+const char *config_log_level_name(int level);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * conn: the connection object and its buffers.
+ *
+ * A worker preallocates max_connections structs and hands them out from a
+ * free list. A connection owns at most three heap buffers, each allocated
+ * only while needed: `in` (unconsumed input: a partial request head, frame
+ * header or control frame), `msg` (a fragmented or partially received
+ * message being reassembled) and `out` (bytes not yet written). An idle
+ * WebSocket connection owns none of them. Closing is deferred: conn_close()
+ * marks the connection and puts it on the worker's close list; it is freed
+ * after the event loop pass, never in the middle of a broadcast.
+ */
+#ifndef WSM_CONN_H
+#define WSM_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ws_frame.h"
+
+enum conn_state {
+    CONN_FREE = 0,
+    CONN_HTTP,          /* reading a request head */
+    CONN_WS,            /* WebSocket open */
+    CONN_WS_CLOSING,    /* we sent a close frame; waiting for the peer's */
+    CONN_LINGER,        /* nothing more to read: flush `out`, then close */
+    CONN_DEAD           /* on the close list, freed after this loop pass */
+};
+
+enum conn_endpoint { CONN_EP_NONE = 0, CONN_EP_ECHO, CONN_EP_CHAT };
+
+/* Flags */
+#define CONN_F_WANT_WRITE  0x01     /* EPOLLOUT registered */
+#define CONN_F_CLOSE_SENT  0x02     /* our close frame is queued */
+#define CONN_F_PING_SENT   0x04     /* idle ping outstanding */
+#define CONN_F_KEEPALIVE   0x08     /* HTTP: keep the connection after the response */
+#define CONN_F_WR_SHUT     0x10     /* shutdown(SHUT_WR) done while lingering */
+
+struct chat_member;
+
+struct conn {
+    int      fd;
+    uint8_t  state;             /* enum conn_state */
+    uint8_t  endpoint;          /* enum conn_endpoint */
+    uint8_t  flags;
+    uint8_t  tlist;             /* timer list + 1, 0 = on none */
+    uint32_t id;                /* index in the worker's table */
+    uint64_t deadline_ms;       /* handshake/idle/close deadline (monotonic) */
+    struct conn *tprev, *tnext; /* timer list, ordered by deadline */
+    uint8_t *in;  uint32_t in_len,  in_cap;
+    uint8_t *out; uint32_t out_off, out_len, out_cap;
+    uint8_t *msg; uint64_t msg_len, msg_cap;
+    struct ws_parser parser;
+    struct chat_member *member; /* chat state, NULL unless on /chat */
+    struct conn *next_free;     /* free list / close list link */
+};
+
+struct conn_table {
+    struct conn *conns;
+    uint32_t     cap;
+    uint32_t     used;
+    struct conn *free_list;
+    uint8_t     *spare;         /* one cached output buffer (see conn_out_release) */
+    uint32_t     spare_cap;
+};
+
+/* Allocate CAP connection structs. 0 or -1 (ENOMEM). */
+int  conn_table_init(struct conn_table *t, uint32_t cap);
+void conn_table_fini(struct conn_table *t);
+
+/* A zeroed connection for FD, or NULL when the table is full. */
+struct conn *conn_alloc(struct conn_table *t, int fd);
+/* Free buffers and return C to the free list (the fd is the caller's to close). */
+void conn_release(struct conn_table *t, struct conn *c);
+
+/* Append to the pending output. 0, or -1 when memory ran out. */
+int  conn_out_append(struct conn_table *t, struct conn *c, const void *p, size_t n);
+/* Reserve n bytes at the end of pending output and return where to write them. */
+uint8_t *conn_out_reserve(struct conn_table *t, struct conn *c, size_t n);
+/* Bytes of private output still to write. */
+static inline size_t conn_out_pending(const struct conn *c) { return c->out_len - c->out_off; }
+/* Mark n bytes written; drops the buffer (to the table's spare) once empty. */
+void conn_out_consume(struct conn_table *t, struct conn *c, size_t n);
+
+/* Keep data[0..n) as the unconsumed input tail. 0 or -1 (ENOMEM). */
+int  conn_in_keep(struct conn *c, const uint8_t *data, size_t n);
+void conn_in_clear(struct conn *c);
+
+/* Append to the message being reassembled (capacity doubles). 0 or -1. */
+int  conn_msg_append(struct conn *c, const uint8_t *p, size_t n);
+void conn_msg_clear(struct conn *c);
+
+#endif

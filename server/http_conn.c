@@ -1,0 +1,191 @@
+/*
+ * http_conn: the HTTP side of a connection (see http_conn.h).
+ *
+ * Routing: /echo and /chat[/room] are WebSocket endpoints (anything else
+ * there is answered with the handshake's status); /stats and /metrics are
+ * stats.c's; every other GET/HEAD goes to the static file handler. Plain
+ * HTTP connections are kept alive between requests (pipelining included);
+ * error responses close the connection after they are sent.
+ */
+#include "http_conn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "chat.h"
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "static_files.h"
+#include "stats.h"
+#include "worker.h"
+#include "ws_conn.h"
+#include "ws_handshake.h"
+
+void http_conn_error(struct worker *w, struct conn *c, int status, const char *extra)
+{
+    char buf[1024];
+    size_t n = http_error_response(buf, sizeof buf, status, extra);
+    log_at(LOG_LVL_INFO, 0, "conn %u: answering %d", c->id, status);
+    if (n > 0 && conn_out_append(&w->conns, c, buf, n) < 0) {
+        worker_close_now(w, c);
+        return;
+    }
+    worker_linger(w, c);
+}
+
+int http_conn_respond(struct worker *w, struct conn *c, int status, const char *ctype,
+                      const void *body, size_t len, int head_only, int keep, const char *extra)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nServer: wschat\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nConnection: %s\r\n%s\r\n",
+                     status, http_reason(status), ctype, len, keep ? "keep-alive" : "close",
+                     extra ? extra : "");
+    if (n < 0 || (size_t)n >= sizeof head ||
+        conn_out_append(&w->conns, c, head, (size_t)n) < 0 ||
+        (!head_only && len > 0 && conn_out_append(&w->conns, c, body, len) < 0)) {
+        worker_close_now(w, c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Path part of the request-target, and its query (after '?', may be empty). */
+static void split_target(const struct http_request *req, const char **path, size_t *path_len,
+                         const char **query, size_t *query_len)
+{
+    const char *q = memchr(req->target, '?', req->target_len);
+    *path = req->target;
+    *path_len = q ? (size_t)(q - req->target) : req->target_len;
+    *query = q ? q + 1 : req->target + req->target_len;
+    *query_len = q ? req->target_len - *path_len - 1 : 0;
+}
+
+static int has_body(const struct http_request *req)
+{
+    const struct http_header *cl = http_find_header(req, "Content-Length");
+    if (http_find_header(req, "Transfer-Encoding") != NULL)
+        return 1;
+    return cl != NULL && !(cl->value_len == 1 && cl->value[0] == '0');
+}
+
+static int wants_keepalive(const struct http_request *req)
+{
+    const struct http_header *h = http_find_header(req, "Connection");
+    if (h != NULL && http_has_token(h->value, h->value_len, "close"))
+        return 0;
+    if (req->minor_version == 0)
+        return h != NULL && http_has_token(h->value, h->value_len, "keep-alive");
+    return 1;
+}
+
+/*
+ * Upgrade to ENDPOINT. Returns 1 when the connection is now a WebSocket,
+ * 0 when an error response was queued.
+ */
+static int upgrade(struct worker *w, struct conn *c, const struct http_request *req,
+                   int endpoint, const char *query, size_t query_len,
+                   const char *room, size_t room_len)
+{
+    struct ws_origins origins = { w->cfg->origins, w->cfg->norigins };
+    char accept[WS_ACCEPT_LEN + 1];
+    char head[256];
+    int status = ws_handshake_check(req, &origins, accept);
+    if (status == 0 && has_body(req))
+        status = 400;
+    if (status != 0) {
+        STAT_ADD(w, handshakes_failed, 1);
+        http_conn_error(w, c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        return 0;
+    }
+    size_t n = ws_handshake_response(head, sizeof head, accept);
+    if (conn_out_append(&w->conns, c, head, n) < 0) {
+        worker_close_now(w, c);
+        return 0;
+    }
+    STAT_ADD(w, handshakes_ok, 1);
+    STAT_ADD(w, ws_current, 1);
+    ws_conn_open(w, c, endpoint);
+    if (endpoint == CONN_EP_CHAT && chat_join(w, c, room, room_len, query, query_len) < 0)
+        return 0;
+    return 1;
+}
+
+/* Handle one complete request. Returns 1 to keep reading requests. */
+static int dispatch(struct worker *w, struct conn *c, const struct http_request *req,
+                    uint8_t *rest, size_t rest_len)
+{
+    const char *path, *query;
+    size_t path_len, query_len;
+    split_target(req, &path, &path_len, &query, &query_len);
+
+    if (http_slice_ieq(path, path_len, "/echo") && memcmp(path, "/echo", 5) == 0) {
+        if (upgrade(w, c, req, CONN_EP_ECHO, query, query_len, NULL, 0))
+            ws_conn_input(w, c, rest, rest_len);
+        return 0;
+    }
+    const char *room;
+    size_t room_len;
+    int r = chat_route(path, path_len, &room, &room_len);
+    if (r > 0) {
+        if (upgrade(w, c, req, CONN_EP_CHAT, query, query_len, room, room_len))
+            ws_conn_input(w, c, rest, rest_len);
+        return 0;
+    }
+    if (r < 0) {
+        http_conn_error(w, c, 404, NULL);
+        return 0;
+    }
+
+    STAT_ADD(w, http_requests, 1);
+    int head_only = http_slice_ieq(req->method, req->method_len, "HEAD");
+    if (!head_only && !http_slice_ieq(req->method, req->method_len, "GET")) {
+        http_conn_error(w, c, 405, "Allow: GET, HEAD\r\n");
+        return 0;
+    }
+    if (has_body(req)) {
+        http_conn_error(w, c, 400, NULL);
+        return 0;
+    }
+    int keep = wants_keepalive(req) && !w->stopping;
+    int status;
+    if (stats_route(path, path_len))
+        status = stats_serve(w, c, path, path_len, head_only, keep);
+    else
+        status = static_files_serve(w, c, req, path, path_len, head_only, keep);
+    if (status != 0) {
+        http_conn_error(w, c, status, status == 405 ? "Allow: GET, HEAD\r\n" : NULL);
+        return 0;
+    }
+    if (!keep) {
+        worker_linger(w, c);
+        return 0;
+    }
+    return 1;
+}
+
+void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len, size_t prev_len)
+{
+    size_t off = 0;
+    while (c->state == CONN_HTTP && off < len) {
+        struct http_request req;
+        ssize_t n = http_parse_request((const char *)data + off, len - off, prev_len,
+                                       w->cfg->max_request_head, &req);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            http_conn_error(w, c, http_error_status(n), NULL);
+            return;
+        }
+        off += (size_t)n;
+        prev_len = 0;
+        if (!dispatch(w, c, &req, data + off, len - off))
+            return;     /* upgraded (rest consumed by ws) or closing */
+        /* Keep-alive: the next request gets a fresh handshake_timeout. */
+        worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
+    }
+    if (c->state == CONN_HTTP && conn_in_keep(c, data + off, len - off) < 0)
+        http_conn_error(w, c, 500, NULL);
+}

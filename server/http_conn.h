@@ -1,0 +1,36 @@
+/*
+ * http_conn: a connection in the HTTP state. Accumulates the request head
+ * (any split), routes it (/echo, /chat, static files), answers errors with
+ * their precise status, and upgrades WebSocket requests, handing any bytes
+ * pipelined after the head to the WebSocket layer.
+ */
+#ifndef WSM_HTTP_CONN_H
+#define WSM_HTTP_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct worker;
+struct conn;
+
+/*
+ * DATA[0..len) is the kept tail (prev_len bytes) followed by newly read
+ * bytes, in the worker's receive buffer. Consumes what it can and keeps the
+ * rest as the connection's tail.
+ */
+void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len,
+                     size_t prev_len);
+
+/*
+ * Queue a 200-class response: status line, Content-Type, Content-Length,
+ * Connection (keep-alive or close), EXTRA header lines (each ending in CRLF,
+ * may be NULL), then BODY unless head_only. 0, or -1 when C was closed.
+ */
+int  http_conn_respond(struct worker *w, struct conn *c, int status, const char *ctype,
+                       const void *body, size_t len, int head_only, int keep,
+                       const char *extra);
+
+/* Queue a complete error response with STATUS and linger-close. */
+void http_conn_error(struct worker *w, struct conn *c, int status, const char *extra);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * log: see log.h. State is per process (each worker inherits the master's fd
+ * at fork and keeps using it until SIGUSR1 asks for a reopen). A line is
+ * formatted into a stack buffer and written with one write(2), so O_APPEND
+ * keeps lines from different processes whole.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int log_level_current = LOG_LVL_INFO;
+
+static int  log_fd_current = STDERR_FILENO;
+static char log_path[PATH_MAX] = "stderr";
+static int  log_slot = -1;
+
+static int open_path(const char *path)
+{
+    if (path == NULL || strcmp(path, "stderr") == 0)
+        return STDERR_FILENO;
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+int log_open(const char *path, int level)
+{
+    int fd = open_path(path);
+    if (fd < 0)
+        return -1;
+    if (log_fd_current != STDERR_FILENO)
+        close(log_fd_current);
+    log_fd_current = fd;
+    log_level_current = level;
+    snprintf(log_path, sizeof log_path, "%s", path ? path : "stderr");
+    return 0;
+}
+
+int log_reopen(void)
+{
+    return log_open(log_path, log_level_current);
+}
+
+void log_set_worker(int slot) { log_slot = slot; }
+
+int log_fd(void) { return log_fd_current; }
+
+void log_write(int level, int err, const char *fmt, ...)
+{
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    size_t n;
+    va_list ap;
+    int w;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    n = strftime(line, sizeof line, "%Y/%m/%d %H:%M:%S", &tm);
+    if (log_slot < 0)
+        w = snprintf(line + n, sizeof line - n, " [%s] %d: ",
+                     config_log_level_name(level), (int)getpid());
+    else
+        w = snprintf(line + n, sizeof line - n, " [%s] %d#%d: ",
+                     config_log_level_name(level), (int)getpid(), log_slot);
+    n += (size_t)w;
+
+    va_start(ap, fmt);
+    w = vsnprintf(line + n, sizeof line - n, fmt, ap);
+    va_end(ap);
+    /* A line that did not fit is cut, never dropped: keep room for errno and \n. */
+    n = (w < 0) ? n : (n + (size_t)w < sizeof line - 128 ? n + (size_t)w : sizeof line - 128);
+    if (err != 0)
+        n += (size_t)snprintf(line + n, sizeof line - n, ": %s (%d)", strerror(err), err);
+    line[n++] = '\n';
+
+    int saved = errno;
+    ssize_t rc;
+    do {
+        rc = write(log_fd_current, line, n);
+    } while (rc < 0 && errno == EINTR);
+    errno = saved;
+}

@@ -1,0 +1,82 @@
+/*
+ * worker: one single-threaded epoll loop per worker process.
+ *
+ * The loop owns the connection table, the per-worker receive buffer (every
+ * read lands there; connections keep only unconsumed tails), three timer
+ * lists (handshake, idle, closing; each FIFO, so sorted by deadline), and the
+ * wake-up eventfd of its shm slot. http_conn.c, ws_conn.c and chat.c
+ * implement what happens on a connection; this file does the I/O around them.
+ */
+#ifndef WSM_WORKER_H
+#define WSM_WORKER_H
+
+#include <stdint.h>
+#include "config.h"
+#include "conn.h"
+#include "shm.h"
+
+struct worker_ctx {
+    const struct config *cfg;
+    int slot;                   /* shm slot, 0..SHM_MAX_SLOTS-1 */
+    uint32_t generation;
+    const int *listen_fds;
+    int nlisten;
+    struct shm_segment *seg;
+    const int *eventfds;        /* one per shm slot, created by the master */
+};
+
+enum timer_list { TIMER_HANDSHAKE, TIMER_IDLE, TIMER_CLOSE, TIMER_NLISTS };
+
+struct timer_fifo { struct conn *head, *tail; };
+
+struct chat_worker;
+
+struct worker {
+    struct worker_ctx ctx;
+    const struct config *cfg;
+    int epfd;
+    int sigfd;
+    int timerfd;
+    int wakefd;                 /* this slot's eventfd */
+    int reserve_fd;             /* spare fd, given up to shed a connection on EMFILE */
+    int accepting;              /* listen fds registered in epoll */
+    int stopping;               /* 0, or the close code being sent to everyone */
+    uint64_t stop_deadline_ms;
+    uint64_t now_ms;            /* monotonic, refreshed once per loop pass */
+    struct conn_table conns;
+    struct conn *close_list;    /* closed this pass; released after it */
+    struct timer_fifo timers[TIMER_NLISTS];
+    uint8_t *rbuf;              /* receive buffer shared by all connections */
+    size_t rbuf_cap;
+    struct shm_counters *stats; /* this worker's counters in shm */
+    struct chat_worker *chat;   /* chat.c state, NULL until chat is used */
+};
+
+/* Run the loop; never returns (exits 0 after a stop, 2 if it cannot start). */
+void worker_run(const struct worker_ctx *ctx) __attribute__((noreturn));
+
+/* Monotonic milliseconds. */
+uint64_t worker_clock_ms(void);
+
+/* Put C on timer list L with deadline now + after_ms (removing it from any other). */
+void worker_timer_set(struct worker *w, struct conn *c, int list, uint64_t after_ms);
+void worker_timer_clear(struct worker *w, struct conn *c);
+
+/* Write what C has pending; arms EPOLLOUT on EAGAIN; may close C. */
+void worker_flush(struct worker *w, struct conn *c);
+
+/* Close the socket now and queue C for release after this loop pass. */
+void worker_close_now(struct worker *w, struct conn *c);
+
+/*
+ * Stop reading requests/frames: flush what is queued, then half-close and
+ * wait (bounded by close_timeout) for the peer's FIN before closing, so the
+ * last bytes are not destroyed by a reset.
+ */
+void worker_linger(struct worker *w, struct conn *c);
+
+/* Relaxed counter bump on this worker's shm counters. */
+#define STAT_ADD(w, field, n) __atomic_fetch_add(&(w)->stats->field, (uint64_t)(n), __ATOMIC_RELAXED)
+#define STAT_SUB(w, field, n) __atomic_fetch_sub(&(w)->stats->field, (uint64_t)(n), __ATOMIC_RELAXED)
+
+#endif

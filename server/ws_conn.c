@@ -1,0 +1,179 @@
+/*
+ * ws_conn: WebSocket connection behaviour on top of the pure codec (see
+ * ws_conn.h). Complete messages go to the endpoint: /echo answers with the
+ * same opcode and payload as one frame; /chat hands them to chat.c.
+ *
+ * A message that arrives whole in one read is used in place (no copy);
+ * only a fragmented or partially received message is reassembled in the
+ * connection's msg buffer, bounded by max_message (the parser fails it with
+ * 1009 at the header that would exceed it).
+ */
+#include "ws_conn.h"
+
+#include <string.h>
+
+#include "chat.h"
+#include "conn.h"
+#include "log.h"
+#include "worker.h"
+#include "ws_frame.h"
+
+void ws_conn_open(struct worker *w, struct conn *c, int endpoint)
+{
+    c->state = CONN_WS;
+    c->endpoint = (uint8_t)endpoint;
+    ws_parser_init(&c->parser, w->cfg->max_message, 1);
+    worker_timer_set(w, c, TIMER_IDLE, w->cfg->idle_timeout_ms / 2);
+}
+
+int ws_conn_send(struct worker *w, struct conn *c, int opcode, const void *payload, size_t len)
+{
+    size_t hlen = ws_frame_header_size(len);
+    uint8_t *dst = conn_out_reserve(&w->conns, c, hlen + len);
+    if (dst == NULL) {
+        log_write(LOG_LVL_ALERT, 0, "conn %u: out of memory queueing %zu bytes", c->id, len);
+        worker_close_now(w, c);
+        return -1;
+    }
+    ws_frame_header_encode(dst, opcode, 1, len);
+    if (len > 0)
+        memcpy(dst + hlen, payload, len);
+    return 0;
+}
+
+static int send_close(struct worker *w, struct conn *c, uint16_t code, const char *reason)
+{
+    uint8_t payload[WS_CONTROL_MAX];
+    size_t n = 0;
+    /* 1005 means "no code was given": answer with an empty close as well. */
+    if (code != WS_CLOSE_NO_STATUS)
+        n = ws_close_payload_encode(payload, code, reason ? reason : "");
+    c->flags |= CONN_F_CLOSE_SENT;
+    return ws_conn_send(w, c, WS_OP_CLOSE, payload, n);
+}
+
+void ws_conn_close(struct worker *w, struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_WS)
+        return;
+    if (c->member != NULL)
+        chat_leave(w, c);
+    if (send_close(w, c, code, reason) < 0)
+        return;
+    c->state = CONN_WS_CLOSING;
+    conn_msg_clear(c);
+    worker_timer_set(w, c, TIMER_CLOSE, w->cfg->close_timeout_ms);
+    worker_flush(w, c);
+}
+
+void ws_conn_fail(struct worker *w, struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state == CONN_DEAD || c->state == CONN_LINGER)
+        return;
+    log_at(LOG_LVL_INFO, 0, "conn %u: failing the connection with %u (%s)", c->id, code, reason);
+    if (code == WS_CLOSE_PROTOCOL_ERROR || code == WS_CLOSE_INVALID_DATA || code == WS_CLOSE_TOO_BIG)
+        STAT_ADD(w, closes_protocol, 1);
+    if (c->member != NULL)
+        chat_leave(w, c);
+    if (!(c->flags & CONN_F_CLOSE_SENT) && send_close(w, c, code, reason) < 0)
+        return;
+    worker_linger(w, c);
+}
+
+void ws_conn_ping(struct worker *w, struct conn *c)
+{
+    if (c->state != CONN_WS)
+        return;
+    c->flags |= CONN_F_PING_SENT;
+    if (ws_conn_send(w, c, WS_OP_PING, "wschat", 6) == 0)
+        worker_flush(w, c);
+}
+
+static void on_message(struct worker *w, struct conn *c, int opcode, uint8_t *data, size_t len)
+{
+    STAT_ADD(w, msgs_in, 1);
+    if (c->state != CONN_WS)
+        return;     /* after our close, data is ignored (§5.5.1) */
+    if (c->endpoint == CONN_EP_ECHO)
+        ws_conn_send(w, c, opcode, data, len);
+    else if (c->endpoint == CONN_EP_CHAT)
+        chat_on_message(w, c, opcode, data, len);
+}
+
+static void on_close_frame(struct worker *w, struct conn *c, uint8_t *data, size_t len)
+{
+    uint16_t code;
+    const uint8_t *reason;
+    size_t reason_len;
+    int rc = ws_close_parse(data, len, &code, &reason, &reason_len);
+    if (rc < 0) {
+        ws_conn_fail(w, c, (uint16_t)-rc, rc == -WS_CLOSE_INVALID_DATA ?
+                     "close reason is not UTF-8" : "invalid close frame");
+        return;
+    }
+    if (c->state == CONN_WS) {
+        /* Echo the peer's code (§5.5.1), then let it see our FIN. */
+        if (c->member != NULL)
+            chat_leave(w, c);
+        if (send_close(w, c, code, "") < 0)
+            return;
+    }
+    worker_linger(w, c);
+}
+
+static void on_control(struct worker *w, struct conn *c, int opcode, uint8_t *data, size_t len)
+{
+    switch (opcode) {
+    case WS_OP_PING:
+        if (c->state == CONN_WS)
+            ws_conn_send(w, c, WS_OP_PONG, data, len);
+        break;
+    case WS_OP_PONG:
+        break;      /* any input already counted as a sign of life */
+    case WS_OP_CLOSE:
+        on_close_frame(w, c, data, len);
+        break;
+    default:
+        break;
+    }
+}
+
+void ws_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && (c->state == CONN_WS || c->state == CONN_WS_CLOSING)) {
+        struct ws_event ev;
+        ssize_t n = ws_parse(&c->parser, data + off, len - off, &ev);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            ws_conn_fail(w, c, (uint16_t)-n,
+                         n == -WS_CLOSE_INVALID_DATA ? "invalid UTF-8" :
+                         n == -WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
+            return;
+        }
+        off += (size_t)n;
+        if (ev.type == WS_EV_CONTROL) {
+            on_control(w, c, ev.opcode, ev.data, ev.len);
+        } else if (ev.type == WS_EV_DATA) {
+            if (c->state != CONN_WS)
+                continue;
+            if (ev.msg_end && c->msg_len == 0) {
+                on_message(w, c, ev.opcode, ev.data, ev.len);
+            } else {
+                if (conn_msg_append(c, ev.data, ev.len) < 0) {
+                    ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+                    return;
+                }
+                if (ev.msg_end) {
+                    on_message(w, c, ev.opcode, c->msg, c->msg_len);
+                    conn_msg_clear(c);
+                }
+            }
+        }
+    }
+    if (c->state == CONN_WS || c->state == CONN_WS_CLOSING) {
+        if (conn_in_keep(c, data + off, len - off) < 0)
+            ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+    }
+}

@@ -1,0 +1,185 @@
+/*
+ * shm: creation of the shared room segment and the presence table in it.
+ *
+ * The master creates the segment before forking (so every worker maps it at
+ * the same address) and removes it at stop. Presence counts live in one
+ * int32 per (room, worker slot), changed with atomic adds, so a member can
+ * leave without the lock and the master can wipe a dead worker's column.
+ * Claiming or recycling a room entry needs the publish lock; an entry is
+ * only recycled once every slot's count for it is zero.
+ */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define RING_MIN_BYTES 4096u
+
+static void set_err(char *err, size_t errlen, const char *call,
+                    const char *name, int e)
+{
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s(\"%s\") failed: %s", call, name,
+                 strerror(e));
+}
+
+struct shm_segment *shm_create(const char *name, uint64_t ring_bytes,
+                               char *err, size_t errlen)
+{
+    size_t ring_off = offsetof(struct shm_segment, ring);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (ring_bytes < RING_MIN_BYTES ||
+        ring_bytes > SIZE_MAX / 2 - ring_off - sizeof(struct ring) - page) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "shm ring size %llu out of range",
+                     (unsigned long long)ring_bytes);
+        return NULL;
+    }
+    size_t total = ring_off + sizeof(struct ring) + (size_t)ring_bytes;
+    total = (total + page - 1) / page * page;
+
+    /* A segment left by a crashed master would hold stale state: drop it. */
+    if (shm_unlink(name) != 0 && errno != ENOENT) {
+        set_err(err, errlen, "shm_unlink", name, errno);
+        return NULL;
+    }
+    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0) {
+        set_err(err, errlen, "shm_open", name, errno);
+        return NULL;
+    }
+    if (ftruncate(fd, (off_t)total) != 0) {
+        set_err(err, errlen, "ftruncate", name, errno);
+        goto fail;
+    }
+    /*
+     * Allocate the tmpfs pages now: a /dev/shm too small for the ring
+     * fails here with ENOSPC instead of a SIGBUS in a worker later.
+     */
+    int rc = posix_fallocate(fd, 0, (off_t)total);
+    if (rc != 0) {
+        set_err(err, errlen, "posix_fallocate", name, rc);
+        goto fail;
+    }
+    void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED) {
+        set_err(err, errlen, "mmap", name, errno);
+        goto fail;
+    }
+    close(fd);
+
+    struct shm_segment *seg = mem;
+    /* A fresh object reads as zeros; clear the control part explicitly. */
+    memset(seg, 0, ring_off + sizeof(struct ring));
+    seg->magic = SHM_MAGIC;
+    seg->version = SHM_VERSION;
+    seg->nslots = SHM_MAX_SLOTS;
+    seg->total_size = total;
+    seg->master_pid = (int32_t)getpid();
+    if (lock_init(&seg->lock) != 0) {
+        set_err(err, errlen, "pthread_mutex_init", name, errno);
+        munmap(mem, total);
+        shm_unlink(name);
+        return NULL;
+    }
+    if (ring_init(&seg->ring, total - ring_off) == NULL) {
+        set_err(err, errlen, "ring_init", name, errno);
+        lock_fini(&seg->lock);
+        munmap(mem, total);
+        shm_unlink(name);
+        return NULL;
+    }
+    return seg;
+
+fail:
+    close(fd);
+    shm_unlink(name);
+    return NULL;
+}
+
+void shm_destroy(struct shm_segment *seg, const char *name)
+{
+    if (seg != NULL)
+        munmap(seg, (size_t)seg->total_size);
+    if (name != NULL)
+        shm_unlink(name);
+}
+
+static int room_sum(const struct shm_room *room, uint32_t nslots)
+{
+    int sum = 0;
+    for (uint32_t s = 0; s < nslots; s++)
+        sum += __atomic_load_n(&room->online[s], __ATOMIC_RELAXED);
+    return sum;
+}
+
+int shm_room_join(struct shm_segment *seg, const char *name, size_t len,
+                  int slot)
+{
+    if (len == 0 || len > RING_ROOM_MAX || slot < 0 ||
+        (uint32_t)slot >= seg->nslots)
+        return -1;
+    int spare = -1;
+    for (int i = 0; i < SHM_MAX_ROOMS; i++) {
+        struct shm_room *room = &seg->rooms[i];
+        uint8_t nl = __atomic_load_n(&room->name_len, __ATOMIC_RELAXED);
+        if (nl == len && memcmp(room->name, name, len) == 0) {
+            __atomic_fetch_add(&room->online[slot], 1, __ATOMIC_RELAXED);
+            return i;
+        }
+        /*
+         * Counts only drop without the lock (leave, slot reset) and we hold
+         * it, so a sum of zero stays zero and the entry is safe to reuse.
+         */
+        if (spare < 0 && (nl == 0 || room_sum(room, seg->nslots) == 0))
+            spare = i;
+    }
+    if (spare < 0)
+        return -1;
+    struct shm_room *room = &seg->rooms[spare];
+    memset(room->name, 0, sizeof room->name);
+    memcpy(room->name, name, len);
+    /* Release: a lock-free reader that sees name_len sees the name bytes. */
+    __atomic_store_n(&room->name_len, (uint8_t)len, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&room->online[slot], 1, __ATOMIC_RELAXED);
+    return spare;
+}
+
+void shm_room_leave(struct shm_segment *seg, int idx, int slot)
+{
+    if (idx < 0 || idx >= SHM_MAX_ROOMS || slot < 0 ||
+        (uint32_t)slot >= seg->nslots)
+        return;
+    __atomic_fetch_sub(&seg->rooms[idx].online[slot], 1, __ATOMIC_RELAXED);
+}
+
+int shm_room_online(const struct shm_segment *seg, int idx)
+{
+    if (idx < 0 || idx >= SHM_MAX_ROOMS)
+        return 0;
+    return room_sum(&seg->rooms[idx], seg->nslots);
+}
+
+void shm_slot_reset(struct shm_segment *seg, int slot)
+{
+    if (slot < 0 || (uint32_t)slot >= seg->nslots)
+        return;
+    for (int i = 0; i < SHM_MAX_ROOMS; i++)
+        __atomic_store_n(&seg->rooms[i].online[slot], 0, __ATOMIC_RELAXED);
+
+    struct shm_slot *s = &seg->slots[slot];
+    uint64_t *c = (uint64_t *)&s->counters;
+    for (size_t k = 0; k < sizeof s->counters / sizeof *c; k++)
+        __atomic_store_n(&c[k], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->wake_pending, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->generation, 0, __ATOMIC_RELAXED);
+    /*
+     * pid last, with release: whoever claims the slot by seeing pid == 0
+     * (acquire) starts from the zeroed counters and flags.
+     */
+    __atomic_store_n(&s->pid, 0, __ATOMIC_RELEASE);
+}

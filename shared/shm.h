@@ -1,0 +1,96 @@
+/*
+ * shm: the shared-memory room segment, created by the master before it
+ * forks and inherited by every worker (same address in all of them).
+ *
+ * Layout (cross-process ABI, fixed-width fields, versioned): a header, the
+ * publish lock, one slot per worker (pid, wake flag, counters), the room
+ * presence table, then the message ring (shared/ring.h). The master owns
+ * creation (a stale segment of the same name is unlinked first; O_EXCL,
+ * mode 0600) and removal at stop, and resets a dead worker's slot.
+ */
+#ifndef WSM_SHM_H
+#define WSM_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "lock.h"
+#include "ring.h"
+
+#define SHM_MAGIC      0x3174616863737755ull   /* "Uwschat1" little-endian */
+#define SHM_VERSION    1u
+#define SHM_MAX_SLOTS  128      /* worker slots: two generations of 64 */
+#define SHM_MAX_ROOMS  1024
+
+/* Per-worker counters; each written by its worker only (relaxed atomics). */
+struct shm_counters {
+    uint64_t conns_accepted;    /* TCP connections accepted */
+    uint64_t conns_current;     /* open TCP connections */
+    uint64_t ws_current;        /* open WebSocket connections */
+    uint64_t http_requests;     /* plain HTTP requests answered */
+    uint64_t handshakes_ok;
+    uint64_t handshakes_failed;
+    uint64_t msgs_in;           /* WebSocket messages received */
+    uint64_t msgs_published;    /* chat entries this worker published */
+    uint64_t deliveries;        /* frames queued to local members */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t drops_slow;        /* members closed with 1013 */
+    uint64_t ring_overruns;     /* times this worker fell a whole ring behind */
+    uint64_t closes_protocol;   /* connections failed for a protocol error */
+    uint64_t timeouts;          /* handshake/idle/close timeouts */
+    uint64_t rejects_limit;     /* over max_connections or fd limits */
+};
+
+struct shm_slot {
+    _Alignas(64) int32_t pid;   /* 0 = free */
+    uint32_t generation;
+    uint32_t wake_pending;      /* 1 while an eventfd wake is outstanding */
+    uint32_t pad;
+    struct shm_counters counters;
+};
+
+struct shm_room {
+    char     name[RING_ROOM_MAX];
+    uint8_t  name_len;          /* 0 = free entry */
+    uint8_t  pad[7];
+    int32_t  online[SHM_MAX_SLOTS];   /* members per worker slot (atomic) */
+};
+
+struct shm_segment {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t nslots;
+    uint64_t total_size;
+    int32_t  master_pid;
+    uint32_t pad;
+    _Alignas(64) struct shm_lock lock;
+    struct shm_slot slots[SHM_MAX_SLOTS];
+    struct shm_room rooms[SHM_MAX_ROOMS];
+    _Alignas(64) struct ring ring;    /* must stay last: data[] follows */
+};
+
+/*
+ * Create NAME (e.g. "/wschat-8000") with a ring of ring_bytes data bytes and
+ * map it. A stale segment of that name is unlinked first. Returns the
+ * mapping, or NULL with a message in err.
+ */
+struct shm_segment *shm_create(const char *name, uint64_t ring_bytes,
+                               char *err, size_t errlen);
+
+/* Unmap; if name != NULL also shm_unlink it. */
+void shm_destroy(struct shm_segment *seg, const char *name);
+
+/*
+ * Room presence. Caller holds seg->lock for shm_room_join(): find NAME or
+ * claim a free entry (recycling one whose members are all gone) and add one
+ * member for SLOT. Returns the room index, or -1 when the table is full.
+ */
+int  shm_room_join(struct shm_segment *seg, const char *name, size_t len, int slot);
+/* Remove one member of room IDX for SLOT (no lock needed). */
+void shm_room_leave(struct shm_segment *seg, int idx, int slot);
+/* Members of room IDX across every worker. */
+int  shm_room_online(const struct shm_segment *seg, int idx);
+/* Master, after reaping a worker: zero its presence and free its slot. */
+void shm_slot_reset(struct shm_segment *seg, int slot);
+
+#endif

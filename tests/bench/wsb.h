@@ -1,0 +1,232 @@
+/*
+ * wsb: internal interface of wsbench, the load generator in tests/bench/.
+ *
+ * wsbench is an independent RFC 6455 client: it shares no code with the
+ * server so a bug in the server's codec cannot hide itself by being present
+ * on both ends. One process, one thread, one epoll loop (wsb_net.c) drives
+ * every connection; the scenarios (wsb_fanout.c, wsb_echo.c, wsb_conns.c)
+ * get callbacks for opened connections, complete messages and closes.
+ * Helpers: SHA-1/base64 for Sec-WebSocket-Accept (wsb_sha1.c), a log-linear
+ * latency histogram (wsb_hist.c), /proc and rlimit access (wsb_proc.c) and
+ * the report writer (wsbench.c). Every wait is bounded by a deadline.
+ */
+#ifndef WSB_H
+#define WSB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+/* ---- options (wsbench.c) ---------------------------------------------- */
+
+struct wsb_opts {
+    const char *scenario;       /* "fanout", "echo", "conns" */
+    char     host[64];          /* numeric IPv4 inside 127.0.0.0/8 */
+    uint16_t port;
+    int      members, publishers, conns, concurrency;
+    double   rate;              /* messages/s, all publishers together */
+    size_t   bytes;             /* payload size */
+    double   duration, drain, hold, connect_timeout, close_timeout;
+    double   deadline;          /* whole run, seconds */
+    double   slo_ms;            /* ramp: p99 limit */
+    int      max_steps;         /* ramp: bound on doublings */
+    int      ramp, json, check, text, src_bind, verbose;
+    pid_t    server_pid;        /* 0 = unknown */
+    const char *pid_file;
+    char     room[40];
+};
+
+/* ---- time and misc (wsbench.c) ---------------------------------------- */
+
+uint64_t wsb_now_ns(void);                 /* CLOCK_MONOTONIC */
+/* Seconds of user+system CPU this process has used so far. */
+double   wsb_cpu_s(void);
+/* True once the global deadline has passed; scenarios poll it. */
+int      wsb_deadline_passed(void);
+/* Fill buf with n bytes from getrandom(); buffered, never fails silently. */
+void     wsb_random(void *buf, size_t n);
+
+/* ---- SHA-1 and base64 (wsb_sha1.c) ------------------------------------ */
+
+void   wsb_sha1(const void *data, size_t len, uint8_t out[20]);
+/* Writes ceil(n/3)*4 characters plus a NUL; returns the length written. */
+size_t wsb_base64(const uint8_t *in, size_t n, char *out);
+/* RFC 6455 §4.2.2: base64(SHA-1(key + GUID)); out holds 29 bytes. */
+void   wsb_accept_key(const char *key, char out[29]);
+
+/* ---- latency histogram (wsb_hist.c) ----------------------------------- */
+
+#define WSB_HIST_SUB_BITS 7
+#define WSB_HIST_BUCKETS  ((64 - WSB_HIST_SUB_BITS + 2) << (WSB_HIST_SUB_BITS - 1))
+
+/* Log-linear: ~1.6 % relative precision from 1 ns to 2^64 ns, fixed size. */
+struct wsb_hist {
+    uint64_t count, min, max;
+    double   sum;
+    uint64_t bucket[WSB_HIST_BUCKETS];
+};
+
+void     wsb_hist_init(struct wsb_hist *h);
+void     wsb_hist_add(struct wsb_hist *h, uint64_t v);
+void     wsb_hist_merge(struct wsb_hist *into, const struct wsb_hist *from);
+/* Value at quantile q in [0,1] (bucket midpoint, exact for min/max). */
+uint64_t wsb_hist_quantile(const struct wsb_hist *h, double q);
+double   wsb_hist_mean(const struct wsb_hist *h);
+
+/* ---- /proc and limits (wsb_proc.c) ------------------------------------ */
+
+/* Raise RLIMIT_NOFILE soft to hard; returns the new soft limit. */
+long   wsb_raise_nofile(void);
+/* Master pid from opts (--server-pid, else --pid-file); 0 when unknown. */
+pid_t  wsb_server_pid(const struct wsb_opts *o);
+
+struct wsb_server_usage {
+    int      nproc;        /* master + direct children found */
+    uint64_t rss_kb;       /* sum of VmRSS */
+    uint64_t pss_kb;       /* sum of smaps_rollup Pss (0 if unreadable) */
+    double   cpu_s;        /* sum of utime+stime */
+};
+/* Sample master and its children; -1 if the master is not there. */
+int    wsb_server_usage(pid_t master, struct wsb_server_usage *u);
+
+/* ---- connections and the event loop (wsb_net.c) ----------------------- */
+
+enum wsb_state {
+    WSB_ST_IDLE, WSB_ST_CONNECTING, WSB_ST_HANDSHAKE, WSB_ST_OPEN,
+    WSB_ST_CLOSING, WSB_ST_DONE
+};
+
+/* Why a connection never opened (or died before its close handshake). */
+enum wsb_fail {
+    WSB_FAIL_NONE, WSB_FAIL_REFUSED, WSB_FAIL_TIMEOUT, WSB_FAIL_STATUS,
+    WSB_FAIL_ACCEPT, WSB_FAIL_RESET, WSB_FAIL_PROTOCOL, WSB_FAIL_OVERFLOW,
+    WSB_FAIL_OTHER, WSB_FAIL_COUNT
+};
+
+#define WSB_OP_CONT   0x0
+#define WSB_OP_TEXT   0x1
+#define WSB_OP_BINARY 0x2
+#define WSB_OP_CLOSE  0x8
+#define WSB_OP_PING   0x9
+#define WSB_OP_PONG   0xA
+
+struct wsb_conn {
+    int      fd;
+    uint32_t id;               /* index in the scenario's array */
+    uint8_t  state;            /* enum wsb_state */
+    uint8_t  fail;             /* enum wsb_fail, first reason wins */
+    uint8_t  want_out;         /* EPOLLOUT currently registered */
+    uint8_t  sent_close, got_close;
+    uint8_t  msg_op;           /* opcode of the message being reassembled */
+    uint8_t  was_open;         /* the handshake succeeded at some point */
+    uint16_t close_code;       /* from the server's close frame, 0 = none */
+    uint16_t http_status;
+    uint64_t t_start;          /* connect() time, ns */
+    uint64_t t_state;          /* when the current state began */
+    char     key[25];          /* our Sec-WebSocket-Key */
+    char    *in;               /* unconsumed input tail, NULL when empty */
+    size_t   in_len, in_cap;
+    char    *out;              /* unsent output, NULL when empty */
+    size_t   out_off, out_len, out_cap;
+    char    *msg;              /* fragments of an unfinished message */
+    size_t   msg_len, msg_cap;
+    struct wsb_conn *tprev, *tnext;   /* loop's list of expirable conns */
+};
+
+struct wsb_loop;
+
+/* Scenario hooks; any may be NULL. c->state tells what happened. */
+struct wsb_handlers {
+    void (*on_open)(struct wsb_conn *c, void *ud);
+    void (*on_message)(struct wsb_conn *c, int opcode, const char *p,
+                       size_t n, void *ud);
+    /* Final: called once when the fd is gone (clean close or failure). */
+    void (*on_done)(struct wsb_conn *c, void *ud);
+};
+
+struct wsb_loop_stats {
+    uint64_t frames_in, bytes_in, frames_out, bytes_out;
+    uint64_t pings, protocol_errors, utf8_errors, close_timeouts;
+    uint64_t fail[WSB_FAIL_COUNT];
+};
+
+struct wsb_loop *wsb_loop_create(const struct wsb_opts *o,
+                                 const struct wsb_handlers *h, void *ud);
+void     wsb_loop_destroy(struct wsb_loop *l);
+const struct wsb_loop_stats *wsb_loop_stats(const struct wsb_loop *l);
+
+/* Arm the loop's timer for absolute CLOCK_MONOTONIC time t (0 = disarm). */
+void     wsb_loop_arm(struct wsb_loop *l, uint64_t t_ns);
+/*
+ * Wait for events up to timeout_ms and dispatch them; then expire
+ * connections past their connect/close timeouts. Returns 1 if the timer
+ * fired, 0 otherwise, -1 on an epoll failure (fatal for a run).
+ */
+int      wsb_loop_poll(struct wsb_loop *l, int timeout_ms);
+/* Connections in CONNECTING/HANDSHAKE, and in CLOSING. */
+int      wsb_loop_pending(const struct wsb_loop *l);
+int      wsb_loop_closing(const struct wsb_loop *l);
+
+/* Start a non-blocking connect + handshake for GET path; 0 or -1. */
+int      wsb_conn_start(struct wsb_loop *l, struct wsb_conn *c,
+                        const char *path);
+/*
+ * Queue one masked frame (fresh random key). Writes at once when the
+ * socket takes it; the rest waits for EPOLLOUT. 0, or -1 if the connection
+ * is not open or its output would pass the bound (it is then aborted).
+ */
+int      wsb_conn_send(struct wsb_loop *l, struct wsb_conn *c, int opcode,
+                       const void *p, size_t n);
+/* Start the close handshake with code (1000 normally). */
+void     wsb_conn_close(struct wsb_loop *l, struct wsb_conn *c, int code);
+/* Drop the TCP connection now, recording reason if none was recorded. */
+void     wsb_conn_abort(struct wsb_loop *l, struct wsb_conn *c, int reason);
+
+const char *wsb_fail_name(int reason);
+
+/*
+ * Open n connections with at most o->concurrency handshakes in flight;
+ * path_of(i) gives the request path. Returns when all are open or failed,
+ * or the connect phase deadline (connect_timeout + n/1000 s) passed.
+ */
+struct wsb_open_result {
+    int      opened, failed;
+    uint64_t fail[WSB_FAIL_COUNT];
+    double   seconds;          /* first connect() to last result */
+    struct wsb_hist *hs;       /* optional: handshake latency, caller's */
+};
+void     wsb_open_all(struct wsb_loop *l, struct wsb_conn *conns, int n,
+                      const char *(*path_of)(int i, void *ud), void *ud,
+                      struct wsb_open_result *r);
+/* Close every open connection and wait (bounded) until all are done. */
+void     wsb_close_all(struct wsb_loop *l, struct wsb_conn *conns, int n);
+
+/* ---- report writer (wsbench.c) ---------------------------------------- */
+
+/*
+ * Human lines go to stdout, or to stderr under --json so stdout carries
+ * exactly one JSON object. The JSON writer keeps comma state per level.
+ */
+FILE *wsb_human(void);
+void  wsb_json_open(const char *key);      /* key NULL inside an array */
+void  wsb_json_close(void);
+void  wsb_json_array(const char *key);
+void  wsb_json_array_end(void);
+void  wsb_json_num(const char *key, double v);
+void  wsb_json_int(const char *key, int64_t v);
+void  wsb_json_str(const char *key, const char *v);
+void  wsb_json_hist_ms(const char *key, const struct wsb_hist *h);
+/* Common tail of every scenario: generator CPU and server usage. */
+void  wsb_report_cpu(double wall_s, double cpu_s);
+
+/* ---- scenarios -------------------------------------------------------- */
+
+/* Each returns 0 when the run passed its checks, 1 on a correctness
+ * failure, 2 when it could not run (no server, no connection opened). */
+int wsb_fanout_run(const struct wsb_opts *o);
+int wsb_echo_run(const struct wsb_opts *o);
+int wsb_conns_run(const struct wsb_opts *o);
+
+#endif

@@ -1,0 +1,939 @@
+/*
+ * Unit tests of server/config.c: every directive and its default, the line
+ * syntax (comments, CRLF, ';', quotes), size and duration units, listen
+ * address forms, path anchoring on real temporary files, and every error
+ * path with the exact "FILE:LINE:" it must report. Error cases are tables
+ * run with tcase_add_loop_test so each vector is its own test.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define KIB ((uint64_t)1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct config cfg, cfg2;     /* ~25 KB each: keep them off the stack */
+static char err[CONFIG_ERR_LEN];
+
+static int parse(struct config *c, const char *text)
+{
+    return config_parse(c, text, strlen(text), "t.conf", err, sizeof(err));
+}
+
+/* Assert that text parses, showing the error message if it does not. */
+static void parse_ok(struct config *c, const char *text)
+{
+    int rc = parse(c, text);
+    ck_assert_msg(rc == 0, "parse failed: %s", err);
+}
+
+/* Assert a failure reported as "t.conf:LINE: ..." that contains want. */
+static void parse_fails(const char *text, size_t len, unsigned line, const char *want)
+{
+    char prefix[64];
+    if (line)
+        snprintf(prefix, sizeof(prefix), "t.conf:%u: ", line);
+    else
+        snprintf(prefix, sizeof(prefix), "t.conf: ");
+    int rc = config_parse(&cfg, text, len, "t.conf", err, sizeof(err));
+    ck_assert_msg(rc == -1, "accepted: %.60s", text);
+    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0,
+                  "error \"%s\" does not start with \"%s\"", err, prefix);
+    ck_assert_msg(strstr(err, want) != NULL,
+                  "error \"%s\" lacks \"%s\"", err, want);
+}
+
+static int expected_auto_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)n;
+}
+
+/* Parent of the current directory, as "<confdir>/.." folds for "t.conf". */
+static void cwd_parent(char *out, size_t len)
+{
+    char cwd[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(".", cwd));
+    char *slash = strrchr(cwd, '/');
+    if (slash == cwd)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    snprintf(out, len, "%s", cwd);
+}
+
+static void join(char *out, size_t len, const char *a, const char *b)
+{
+    int n = snprintf(out, len, "%s%s%s", a, a[strlen(a) - 1] == '/' ? "" : "/", b);
+    ck_assert_int_lt(n, (int)len);
+}
+
+/* ---- defaults ----------------------------------------------------------- */
+
+START_TEST(defaults_struct)
+{
+    memset(&cfg, 0xA5, sizeof(cfg));
+    config_defaults(&cfg);
+    ck_assert_int_eq(cfg.nlisten, 0);
+    ck_assert_int_eq(cfg.workers_auto, 1);
+    ck_assert_int_eq(cfg.workers, expected_auto_workers());
+    ck_assert_int_eq(cfg.max_connections, 10000);
+    ck_assert_str_eq(cfg.web_root, "../web");
+    ck_assert_str_eq(cfg.pid_file, "../run/wschat.pid");
+    ck_assert_str_eq(cfg.error_log, "stderr");
+    ck_assert_int_eq(cfg.log_level, CONFIG_LOG_INFO);
+    ck_assert_uint_eq(cfg.handshake_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 60000);
+    ck_assert_uint_eq(cfg.close_timeout_ms, 5000);
+    ck_assert_uint_eq(cfg.shutdown_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg.max_request_head, 8 * KIB);
+    ck_assert_uint_eq(cfg.max_message, MIB);
+    ck_assert_uint_eq(cfg.max_send_queue, 4 * MIB);
+    ck_assert_uint_eq(cfg.max_text, 4 * KIB);
+    ck_assert_uint_eq(cfg.history_size, 100);
+    ck_assert_uint_eq(cfg.ring_size, 16 * MIB);
+    ck_assert_int_eq(cfg.norigins, 0);
+}
+END_TEST
+
+START_TEST(defaults_empty_file)
+{
+    char parent[PATH_MAX], want[PATH_MAX + 32];
+    memset(&cfg, 0xA5, sizeof(cfg));
+    parse_ok(&cfg, "# nothing but a comment\n\n");
+    ck_assert_int_eq(cfg.nlisten, 1);
+    ck_assert_int_eq(cfg.listen[0].family, AF_INET);
+    ck_assert_str_eq(cfg.listen[0].host, "127.0.0.1");
+    ck_assert_uint_eq(cfg.listen[0].port, 8000);
+    ck_assert_int_eq(cfg.workers_auto, 1);
+    ck_assert_int_eq(cfg.max_connections, 10000);
+    ck_assert_uint_eq(cfg.max_text, 4 * KIB);
+    ck_assert_int_eq(cfg.norigins, 0);
+    cwd_parent(parent, sizeof(parent));
+    join(want, sizeof(want), parent, "web");
+    ck_assert_str_eq(cfg.web_root, want);
+    join(want, sizeof(want), parent, "run/wschat.pid");
+    ck_assert_str_eq(cfg.pid_file, want);
+    ck_assert_str_eq(cfg.error_log, "stderr");
+    ck_assert_str_eq(err, "");
+}
+END_TEST
+
+START_TEST(defaults_zero_length)
+{
+    ck_assert_int_eq(config_parse(&cfg, "", 0, "t.conf", err, sizeof(err)), 0);
+    ck_assert_int_eq(cfg.nlisten, 1);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 60000);
+}
+END_TEST
+
+/* ---- directives --------------------------------------------------------- */
+
+START_TEST(all_directives)
+{
+    parse_ok(&cfg,
+        "listen 10.0.0.1:81\n"
+        "listen [::1]:82\n"
+        "workers 3\n"
+        "max_connections 12345\n"
+        "web_root /srv/web\n"
+        "pid_file /var/run/w.pid\n"
+        "error_log /var/log/w.log\n"
+        "log_level debug\n"
+        "handshake_timeout 1500ms\n"
+        "idle_timeout 2m\n"
+        "close_timeout 7\n"
+        "worker_shutdown_timeout 1h\n"
+        "max_request_head 16k\n"
+        "max_message 2M\n"
+        "max_send_queue 1g\n"
+        "max_text 100\n"
+        "history_size 0\n"
+        "ring_size 4g\n"
+        "origins https://a.example http://b.example:8080\n");
+    ck_assert_int_eq(cfg.nlisten, 2);
+    ck_assert_int_eq(cfg.listen[0].family, AF_INET);
+    ck_assert_str_eq(cfg.listen[0].host, "10.0.0.1");
+    ck_assert_uint_eq(cfg.listen[0].port, 81);
+    ck_assert_int_eq(cfg.listen[1].family, AF_INET6);
+    ck_assert_str_eq(cfg.listen[1].host, "::1");
+    ck_assert_uint_eq(cfg.listen[1].port, 82);
+    ck_assert_int_eq(cfg.workers, 3);
+    ck_assert_int_eq(cfg.workers_auto, 0);
+    ck_assert_int_eq(cfg.max_connections, 12345);
+    ck_assert_str_eq(cfg.web_root, "/srv/web");
+    ck_assert_str_eq(cfg.pid_file, "/var/run/w.pid");
+    ck_assert_str_eq(cfg.error_log, "/var/log/w.log");
+    ck_assert_int_eq(cfg.log_level, CONFIG_LOG_DEBUG);
+    ck_assert_uint_eq(cfg.handshake_timeout_ms, 1500);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 120000);
+    ck_assert_uint_eq(cfg.close_timeout_ms, 7000);
+    ck_assert_uint_eq(cfg.shutdown_timeout_ms, 3600000);
+    ck_assert_uint_eq(cfg.max_request_head, 16384);
+    ck_assert_uint_eq(cfg.max_message, 2 * MIB);
+    ck_assert_uint_eq(cfg.max_send_queue, GIB);
+    ck_assert_uint_eq(cfg.max_text, 100);
+    ck_assert_uint_eq(cfg.history_size, 0);
+    ck_assert_uint_eq(cfg.ring_size, 4 * GIB);
+    ck_assert_int_eq(cfg.norigins, 2);
+    ck_assert_str_eq(cfg.origins[0], "https://a.example");
+    ck_assert_str_eq(cfg.origins[1], "http://b.example:8080");
+}
+END_TEST
+
+START_TEST(range_edges)
+{
+    /* The inclusive ends of every range are accepted. */
+    parse_ok(&cfg, "workers 1\nmax_connections 1\nhandshake_timeout 1ms\n"
+                   "idle_timeout 1s\nclose_timeout 1ms\nworker_shutdown_timeout 1ms\n"
+                   "max_request_head 1k\nmax_message 1\nmax_text 1\n"
+                   "max_send_queue 64k\nhistory_size 0\nring_size 1m\n");
+    ck_assert_int_eq(cfg.workers, 1);
+    ck_assert_int_eq(cfg.max_connections, 1);
+    ck_assert_uint_eq(cfg.handshake_timeout_ms, 1);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 1000);
+    ck_assert_uint_eq(cfg.max_request_head, 1024);
+    ck_assert_uint_eq(cfg.max_message, 1);
+    ck_assert_uint_eq(cfg.max_send_queue, 64 * KIB);
+    ck_assert_uint_eq(cfg.ring_size, MIB);
+    parse_ok(&cfg, "workers 64\nmax_connections 1000000\nhandshake_timeout 24h\n"
+                   "idle_timeout 24h\nclose_timeout 24h\nworker_shutdown_timeout 24h\n"
+                   "max_request_head 1m\nmax_message 1g\nmax_text 1m\n"
+                   "max_send_queue 1g\nhistory_size 100000\nring_size 4g\n");
+    ck_assert_int_eq(cfg.workers, 64);
+    ck_assert_int_eq(cfg.max_connections, 1000000);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 86400000);
+    ck_assert_uint_eq(cfg.max_message, GIB);
+    ck_assert_uint_eq(cfg.max_text, MIB);
+    ck_assert_uint_eq(cfg.history_size, 100000);
+    ck_assert_uint_eq(cfg.ring_size, 4 * GIB);
+    /* max_text may equal max_message. */
+    parse_ok(&cfg, "max_message 100\nmax_text 100\n");
+    ck_assert_uint_eq(cfg.max_text, 100);
+}
+END_TEST
+
+START_TEST(workers_auto)
+{
+    parse_ok(&cfg, "workers auto\n");
+    ck_assert_int_eq(cfg.workers_auto, 1);
+    ck_assert_int_eq(cfg.workers, expected_auto_workers());
+    ck_assert_int_ge(cfg.workers, 1);
+    ck_assert_int_le(cfg.workers, CONFIG_MAX_WORKERS);
+}
+END_TEST
+
+static const char *const level_names[] = {
+    "alert", "crit", "error", "warn", "notice", "info", "debug"
+};
+
+START_TEST(log_levels)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "log_level %s\n", level_names[_i]);
+    parse_ok(&cfg, text);
+    ck_assert_int_eq(cfg.log_level, _i);
+    ck_assert_str_eq(config_log_level_name(_i), level_names[_i]);
+}
+END_TEST
+
+START_TEST(log_level_name_out_of_range)
+{
+    ck_assert_str_eq(config_log_level_name(-1), "unknown");
+    ck_assert_str_eq(config_log_level_name(CONFIG_LOG_DEBUG + 1), "unknown");
+    ck_assert_int_eq(CONFIG_LOG_ERR, 2);
+    ck_assert_str_eq(config_log_level_name(CONFIG_LOG_ERR), "error");
+}
+END_TEST
+
+/* Every directive that may appear only once, with a valid value. */
+static const struct { const char *name, *value; } once[] = {
+    { "workers", "2" }, { "max_connections", "5" }, { "web_root", "/w" },
+    { "pid_file", "/p" }, { "error_log", "/e" }, { "log_level", "debug" },
+    { "handshake_timeout", "1s" }, { "idle_timeout", "2s" },
+    { "close_timeout", "3s" }, { "worker_shutdown_timeout", "4s" },
+    { "max_request_head", "2k" }, { "max_message", "2m" },
+    { "max_send_queue", "128k" }, { "max_text", "100" },
+    { "history_size", "7" }, { "ring_size", "2m" }, { "origins", "http://a" },
+};
+
+START_TEST(directive_arity)
+{
+    char text[256], want[128];
+    const char *n = once[_i].name, *v = once[_i].value;
+
+    snprintf(text, sizeof(text), "%s %s\n", n, v);
+    parse_ok(&cfg, text);
+
+    snprintf(text, sizeof(text), "# one\n%s %s;\n%s %s\n", n, v, n, v);
+    snprintf(want, sizeof(want), "\"%s\" directive is duplicate", n);
+    parse_fails(text, strlen(text), 3, want);
+
+    snprintf(text, sizeof(text), "\n%s\n", n);
+    snprintf(want, sizeof(want), "\"%s\" directive needs a value", n);
+    parse_fails(text, strlen(text), 2, want);
+
+    snprintf(text, sizeof(text), "%s ;\n", n);
+    parse_fails(text, strlen(text), 1, want);
+
+    if (strcmp(n, "origins") != 0) {
+        snprintf(text, sizeof(text), "%s %s %s\n", n, v, v);
+        snprintf(want, sizeof(want), "\"%s\" directive takes one value", n);
+        parse_fails(text, strlen(text), 1, want);
+    }
+}
+END_TEST
+
+/* ---- line syntax -------------------------------------------------------- */
+
+START_TEST(syntax_comments_crlf_semicolons)
+{
+    parse_ok(&cfg,
+        "\xEF\xBB\xBF# a byte order mark, then a comment\r\n"
+        "\r\n"
+        "   \t  \r\n"
+        "workers 3;   # trailing comment\r\n"
+        "\tmax_connections\t7 ;\n"
+        "history_size 5#right after the value\n"
+        ";\n"
+        "web_root \"/tmp/a b#c;\"; # quoted: blanks, # and ; kept\n"
+        "origins \"http://a\" http://b;\n"
+        "   # indented comment with \"quote and ; semicolon\n"
+        "log_level warn");                     /* no final newline */
+    ck_assert_int_eq(cfg.workers, 3);
+    ck_assert_int_eq(cfg.max_connections, 7);
+    ck_assert_uint_eq(cfg.history_size, 5);
+    ck_assert_str_eq(cfg.web_root, "/tmp/a b#c;");
+    ck_assert_int_eq(cfg.norigins, 2);
+    ck_assert_str_eq(cfg.origins[0], "http://a");
+    ck_assert_str_eq(cfg.origins[1], "http://b");
+    ck_assert_int_eq(cfg.log_level, CONFIG_LOG_WARN);
+}
+END_TEST
+
+START_TEST(syntax_long_lines)
+{
+    static char text[3 * 4096];
+    /* A 4096-byte comment and a 4096-byte directive line are both fine. */
+    memset(text, '#', 4096);
+    text[4096] = '\n';
+    size_t off = 4097;
+    off += (size_t)sprintf(text + off, "web_root /");
+    memset(text + off, 'a', 4096 - 10);
+    off += 4096 - 10;
+    memcpy(text + off, "\r\n", 3);
+    ck_assert_uint_eq(strlen(text), 4097 + 4096 + 2);
+    parse_ok(&cfg, text);
+    ck_assert_uint_eq(strlen(cfg.web_root), 4087);
+    ck_assert_int_eq(cfg.web_root[4086], 'a');
+
+    /* One byte more is refused, with the line it is on. */
+    memset(text, ' ', 4096);
+    text[4096] = '\n';
+    memset(text + 4097, '#', 4097);
+    memcpy(text + 4097 + 4097, "\n", 2);
+    parse_fails(text, strlen(text), 2, "line is longer than 4096 bytes");
+}
+END_TEST
+
+START_TEST(syntax_nul_byte)
+{
+    static const char text[] = "workers 2\nworkers\0 3\n";
+    parse_fails(text, sizeof(text) - 1, 2, "NUL byte");
+}
+END_TEST
+
+START_TEST(syntax_length_bounds_text)
+{
+    /* Only len bytes are read: what follows (an unknown directive) is ignored. */
+    static const char text[] = "workers 2\nbogus 1\n";
+    ck_assert_int_eq(config_parse(&cfg, text, 10, "t.conf", err, sizeof(err)), 0);
+    ck_assert_int_eq(cfg.workers, 2);
+}
+END_TEST
+
+/* ---- units -------------------------------------------------------------- */
+
+static const struct { const char *s; int rc; uint64_t v; } sizes[] = {
+    { "0", 0, 0 }, { "1", 0, 1 }, { "1023", 0, 1023 }, { "1k", 0, 1024 },
+    { "1K", 0, 1024 }, { "16k", 0, 16384 }, { "3m", 0, 3 * MIB },
+    { "3M", 0, 3 * MIB }, { "2g", 0, 2 * GIB }, { "2G", 0, 2 * GIB },
+    { "007k", 0, 7 * KIB },
+    { "18446744073709551615", 0, UINT64_MAX },
+    { "17179869183g", 0, 17179869183ull * GIB },
+    { "18446744073709551616", -1, 0 }, { "17179869184g", -1, 0 },
+    { "18014398509481984k", -1, 0 }, { "99999999999999999999999", -1, 0 },
+    { "", -1, 0 }, { "k", -1, 0 }, { "1kk", -1, 0 }, { "1 k", -1, 0 },
+    { " 1", -1, 0 }, { "1 ", -1, 0 }, { "-1", -1, 0 }, { "+1", -1, 0 },
+    { "1.5k", -1, 0 }, { "0x10", -1, 0 }, { "1t", -1, 0 }, { "1kb", -1, 0 },
+    { "1b", -1, 0 }, { "1e3", -1, 0 },
+};
+
+START_TEST(size_units)
+{
+    uint64_t v = 0xDEADBEEF;
+    int rc = config_parse_size(sizes[_i].s, &v);
+    ck_assert_msg(rc == sizes[_i].rc, "\"%s\": rc %d", sizes[_i].s, rc);
+    if (rc == 0)
+        ck_assert_uint_eq(v, sizes[_i].v);
+    else
+        ck_assert_uint_eq(v, 0xDEADBEEF);     /* untouched on failure */
+}
+END_TEST
+
+static const struct { const char *s; int rc; uint64_t ms; } durations[] = {
+    { "0", 0, 0 }, { "10", 0, 10000 }, { "10s", 0, 10000 },
+    { "1500ms", 0, 1500 }, { "0ms", 0, 0 }, { "5m", 0, 300000 },
+    { "1h", 0, 3600000 }, { "24h", 0, 86400000 }, { "90m", 0, 5400000 },
+    { "18446744073709551615ms", 0, UINT64_MAX },
+    { "18446744073709551", 0, 18446744073709551000ull },
+    { "5124095576030h", 0, 5124095576030ull * 3600000 },
+    { "18446744073709552", -1, 0 }, { "18446744073709552s", -1, 0 },
+    { "5124095576031h", -1, 0 }, { "18446744073709551616ms", -1, 0 },
+    { "", -1, 0 }, { "s", -1, 0 }, { "ms", -1, 0 }, { "1H", -1, 0 },
+    { "1S", -1, 0 }, { "1MS", -1, 0 }, { "1sm", -1, 0 }, { "1mss", -1, 0 },
+    { "1 s", -1, 0 }, { "-1s", -1, 0 }, { "+1s", -1, 0 }, { "1.5s", -1, 0 },
+    { "1d", -1, 0 }, { "1us", -1, 0 }, { "1k", -1, 0 }, { "s1", -1, 0 },
+};
+
+START_TEST(duration_units)
+{
+    uint64_t v = 0xDEADBEEF;
+    int rc = config_parse_duration(durations[_i].s, &v);
+    ck_assert_msg(rc == durations[_i].rc, "\"%s\": rc %d", durations[_i].s, rc);
+    if (rc == 0)
+        ck_assert_uint_eq(v, durations[_i].ms);
+    else
+        ck_assert_uint_eq(v, 0xDEADBEEF);
+}
+END_TEST
+
+/* ---- listen ------------------------------------------------------------- */
+
+static const struct {
+    const char *value;
+    int family;
+    const char *host;
+    unsigned port;
+} listens[] = {
+    { "8000", AF_INET, "0.0.0.0", 8000 },
+    { "0", AF_INET, "0.0.0.0", 0 },
+    { "*:80", AF_INET, "0.0.0.0", 80 },
+    { "127.0.0.1:0", AF_INET, "127.0.0.1", 0 },
+    { "10.1.2.3:65535", AF_INET, "10.1.2.3", 65535 },
+    { "0.0.0.0:1", AF_INET, "0.0.0.0", 1 },
+    { "192.168.1.1:00080", AF_INET, "192.168.1.1", 80 },
+    { "[::1]:8000", AF_INET6, "::1", 8000 },
+    { "[::]:1", AF_INET6, "::", 1 },
+    { "[0:0:0:0:0:0:0:1]:9", AF_INET6, "::1", 9 },
+    { "[2001:DB8::1]:443", AF_INET6, "2001:db8::1", 443 },
+    { "[::ffff:127.0.0.1]:5", AF_INET6, "::ffff:127.0.0.1", 5 },
+};
+
+START_TEST(listen_forms)
+{
+    char text[128];
+    snprintf(text, sizeof(text), "listen %s;\n", listens[_i].value);
+    parse_ok(&cfg, text);
+    ck_assert_int_eq(cfg.nlisten, 1);
+    ck_assert_int_eq(cfg.listen[0].family, listens[_i].family);
+    ck_assert_str_eq(cfg.listen[0].host, listens[_i].host);
+    ck_assert_uint_eq(cfg.listen[0].port, listens[_i].port);
+}
+END_TEST
+
+START_TEST(listen_many)
+{
+    static char text[1024];
+    size_t off = 0;
+    for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off,
+                                "listen 127.0.0.%d:%d\n", i + 1, 9000 + i);
+    parse_ok(&cfg, text);
+    ck_assert_int_eq(cfg.nlisten, CONFIG_MAX_LISTEN);
+    ck_assert_str_eq(cfg.listen[0].host, "127.0.0.1");
+    ck_assert_str_eq(cfg.listen[7].host, "127.0.0.8");
+    ck_assert_uint_eq(cfg.listen[7].port, 9007);
+
+    snprintf(text + off, sizeof(text) - off, "listen 127.0.0.9:1\n");
+    parse_fails(text, strlen(text), 9, "too many \"listen\" directives (at most 8)");
+}
+END_TEST
+
+START_TEST(listen_same_port_other_host)
+{
+    parse_ok(&cfg, "listen 127.0.0.1:80\nlisten 127.0.0.2:80\nlisten 127.0.0.1:81\n"
+                   "listen [::1]:80\n");
+    ck_assert_int_eq(cfg.nlisten, 4);
+}
+END_TEST
+
+/* ---- errors, each with the line it must name ---------------------------- */
+
+static const struct { const char *text; unsigned line; const char *want; } errors[] = {
+    /* unknown, arity, duplicates */
+    { "foo 1\n", 1, "unknown directive \"foo\"" },
+    { "# c\n\r\n  Workers 2\n", 3, "unknown directive \"Workers\"" },
+    { "\r\n\r\nfoo\r\n", 3, "unknown directive \"foo\"" },
+    { "workers 1 2\n", 1, "\"workers\" directive takes one value" },
+    { "idle_timeout 10 s\n", 1, "\"idle_timeout\" directive takes one value" },
+    { "listen\n", 1, "\"listen\" directive needs a value" },
+    { "listen 1 2\n", 1, "\"listen\" directive takes one value" },
+    { "workers 1\n# c\nworkers 2\n", 3, "\"workers\" directive is duplicate (first on line 1)" },
+    { "origins a\norigins b\n", 2, "\"origins\" directive is duplicate" },
+    /* quotes */
+    { "web_root \"/a b\n", 1, "unterminated quoted string" },
+    { "web_root \"/a\"b\n", 1, "unexpected \"b\" after a quoted string" },
+    { "web_root \"\"\n", 1, "empty path in \"web_root\"" },
+    { "pid_file \"\";\n", 1, "empty path in \"pid_file\"" },
+    { "error_log \"\"\n", 1, "empty path in \"error_log\"" },
+    /* numbers */
+    { "workers 0\n", 1, "\"workers\" must be between 1 and 64 or auto, not \"0\"" },
+    { "workers 65\n", 1, "\"workers\" must be between 1 and 64 or auto" },
+    { "workers -1\n", 1, "invalid number \"-1\" in \"workers\" directive" },
+    { "workers 4x\n", 1, "invalid number \"4x\"" },
+    { "workers Auto\n", 1, "invalid number \"Auto\"" },
+    { "workers \"\"\n", 1, "invalid number \"\"" },
+    { "max_connections 0\n", 1, "\"max_connections\" must be between 1 and 1000000" },
+    { "max_connections 1000001\n", 1, "must be between 1 and 1000000" },
+    { "max_connections 99999999999999999999999\n", 1, "must be between 1 and 1000000" },
+    { "max_connections 1e3\n", 1, "invalid number \"1e3\"" },
+    { "max_connections +5\n", 1, "invalid number \"+5\"" },
+    { "max_connections 10k\n", 1, "invalid number \"10k\"" },
+    { "history_size 100001\n", 1, "\"history_size\" must be between 0 and 100000" },
+    { "history_size 1k\n", 1, "invalid number \"1k\"" },
+    { "log_level loud\n", 1, "invalid log level \"loud\"" },
+    { "log_level INFO\n", 1, "invalid log level \"INFO\"" },
+    /* durations */
+    { "handshake_timeout 0\n", 1, "\"handshake_timeout\" must be between 1ms and 24h" },
+    { "handshake_timeout 25h\n", 1, "must be between 1ms and 24h, not \"25h\"" },
+    { "idle_timeout 999ms\n", 1, "\"idle_timeout\" must be between 1s and 24h" },
+    { "idle_timeout 10x\n", 1, "invalid duration \"10x\" in \"idle_timeout\" directive" },
+    { "close_timeout 0ms\n", 1, "\"close_timeout\" must be between 1ms and 24h" },
+    { "worker_shutdown_timeout 0\n", 1, "\"worker_shutdown_timeout\" must be between" },
+    { "worker_shutdown_timeout 99999999999999999999h\n", 1, "must be between 1ms and 24h" },
+    { "worker_shutdown_timeout 5124095576031h\n", 1, "must be between 1ms and 24h" },
+    { "close_timeout 1.5s\n", 1, "invalid duration \"1.5s\"" },
+    /* sizes */
+    { "max_request_head 1023\n", 1, "\"max_request_head\" must be between 1k and 1m" },
+    { "max_request_head 1025k\n", 1, "must be between 1k and 1m" },
+    { "max_message 0\n", 1, "\"max_message\" must be between 1 and 1g" },
+    { "max_message 1025m\n", 1, "must be between 1 and 1g" },
+    { "max_send_queue 65535\n", 1, "\"max_send_queue\" must be between 64k and 1g" },
+    { "max_text 0\n", 1, "\"max_text\" must be between 1 and 1m" },
+    { "max_text 2m\n", 1, "must be between 1 and 1m" },
+    { "ring_size 1023k\n", 1, "\"ring_size\" must be between 1m and 4g" },
+    { "ring_size 5g\n", 1, "must be between 1m and 4g" },
+    { "ring_size 17179869184g\n", 1, "must be between 1m and 4g" },
+    { "ring_size 16q\n", 1, "invalid size \"16q\" in \"ring_size\" directive" },
+    { "ring_size 16kb\n", 1, "invalid size \"16kb\"" },
+    { "ring_size -16m\n", 1, "invalid size \"-16m\"" },
+    /* max_text against max_message: the later line is named */
+    { "max_text 8k\n\nmax_message 4k\n", 3, "\"max_text\" (8k) must not exceed \"max_message\" (4k)" },
+    { "max_message 4k\n# c\n# c\nmax_text 5000\n", 4, "\"max_text\" (5000) must not exceed" },
+    { "max_message 2k\n", 1, "\"max_text\" (4k) must not exceed \"max_message\" (2k)" },
+    { "max_message 3k\nworkers 2\n", 1, "must not exceed \"max_message\" (3k)" },
+    /* origins */
+    { "origins\n", 1, "\"origins\" directive needs a value" },
+    { "origins http://a \"\"\n", 1, "empty origin" },
+    /* listen */
+    { "listen localhost:80\n", 1, "invalid listen address \"localhost:80\": host must be a numeric" },
+    { "listen 127.0.0.1\n", 1, "invalid listen address \"127.0.0.1\": missing port" },
+    { "listen 127.0.0.1:\n", 1, "missing port" },
+    { "listen [::1]:\n", 1, "missing port" },
+    { "listen 127.0.0.1:65536\n", 1, "port must be a number from 0 to 65535" },
+    { "listen 65536\n", 1, "port must be a number from 0 to 65535" },
+    { "listen 127.0.0.1:-1\n", 1, "port must be a number" },
+    { "listen 127.0.0.1:8o\n", 1, "port must be a number" },
+    { "listen 127.0.0.1:99999999999999999999999\n", 1, "port must be a number" },
+    { "listen ::1:80\n", 1, "IPv6 addresses must be written in brackets" },
+    { "listen [::1]80\n", 1, "expected \":port\" after \"]\"" },
+    { "listen [::1:80\n", 1, "missing \"]\"" },
+    { "listen [127.0.0.1]:80\n", 1, "host must be a numeric" },
+    { "listen [fe80::1%eth0]:80\n", 1, "host must be a numeric" },
+    { "listen []:80\n", 1, "host must be a numeric" },
+    { "listen 256.0.0.1:80\n", 1, "host must be a numeric" },
+    { "listen :80\n", 1, "host must be a numeric" },
+    { "listen **:80\n", 1, "host must be a numeric" },
+    { "listen 127.0.0.1:80\nlisten 127.0.0.1:80\n", 2, "duplicate listen address \"127.0.0.1:80\"" },
+    { "listen *:80\nlisten 0.0.0.0:80\n", 2, "duplicate listen address \"0.0.0.0:80\"" },
+    { "listen 80\nlisten *:80\n", 2, "duplicate listen address" },
+    { "listen [::1]:80\nlisten [0:0::1]:80\n", 2, "duplicate listen address \"[0:0::1]:80\"" },
+};
+
+START_TEST(error_lines)
+{
+    parse_fails(errors[_i].text, strlen(errors[_i].text), errors[_i].line,
+                errors[_i].want);
+}
+END_TEST
+
+START_TEST(error_origins_limits)
+{
+    static char text[8192];
+    size_t off = (size_t)sprintf(text, "\norigins");
+    for (int i = 0; i < CONFIG_MAX_ORIGINS; i++)
+        off += (size_t)sprintf(text + off, " http://h%d", i);
+    strcpy(text + off, "\n");
+    parse_ok(&cfg, text);
+    ck_assert_int_eq(cfg.norigins, CONFIG_MAX_ORIGINS);
+    ck_assert_str_eq(cfg.origins[CONFIG_MAX_ORIGINS - 1], "http://h31");
+
+    strcpy(text + off, " http://one-too-many\n");
+    parse_fails(text, strlen(text), 2, "\"origins\" directive takes at most 32 values, got 33");
+
+    /* 255 bytes fit, 256 do not. */
+    off = (size_t)sprintf(text, "origins http://");
+    memset(text + off, 'o', 255 - 7);
+    strcpy(text + off + 255 - 7, "\n");
+    parse_ok(&cfg, text);
+    ck_assert_uint_eq(strlen(cfg.origins[0]), 255);
+    memset(text + off, 'o', 256 - 7);
+    strcpy(text + off + 256 - 7, "\n");
+    parse_fails(text, strlen(text), 1, "is longer than 255 bytes");
+}
+END_TEST
+
+START_TEST(error_buffer_small)
+{
+    /* A short buffer gets a truncated but terminated message, never more. */
+    char small[12];
+    memset(small, 'X', sizeof(small));
+    ck_assert_int_eq(config_parse(&cfg, "foo 1\n", 6, "t.conf", small, 8), -1);
+    ck_assert_str_eq(small, "t.conf:");
+    ck_assert_int_eq(small[8], 'X');
+    ck_assert_int_eq(config_parse(&cfg, "foo 1\n", 6, "t.conf", NULL, 0), -1);
+}
+END_TEST
+
+/* ---- files and paths ---------------------------------------------------- */
+
+static char tmpdir[PATH_MAX];       /* realpath of a fresh mkdtemp folder */
+
+static void make_tmpdir(void)
+{
+    char templ[] = "/tmp/wschat-config-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(templ));
+    ck_assert_ptr_nonnull(realpath(templ, tmpdir));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+/* Teardown of the "files" case: leave nothing behind in /tmp. */
+static void remove_tmpdir(void)
+{
+    if (tmpdir[0] != '\0')
+        nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir[0] = '\0';
+}
+
+/* Write text to a new mkstemp file in dir; its path goes to out. */
+static void write_temp(char *out, size_t len, const char *dir, const char *text, size_t n)
+{
+    snprintf(out, len, "%s/cfgXXXXXX", dir);
+    int fd = mkstemp(out);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}
+
+START_TEST(paths_relative_to_file)
+{
+    char conf[PATH_MAX], file[PATH_MAX + 16], want[PATH_MAX + 32];
+    make_tmpdir();
+    join(conf, sizeof(conf), tmpdir, "conf");
+    ck_assert_int_eq(mkdir(conf, 0700), 0);
+    static const char text[] =
+        "web_root www\npid_file ./p/x.pid\nerror_log ../log/e.log\n";
+    write_temp(file, sizeof(file), conf, text, sizeof(text) - 1);
+
+    ck_assert_msg(config_load(&cfg, file, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(cfg.path, file);
+    join(want, sizeof(want), conf, "www");
+    ck_assert_str_eq(cfg.web_root, want);
+    join(want, sizeof(want), conf, "p/x.pid");
+    ck_assert_str_eq(cfg.pid_file, want);
+    join(want, sizeof(want), tmpdir, "log/e.log");
+    ck_assert_str_eq(cfg.error_log, want);
+
+    /* The same file named relative to the cwd anchors the same way. */
+    char old[PATH_MAX];
+    ck_assert_ptr_nonnull(getcwd(old, sizeof(old)));
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    const char *rel = file + strlen(tmpdir) + 1;      /* "conf/cfgXXXXXX" */
+    int rc = config_load(&cfg2, rel, err, sizeof(err));
+    ck_assert_int_eq(chdir(old), 0);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_str_eq(cfg2.path, file);
+    ck_assert_str_eq(cfg2.web_root, cfg.web_root);
+    ck_assert_str_eq(cfg2.error_log, cfg.error_log);
+
+    /* Defaults follow the file too: <confdir>/../web, <confdir>/../run. */
+    write_temp(file, sizeof(file), conf, "", 0);
+    ck_assert_msg(config_load(&cfg, file, err, sizeof(err)) == 0, "%s", err);
+    join(want, sizeof(want), tmpdir, "web");
+    ck_assert_str_eq(cfg.web_root, want);
+    join(want, sizeof(want), tmpdir, "run/wschat.pid");
+    ck_assert_str_eq(cfg.pid_file, want);
+    ck_assert_str_eq(cfg.error_log, "stderr");
+}
+END_TEST
+
+static const struct { const char *value, *want; } path_vectors[] = {
+    { "/srv/x/../y", "/srv/x/../y" },       /* absolute: kept verbatim */
+    { "/", "/" },
+    { ".", "@" },                           /* @ = the config's folder */
+    { "./", "@" },
+    { "..", "^" },                          /* ^ = its parent */
+    { "../", "^" },
+    { "../x/..", "^/x/.." },
+    { "a", "@/a" },
+    { "./a/../b", "@/a/../b" },             /* only leading dots are folded */
+    { ".//./a", "@/a" },
+    { "../../../../../../../../../../../../../../../../../../..", "/" },
+    { "../../../../../../../../../../../../../../../../../../../etc", "/etc" },
+    { "..a", "@/..a" },
+    { ".a/b", "@/.a/b" },
+    { "./stderr", "@/stderr" },
+};
+
+START_TEST(paths_folding)
+{
+    char text[256], want[PATH_MAX + 64], dir[PATH_MAX], file[PATH_MAX + 16];
+    make_tmpdir();
+    join(dir, sizeof(dir), tmpdir, "c");
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(text, sizeof(text), "web_root %s\n", path_vectors[_i].value);
+    write_temp(file, sizeof(file), dir, text, strlen(text));
+    ck_assert_msg(config_load(&cfg, file, err, sizeof(err)) == 0, "%s", err);
+
+    const char *w = path_vectors[_i].want;
+    if (w[0] == '^')
+        snprintf(want, sizeof(want), "%s%s", tmpdir, w + 1);
+    else if (w[0] == '@')
+        snprintf(want, sizeof(want), "%s%s", dir, w + 1);
+    else
+        snprintf(want, sizeof(want), "%s", w);
+    ck_assert_str_eq(cfg.web_root, want);
+}
+END_TEST
+
+START_TEST(paths_error_log_stderr)
+{
+    parse_ok(&cfg, "error_log stderr\n");
+    ck_assert_str_eq(cfg.error_log, "stderr");
+    parse_ok(&cfg, "error_log \"stderr\";\n");
+    ck_assert_str_eq(cfg.error_log, "stderr");
+    parse_ok(&cfg, "error_log /dev/stderr\n");
+    ck_assert_str_eq(cfg.error_log, "/dev/stderr");
+}
+END_TEST
+
+START_TEST(paths_in_memory_file)
+{
+    /* A folder that does not exist is used as written, without folding. */
+    ck_assert_int_eq(config_parse(&cfg, "", 0, "/nonexistent-wschat/q/t.conf",
+                                  err, sizeof(err)), 0);
+    ck_assert_str_eq(cfg.path, "/nonexistent-wschat/q/t.conf");
+    ck_assert_str_eq(cfg.web_root, "/nonexistent-wschat/q/../web");
+    ck_assert_str_eq(cfg.pid_file, "/nonexistent-wschat/q/../run/wschat.pid");
+
+    /* A bare file name lives in the cwd. */
+    char cwd[PATH_MAX], want[PATH_MAX + 16];
+    ck_assert_ptr_nonnull(realpath(".", cwd));
+    parse_ok(&cfg, "");
+    join(want, sizeof(want), cwd, "t.conf");
+    ck_assert_str_eq(cfg.path, want);
+
+    /* A file in the root folder. */
+    ck_assert_int_eq(config_parse(&cfg, "web_root w\n", 11, "/t.conf",
+                                  err, sizeof(err)), 0);
+    ck_assert_str_eq(cfg.path, "/t.conf");
+    ck_assert_str_eq(cfg.web_root, "/w");
+    ck_assert_str_eq(cfg.pid_file, "/run/wschat.pid");
+}
+END_TEST
+
+START_TEST(paths_too_long)
+{
+    /* A 4090-byte file name: the anchored default pid_file cannot fit. */
+    static char file[PATH_MAX];
+    strcpy(file, "/nonexistent-wschat/");
+    size_t n = strlen(file);
+    memset(file + n, 'd', 4090 - n - 7);
+    strcpy(file + 4090 - 7, "/t.conf");
+    ck_assert_uint_eq(strlen(file), 4090);
+    int rc = config_parse(&cfg, "web_root /w\n", 12, file, err, sizeof(err));
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(strstr(err, ": \"pid_file\" path is too long") != NULL, "%s", err);
+    ck_assert_int_eq(strncmp(err, file, strlen(file)), 0);
+
+    /* Written in the file, the same problem names its line. */
+    static const char text[] = "web_root /w\n\npid_file abcdefghijklmnopqrst\n";
+    rc = config_parse(&cfg, text, sizeof(text) - 1, file, err, sizeof(err));
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(strstr(err, ":3: \"pid_file\" path is too long") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(load_missing_file)
+{
+    make_tmpdir();
+    char file[PATH_MAX + 32];
+    join(file, sizeof(file), tmpdir, "nope.conf");
+    ck_assert_int_eq(config_load(&cfg, file, err, sizeof(err)), -1);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "%s: %s", file, strerror(ENOENT));
+    ck_assert_str_eq(err, want);
+
+    /* A folder opens but cannot be read. */
+    ck_assert_int_eq(config_load(&cfg, tmpdir, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s: %s", tmpdir, strerror(EISDIR));
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(load_error_names_file_and_line)
+{
+    char file[PATH_MAX + 16], want[PATH_MAX + 64];
+    make_tmpdir();
+    static const char text[] = "workers 2\r\n\r\nworkers 3\r\n";
+    write_temp(file, sizeof(file), tmpdir, text, sizeof(text) - 1);
+    ck_assert_int_eq(config_load(&cfg, file, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s:3: \"workers\" directive is duplicate", file);
+    ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
+}
+END_TEST
+
+START_TEST(load_size_limit)
+{
+    /* Exactly 1 MiB of comments loads; one byte more is refused. */
+    static char text[1024 * 1024 + 1];
+    char file[PATH_MAX + 16];
+    make_tmpdir();
+    memset(text, '#', sizeof(text));
+    for (size_t i = 63; i < sizeof(text); i += 64)
+        text[i] = '\n';
+    write_temp(file, sizeof(file), tmpdir, text, sizeof(text) - 1);
+    ck_assert_msg(config_load(&cfg, file, err, sizeof(err)) == 0, "%s", err);
+    write_temp(file, sizeof(file), tmpdir, text, sizeof(text));
+    ck_assert_int_eq(config_load(&cfg, file, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "file is larger than 1048576 bytes") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(shipped_conf_is_defaults)
+{
+    const char *root = getenv("WSCHAT_ROOT");
+    char file[PATH_MAX + 32], rroot[PATH_MAX], want[PATH_MAX + 16];
+    snprintf(file, sizeof(file), "%s/conf/wschat.conf", root ? root : ".");
+    ck_assert_msg(config_load(&cfg, file, err, sizeof(err)) == 0, "%s", err);
+    /* Defaults anchored at the same folder, for a field-by-field compare. */
+    ck_assert_int_eq(config_parse(&cfg2, "", 0, file, err, sizeof(err)), 0);
+
+    ck_assert_ptr_nonnull(realpath(root ? root : ".", rroot));
+    join(want, sizeof(want), rroot, "conf/wschat.conf");
+    ck_assert_str_eq(cfg.path, want);
+    join(want, sizeof(want), rroot, "web");
+    ck_assert_str_eq(cfg.web_root, want);
+
+    ck_assert_int_eq(cfg.nlisten, cfg2.nlisten);
+    ck_assert_int_eq(cfg.listen[0].family, cfg2.listen[0].family);
+    ck_assert_str_eq(cfg.listen[0].host, cfg2.listen[0].host);
+    ck_assert_uint_eq(cfg.listen[0].port, cfg2.listen[0].port);
+    ck_assert_int_eq(cfg.workers, cfg2.workers);
+    ck_assert_int_eq(cfg.workers_auto, cfg2.workers_auto);
+    ck_assert_int_eq(cfg.max_connections, cfg2.max_connections);
+    ck_assert_str_eq(cfg.web_root, cfg2.web_root);
+    ck_assert_str_eq(cfg.pid_file, cfg2.pid_file);
+    ck_assert_str_eq(cfg.error_log, cfg2.error_log);
+    ck_assert_int_eq(cfg.log_level, cfg2.log_level);
+    ck_assert_uint_eq(cfg.handshake_timeout_ms, cfg2.handshake_timeout_ms);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, cfg2.idle_timeout_ms);
+    ck_assert_uint_eq(cfg.close_timeout_ms, cfg2.close_timeout_ms);
+    ck_assert_uint_eq(cfg.shutdown_timeout_ms, cfg2.shutdown_timeout_ms);
+    ck_assert_uint_eq(cfg.max_request_head, cfg2.max_request_head);
+    ck_assert_uint_eq(cfg.max_message, cfg2.max_message);
+    ck_assert_uint_eq(cfg.max_send_queue, cfg2.max_send_queue);
+    ck_assert_uint_eq(cfg.max_text, cfg2.max_text);
+    ck_assert_uint_eq(cfg.history_size, cfg2.history_size);
+    ck_assert_uint_eq(cfg.ring_size, cfg2.ring_size);
+    ck_assert_int_eq(cfg.norigins, cfg2.norigins);
+}
+END_TEST
+
+Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc;
+
+    tc = tcase_create("defaults");
+    tcase_add_test(tc, defaults_struct);
+    tcase_add_test(tc, defaults_empty_file);
+    tcase_add_test(tc, defaults_zero_length);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("directives");
+    tcase_add_test(tc, all_directives);
+    tcase_add_test(tc, range_edges);
+    tcase_add_test(tc, workers_auto);
+    tcase_add_loop_test(tc, log_levels, 0, (int)NELEM(level_names));
+    tcase_add_test(tc, log_level_name_out_of_range);
+    tcase_add_loop_test(tc, directive_arity, 0, (int)NELEM(once));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("syntax");
+    tcase_add_test(tc, syntax_comments_crlf_semicolons);
+    tcase_add_test(tc, syntax_long_lines);
+    tcase_add_test(tc, syntax_nul_byte);
+    tcase_add_test(tc, syntax_length_bounds_text);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("units");
+    tcase_add_loop_test(tc, size_units, 0, (int)NELEM(sizes));
+    tcase_add_loop_test(tc, duration_units, 0, (int)NELEM(durations));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("listen");
+    tcase_add_loop_test(tc, listen_forms, 0, (int)NELEM(listens));
+    tcase_add_test(tc, listen_many);
+    tcase_add_test(tc, listen_same_port_other_host);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors");
+    tcase_add_loop_test(tc, error_lines, 0, (int)NELEM(errors));
+    tcase_add_test(tc, error_origins_limits);
+    tcase_add_test(tc, error_buffer_small);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("files");
+    tcase_add_checked_fixture(tc, NULL, remove_tmpdir);
+    tcase_add_test(tc, paths_relative_to_file);
+    tcase_add_loop_test(tc, paths_folding, 0, (int)NELEM(path_vectors));
+    tcase_add_test(tc, paths_error_log_stderr);
+    tcase_add_test(tc, paths_in_memory_file);
+    tcase_add_test(tc, paths_too_long);
+    tcase_add_test(tc, load_missing_file);
+    tcase_add_test(tc, load_error_names_file_and_line);
+    tcase_add_test(tc, load_size_limit);
+    tcase_add_test(tc, shipped_conf_is_defaults);
+    suite_add_tcase(s, tc);
+
+    return s;
+}

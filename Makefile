@@ -84,7 +84,8 @@ asan: deps
 	$(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1 \
 		test-unit test-integration
 
-run: deps wsmaster
+run: deps
+	$(MAKE) wsmaster
 	./wsmaster -c conf/wschat.conf
 
 headers:

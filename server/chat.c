@@ -1,28 +1,672 @@
-/* chat: placeholder until the chat issue lands: no /chat endpoint yet. */
+/*
+ * chat: rooms, members and delivery (see chat.h for the data path).
+ *
+ * Per worker, a room with local members has a stream: a power-of-two byte
+ * ring holding the complete frames of that room in id order, appended once
+ * per entry drained from the shm ring. A member's pending output is
+ * [pos + off, head) of its room's stream, written with writev straight from
+ * it; `pos` is always a frame start and `off` the bytes of that frame
+ * already sent, so a private frame (pong, error) is only ever inserted at a
+ * frame boundary. Events are built in chat_event.c; this file owns state.
+ */
 #include "chat.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "chat_event.h"
+#include "conn.h"
+#include "log.h"
+#include "notify.h"
+#include "shm.h"
+#include "worker.h"
+#include "ws_conn.h"
+#include "ws_frame.h"
+
+#define STREAM_MIN   (64u * 1024u)
+
+struct local_room;
+
+struct chat_member {
+    struct conn *conn;
+    struct local_room *room;
+    struct chat_member *prev, *next;
+    uint64_t pos;               /* stream position of the frame being sent */
+    uint64_t off;               /* bytes of that frame already written */
+    struct chat_identity id;
+};
+
+struct local_room {
+    int      idx;               /* shm room index */
+    uint8_t  name_len;
+    char     name[RING_ROOM_MAX + 1];
+    uint8_t *buf;               /* stream bytes, cap a power of two */
+    uint64_t cap;
+    uint64_t head;              /* logical end of the stream */
+    uint64_t low;               /* lower bound of every member's pos */
+    struct chat_member *members;
+    uint32_t nmembers;
+    int      dirty;
+    struct local_room *dirty_next;
+};
+
+struct chat_worker {
+    uint64_t pos;               /* shm ring position drained up to */
+    uint64_t last_id;           /* id of the newest entry drained */
+    uint8_t *frame;             /* scratch for one entry */
+    size_t   frame_cap;
+    struct local_room *rooms[SHM_MAX_ROOMS];
+    struct local_room *dirty;
+    uint64_t *hist;             /* positions of the last history_size messages */
+    char    *input;             /* decoded JSON input */
+    size_t   input_cap;
+    uint8_t  rnd[512];          /* getrandom() pool for uids */
+    size_t   rnd_left;
+};
+
+static struct chat_worker chat_state;
+
+static struct ring *ring_of(struct worker *w) { return &w->ctx.seg->ring; }
 
 int chat_route(const char *path, size_t len, const char **room, size_t *room_len)
 {
-    (void)path; (void)len; (void)room; (void)room_len;
+    if (len == 5 && memcmp(path, "/chat", 5) == 0) {
+        *room = "lobby";
+        *room_len = 5;
+        return 1;
+    }
+    if (len < 6 || memcmp(path, "/chat/", 6) != 0)
+        return 0;
+    *room = path + 6;
+    *room_len = len - 6;
+    return chat_room_name_valid(*room, *room_len) ? 1 : -1;
+}
+
+int chat_worker_init(struct worker *w)
+{
+    struct chat_worker *cw = &chat_state;
+    cw->frame_cap = ring_max_entry(ring_of(w));
+    cw->frame = malloc(cw->frame_cap);
+    cw->hist = calloc(w->cfg->history_size ? w->cfg->history_size : 1, sizeof *cw->hist);
+    /* Worst case of a valid input: every text byte escaped as \u00XX. */
+    cw->input_cap = w->cfg->max_text * 6 + 4096;
+    cw->input = malloc(cw->input_cap);
+    if (cw->frame == NULL || cw->hist == NULL || cw->input == NULL)
+        return -1;
+    /* A new worker has no members yet: start at the present. */
+    cw->pos = ring_head(ring_of(w));
+    cw->last_id = ring_last_id(ring_of(w));
+    w->chat = cw;
     return 0;
 }
-int chat_worker_init(struct worker *w) { (void)w; return 0; }
+
+/* ---- streams ---- */
+
+/* Total length of the frame starting at stream position POS. */
+static uint64_t frame_len_at(const struct local_room *lr, uint64_t pos)
+{
+    uint8_t h[10];
+    uint64_t m = lr->cap - 1;
+    h[0] = lr->buf[pos & m];
+    h[1] = lr->buf[(pos + 1) & m];
+    uint64_t len = h[1] & 0x7f;
+    if (len == 126) {
+        len = (uint64_t)lr->buf[(pos + 2) & m] << 8 | lr->buf[(pos + 3) & m];
+        return 4 + len;
+    }
+    if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = len << 8 | lr->buf[(pos + 2 + (uint64_t)i) & m];
+        return 10 + len;
+    }
+    return 2 + len;
+}
+
+static void advance(struct chat_member *mb, uint64_t n)
+{
+    struct local_room *lr = mb->room;
+    mb->off += n;
+    while (mb->pos < lr->head) {
+        uint64_t fl = frame_len_at(lr, mb->pos);
+        if (mb->off < fl)
+            break;
+        mb->off -= fl;
+        mb->pos += fl;
+    }
+}
+
+/* Up to two iovecs covering stream bytes [from, to). */
+static int stream_iov(const struct local_room *lr, uint64_t from, uint64_t to,
+                      struct iovec *iov, int max)
+{
+    int n = 0;
+    while (from < to && n < max) {
+        uint64_t at = from & (lr->cap - 1);
+        uint64_t run = lr->cap - at < to - from ? lr->cap - at : to - from;
+        iov[n].iov_base = lr->buf + at;
+        iov[n].iov_len = run;
+        n++;
+        from += run;
+    }
+    return n;
+}
+
+int chat_stream_iov(struct worker *w, struct conn *c, struct iovec *iov, int max)
+{
+    struct chat_member *mb = c->member;
+    struct local_room *lr = mb->room;
+    int n = 0;
+    uint64_t from = mb->pos + mb->off;
+    if (mb->off > 0) {
+        /* Finish the frame under way before any private frame goes out. */
+        uint64_t end = mb->pos + frame_len_at(lr, mb->pos);
+        n += stream_iov(lr, from, end, iov, max);
+        from = end;
+    }
+    if (conn_out_pending(c) > 0 && n < max) {
+        iov[n].iov_base = c->out + c->out_off;
+        iov[n].iov_len = conn_out_pending(c);
+        n++;
+    }
+    n += stream_iov(lr, from, lr->head, iov + n, max - n);
+    (void)w;
+    return n;
+}
+
+void chat_stream_consumed(struct worker *w, struct conn *c, size_t n)
+{
+    struct chat_member *mb = c->member;
+    if (mb->off > 0) {
+        uint64_t rest = frame_len_at(mb->room, mb->pos) - mb->off;
+        uint64_t take = n < rest ? n : rest;
+        advance(mb, take);
+        n -= take;
+    }
+    size_t priv = conn_out_pending(c) < n ? conn_out_pending(c) : n;
+    if (priv > 0)
+        conn_out_consume(&w->conns, c, priv);
+    n -= priv;
+    if (n > 0)
+        advance(mb, n);
+}
+
+static uint64_t backlog(const struct chat_member *mb)
+{
+    return mb->room->head - mb->pos - mb->off + conn_out_pending(mb->conn);
+}
+
+static int stream_grow(struct local_room *lr, uint64_t need)
+{
+    uint64_t cap = lr->cap ? lr->cap : STREAM_MIN;
+    while (cap < need)
+        cap *= 2;
+    if (cap == lr->cap)
+        return 0;
+    uint8_t *nb = malloc(cap);
+    if (nb == NULL)
+        return -1;
+    /* Live bytes keep their logical positions: copy [low, head) over. */
+    for (uint64_t p = lr->low; p < lr->head;) {
+        uint64_t at = p & (lr->cap - 1);
+        uint64_t run = lr->cap - at < lr->head - p ? lr->cap - at : lr->head - p;
+        uint64_t nat = p & (cap - 1);
+        uint64_t nrun = cap - nat < run ? cap - nat : run;
+        memcpy(nb + nat, lr->buf + at, nrun);
+        if (nrun < run)
+            memcpy(nb, lr->buf + at + nrun, run - nrun);
+        p += run;
+    }
+    free(lr->buf);
+    lr->buf = nb;
+    lr->cap = cap;
+    return 0;
+}
+
+static void mark_dirty(struct chat_worker *cw, struct local_room *lr)
+{
+    if (!lr->dirty) {
+        lr->dirty = 1;
+        lr->dirty_next = cw->dirty;
+        cw->dirty = lr;
+    }
+}
+
+static void stream_append(struct worker *w, struct local_room *lr, const uint8_t *frame, size_t len)
+{
+    if (lr->head + len - lr->low > lr->cap) {
+        uint64_t low = lr->head;
+        for (struct chat_member *mb = lr->members; mb; mb = mb->next)
+            low = mb->pos < low ? mb->pos : low;
+        lr->low = low;
+        if (lr->head + len - low > lr->cap && stream_grow(lr, lr->head + len - low) < 0) {
+            log_write(LOG_LVL_ALERT, ENOMEM, "growing the stream of room %s failed", lr->name);
+            return;
+        }
+    }
+    uint64_t at = lr->head & (lr->cap - 1);
+    uint64_t run = lr->cap - at < len ? lr->cap - at : len;
+    memcpy(lr->buf + at, frame, run);
+    if (run < len)
+        memcpy(lr->buf, frame + run, len - run);
+    lr->head += len;
+    STAT_ADD(w, deliveries, lr->nmembers);
+    mark_dirty(w->chat, lr);
+}
+
+/* ---- draining the shm ring ---- */
+
+static void on_overrun(struct worker *w)
+{
+    struct chat_worker *cw = w->chat;
+    struct ring_entry oldest;
+    uint64_t p = ring_tail(ring_of(w));
+    uint64_t first = ring_peek(ring_of(w), &p, &oldest) >= 0 ? oldest.id : cw->last_id + 1;
+    STAT_ADD(w, ring_overruns, 1);
+    log_write(LOG_LVL_WARN, 0, "fell a whole ring behind: ids %llu..%llu lost here",
+              (unsigned long long)cw->last_id + 1, (unsigned long long)first - 1);
+    for (int i = 0; i < SHM_MAX_ROOMS; i++) {
+        struct local_room *lr = cw->rooms[i];
+        if (lr == NULL || lr->nmembers == 0)
+            continue;
+        size_t n = chat_event_gap(cw->frame, cw->frame_cap, lr->name, lr->name_len,
+                                  cw->last_id + 1, first - 1);
+        stream_append(w, lr, cw->frame, n);
+    }
+    cw->pos = ring_tail(ring_of(w));
+}
+
+static struct local_room *room_for(struct chat_worker *cw, const struct ring_entry *e)
+{
+    if (e->reserved >= SHM_MAX_ROOMS)
+        return NULL;
+    struct local_room *lr = cw->rooms[e->reserved];
+    if (lr == NULL || lr->name_len != e->room_len || memcmp(lr->name, e->room, e->room_len) != 0)
+        return NULL;
+    return lr;
+}
+
+static void drain(struct worker *w)
+{
+    struct chat_worker *cw = w->chat;
+    struct ring *r = ring_of(w);
+    for (;;) {
+        struct ring_entry e;
+        uint64_t next = cw->pos;
+        ssize_t n = ring_peek(r, &next, &e);
+        if (n == RING_EMPTY)
+            return;
+        if (n == RING_LAPPED) {
+            on_overrun(w);
+            continue;
+        }
+        struct local_room *lr = room_for(cw, &e);
+        if (lr == NULL || lr->nmembers == 0) {
+            cw->pos = next;
+            cw->last_id = e.id;
+            continue;
+        }
+        uint64_t at = cw->pos;
+        n = ring_read(r, &at, &e, cw->frame, cw->frame_cap);
+        if (n == RING_LAPPED) {
+            on_overrun(w);
+            continue;
+        }
+        if (n < 0) {
+            log_write(LOG_LVL_ALERT, 0, "ring entry %llu unreadable (%zd)",
+                      (unsigned long long)e.id, n);
+            cw->pos = next;
+            continue;
+        }
+        cw->pos = at;
+        cw->last_id = e.id;
+        stream_append(w, lr, cw->frame, (size_t)n);
+    }
+}
+
+void chat_on_wake(struct worker *w)
+{
+    notify_ack(w->ctx.seg, w->ctx.eventfds, w->ctx.slot);
+    drain(w);
+}
+
+void chat_flush_dirty(struct worker *w)
+{
+    struct chat_worker *cw = w->chat;
+    drain(w);
+    while (cw->dirty != NULL) {
+        struct local_room *lr = cw->dirty;
+        cw->dirty = lr->dirty_next;
+        /* lr->dirty stays set during the walk: a leave inside it must not re-queue lr. */
+        struct chat_member *mb = lr->members, *next;
+        for (; mb != NULL; mb = next) {
+            next = mb->next;
+            struct conn *c = mb->conn;
+            if (!(c->flags & CONN_F_WANT_WRITE))
+                worker_flush(w, c);
+            if (c->member == mb && backlog(mb) > w->cfg->max_send_queue) {
+                STAT_ADD(w, drops_slow, 1);
+                log_at(LOG_LVL_WARN, 0, "conn %u: send queue over %llu bytes: closing with 1013",
+                       c->id, (unsigned long long)w->cfg->max_send_queue);
+                ws_conn_close(w, c, WS_CLOSE_TRY_AGAIN, "send queue full");
+            }
+        }
+        lr->dirty = 0;
+        if (lr->nmembers == 0) {
+            cw->rooms[lr->idx] = NULL;
+            free(lr->buf);
+            free(lr);
+        }
+    }
+}
+
+/* ---- publishing ---- */
+
+/*
+ * Publish one event of TYPE whose body after the id and ts is BODY. The id
+ * and timestamp are assigned under the lock, so ids and times rise together
+ * and every worker sees one order.
+ */
+static int publish(struct worker *w, int kind, int room_idx, const char *room, size_t room_len,
+                   const char *type, const char *body, size_t body_len)
+{
+    struct shm_segment *seg = w->ctx.seg;
+    int lk = lock_acquire(&seg->lock);
+    if (lk < 0) {
+        log_write(LOG_LVL_ALERT, errno, "lock_acquire() failed");
+        return -1;
+    }
+    if (lk == LOCK_RECOVERED)
+        log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
+    int rc = chat_event_commit(&seg->ring, kind, room_idx, room, room_len, type, body, body_len);
+    lock_release(&seg->lock);
+    if (rc < 0) {
+        log_write(LOG_LVL_ALERT, 0, "event too large for the ring (%zu bytes)", body_len);
+        return -1;
+    }
+    STAT_ADD(w, msgs_published, 1);
+    notify_all_except(seg, w->ctx.eventfds, w->ctx.slot);
+    return 0;
+}
+
+static int publish_presence(struct worker *w, struct chat_member *mb, const char *type,
+                            const char *old_nick, size_t old_len, int online)
+{
+    struct chat_worker *cw = w->chat;
+    size_t n = chat_event_presence_body((char *)cw->frame, cw->frame_cap, mb->room->name,
+                                        mb->room->name_len, &mb->id, old_nick, old_len, online);
+    return publish(w, RING_KIND_PRESENCE, mb->room->idx, mb->room->name, mb->room->name_len,
+                   type, (const char *)cw->frame, n);
+}
+
+/* ---- members ---- */
+
+static void send_error(struct worker *w, struct conn *c, const char *code, const char *reason)
+{
+    char buf[512];
+    size_t n = chat_event_error(buf, sizeof buf, code, reason);
+    ws_conn_send(w, c, WS_OP_TEXT, buf, n);
+}
+
+static void new_uid(struct chat_worker *cw, char out[37])
+{
+    if (cw->rnd_left < 16) {
+        ssize_t got = getrandom(cw->rnd, sizeof cw->rnd, 0);
+        if (got != (ssize_t)sizeof cw->rnd) {
+            /* getrandom() on Linux >= 3.17 does not fail for 512 bytes; be safe anyway. */
+            for (size_t i = 0; i < sizeof cw->rnd; i++)
+                cw->rnd[i] = (uint8_t)(rand() >> 7);
+        }
+        cw->rnd_left = sizeof cw->rnd;
+    }
+    chat_uuid4(cw->rnd + sizeof cw->rnd - cw->rnd_left, out);
+    cw->rnd_left -= 16;
+}
+
+/* Queue the room's history up to what this worker drained. */
+static void send_history(struct worker *w, struct conn *c, struct local_room *lr,
+                         int have_since, uint64_t since)
+{
+    struct chat_worker *cw = w->chat;
+    struct ring *r = ring_of(w);
+    uint32_t want = w->cfg->history_size;
+    uint64_t p = ring_tail(r), count = 0, first_id = 0;
+    struct ring_entry e;
+
+    /* Pass 1: positions of the room's messages (the last `want`, or all after since). */
+    for (;;) {
+        uint64_t at = p;
+        ssize_t n = ring_peek(r, &p, &e);
+        if (n == RING_LAPPED) {
+            p = ring_tail(r);
+            count = 0;
+            first_id = 0;
+            continue;
+        }
+        if (n < 0 || at >= cw->pos)
+            break;
+        if (first_id == 0)
+            first_id = e.id;
+        if (e.kind != RING_KIND_MESSAGE || room_for(cw, &e) != lr)
+            continue;
+        if (have_since) {
+            if (e.id <= since)
+                continue;
+        } else if (want == 0) {
+            continue;
+        }
+        if (!have_since) {
+            cw->hist[count % want] = at;
+            count++;
+        } else {
+            /* since= mode sends as it scans: there is no cap to remember. */
+            uint64_t q = at;
+            uint8_t *dst = conn_out_reserve(&w->conns, c, e.len);
+            if (dst == NULL)
+                return;
+            if (ring_read(r, &q, &e, dst, e.len) < 0)
+                c->out_len -= e.len;    /* overwritten meanwhile: the gap event covers it */
+        }
+    }
+    if (have_since && first_id > since + 1) {
+        char buf[256];
+        size_t n = chat_event_gap((uint8_t *)buf, sizeof buf, lr->name, lr->name_len,
+                                  since + 1, first_id - 1);
+        /* The gap is announced before the messages that follow it. */
+        uint8_t *tmp = malloc(conn_out_pending(c));
+        size_t pend = conn_out_pending(c);
+        if (tmp != NULL) {
+            memcpy(tmp, c->out + c->out_off, pend);
+            c->out_len = c->out_off;
+            conn_out_append(&w->conns, c, buf, n);
+            conn_out_append(&w->conns, c, tmp, pend);
+            free(tmp);
+        }
+    }
+    if (!have_since) {
+        uint64_t from = count > want ? count - want : 0;
+        for (uint64_t i = from; i < count; i++) {
+            uint64_t q = cw->hist[i % want];
+            struct ring_entry h;
+            uint64_t peek = q;
+            if (ring_peek(r, &peek, &h) < 0)
+                continue;
+            uint8_t *dst = conn_out_reserve(&w->conns, c, h.len);
+            if (dst == NULL)
+                return;
+            if (ring_read(r, &q, &h, dst, h.len) < 0)
+                c->out_len -= h.len;
+        }
+    }
+}
+
+static struct local_room *local_room_get(struct worker *w, int idx, const char *name, size_t len)
+{
+    struct chat_worker *cw = w->chat;
+    struct local_room *lr = cw->rooms[idx];
+    if (lr != NULL)
+        return lr;
+    lr = calloc(1, sizeof *lr);
+    if (lr == NULL)
+        return NULL;
+    lr->idx = idx;
+    lr->name_len = (uint8_t)len;
+    memcpy(lr->name, name, len);
+    if (stream_grow(lr, STREAM_MIN) < 0) {
+        free(lr);
+        return NULL;
+    }
+    cw->rooms[idx] = lr;
+    return lr;
+}
+
 int chat_join(struct worker *w, struct conn *c, const char *room, size_t room_len,
               const char *query, size_t query_len)
 {
-    (void)w; (void)c; (void)room; (void)room_len; (void)query; (void)query_len;
+    struct chat_worker *cw = w->chat;
+    struct chat_query q;
+    chat_query_parse(query, query_len, &q);
+
+    struct chat_member *mb = calloc(1, sizeof *mb);
+    if (mb == NULL) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return -1;
+    }
+    new_uid(cw, mb->id.uid);
+    if (q.nick_ok) {
+        memcpy(mb->id.nick, q.nick, q.nick_len);
+        mb->id.nick_len = q.nick_len;
+    } else {
+        mb->id.nick_len = (uint8_t)chat_guest_nick(mb->id.uid, mb->id.nick);
+    }
+
+    struct shm_segment *seg = w->ctx.seg;
+    if (lock_acquire(&seg->lock) < 0) {
+        free(mb);
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "lock failed");
+        return -1;
+    }
+    int idx = shm_room_join(seg, room, room_len, w->ctx.slot);
+    lock_release(&seg->lock);
+    struct local_room *lr = idx < 0 ? NULL : local_room_get(w, idx, room, room_len);
+    if (lr == NULL) {
+        if (idx >= 0)
+            shm_room_leave(seg, idx, w->ctx.slot);
+        free(mb);
+        ws_conn_close(w, c, WS_CLOSE_TRY_AGAIN, idx < 0 ? "too many rooms" : "out of memory");
+        return -1;
+    }
+    mb->conn = c;
+    mb->room = lr;
+    c->member = mb;
+
+    /* Everything drained so far is history; what comes later is live. */
+    drain(w);
+    mb->pos = lr->head;
+    mb->next = lr->members;
+    if (lr->members)
+        lr->members->prev = mb;
+    lr->members = mb;
+    lr->nmembers++;
+
+    int online = shm_room_online(seg, idx);
+    char buf[1024];
+    size_t n = chat_event_welcome(buf, sizeof buf, &mb->id, lr->name, lr->name_len, online,
+                                  cw->last_id);
+    ws_conn_send(w, c, WS_OP_TEXT, buf, n);
+    if (q.nick_present && !q.nick_ok)
+        send_error(w, c, "bad_nick", "nick must be 1-32 characters without control characters");
+    if (q.since_present && !q.since_ok)
+        send_error(w, c, "bad_since", "since must be a message id");
+    send_history(w, c, lr, q.since_present && q.since_ok, q.since);
+    n = chat_event_simple(buf, sizeof buf, "history_end");
+    ws_conn_send(w, c, WS_OP_TEXT, buf, n);
+    mark_dirty(cw, lr);
+    publish_presence(w, mb, "join", NULL, 0, online);
     return 0;
 }
-void chat_leave(struct worker *w, struct conn *c) { (void)w; (void)c; }
+
+void chat_leave(struct worker *w, struct conn *c)
+{
+    struct chat_member *mb = c->member;
+    if (mb == NULL)
+        return;
+    struct local_room *lr = mb->room;
+    if (mb->off > 0 && c->state != CONN_DEAD) {
+        /* Half a frame is on the wire: its rest must precede anything private. */
+        uint64_t end = mb->pos + frame_len_at(lr, mb->pos);
+        size_t pend = conn_out_pending(c);
+        uint8_t *tmp = pend ? malloc(pend) : NULL;
+        if (pend == 0 || tmp != NULL) {
+            if (pend)
+                memcpy(tmp, c->out + c->out_off, pend);
+            c->out_len = c->out_off;
+            struct iovec iov[2];
+            int k = stream_iov(lr, mb->pos + mb->off, end, iov, 2);
+            for (int i = 0; i < k; i++)
+                conn_out_append(&w->conns, c, iov[i].iov_base, iov[i].iov_len);
+            if (pend)
+                conn_out_append(&w->conns, c, tmp, pend);
+            free(tmp);
+        }
+    }
+    if (mb->prev) mb->prev->next = mb->next; else lr->members = mb->next;
+    if (mb->next) mb->next->prev = mb->prev;
+    lr->nmembers--;
+    c->member = NULL;
+
+    shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
+    int online = shm_room_online(w->ctx.seg, lr->idx);
+    mb->room = lr;
+    publish_presence(w, mb, "leave", NULL, 0, online);
+    free(mb);
+    /* Freed at the next flush pass, after every iteration over it is done. */
+    mark_dirty(w->chat, lr);
+}
+
 void chat_on_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data, size_t len)
 {
-    (void)w; (void)c; (void)opcode; (void)data; (void)len;
+    struct chat_worker *cw = w->chat;
+    struct chat_member *mb = c->member;
+    if (mb == NULL)
+        return;
+    if (opcode != WS_OP_TEXT) {
+        send_error(w, c, "binary", "binary messages are not supported; send text");
+        return;
+    }
+    struct chat_input in;
+    int rc = chat_input_parse((const char *)data, len, cw->input, cw->input_cap, &in);
+    if (rc < 0) {
+        send_error(w, c, chat_input_error_code(rc), chat_input_error_reason(rc));
+        return;
+    }
+    if (in.kind == CHAT_INPUT_NICK) {
+        char old[sizeof mb->id.nick];
+        size_t old_len = mb->id.nick_len;
+        if (!chat_nick_valid(in.value, in.value_len)) {
+            send_error(w, c, "bad_nick", "nick must be 1-32 characters without control characters");
+            return;
+        }
+        memcpy(old, mb->id.nick, old_len);
+        memcpy(mb->id.nick, in.value, in.value_len);
+        mb->id.nick_len = (uint8_t)in.value_len;
+        publish_presence(w, mb, "nick", old, old_len, shm_room_online(w->ctx.seg, mb->room->idx));
+        return;
+    }
+    if (in.value_len == 0) {
+        send_error(w, c, "empty", "message text is empty");
+        return;
+    }
+    if (in.value_len > w->cfg->max_text) {
+        send_error(w, c, "too_long", "message text is longer than max_text");
+        return;
+    }
+    size_t n = chat_event_message_body((char *)cw->frame, cw->frame_cap, mb->room->name,
+                                       mb->room->name_len, &mb->id, in.value, in.value_len);
+    if (publish(w, RING_KIND_MESSAGE, mb->room->idx, mb->room->name, mb->room->name_len,
+                "message", (const char *)cw->frame, n) < 0)
+        send_error(w, c, "internal", "the message could not be published");
 }
-void chat_on_wake(struct worker *w) { (void)w; }
-void chat_flush_dirty(struct worker *w) { (void)w; }
-int chat_stream_iov(struct worker *w, struct conn *c, struct iovec *iov, int max)
-{
-    (void)w; (void)c; (void)iov; (void)max;
-    return 0;
-}
-void chat_stream_consumed(struct worker *w, struct conn *c, size_t n) { (void)w; (void)c; (void)n; }

@@ -49,8 +49,9 @@ void chat_on_wake(struct worker *w);
 void chat_flush_dirty(struct worker *w);
 
 /*
- * Output plumbing for worker_flush(): up to MAX iovecs of C's pending stream
- * bytes (after its private output), and the bytes of them that were written.
+ * Output of a member for worker_flush(): up to MAX iovecs in send order (the
+ * rest of a stream frame under way, then private output, then the stream),
+ * and the accounting of N bytes of them written.
  */
 int  chat_stream_iov(struct worker *w, struct conn *c, struct iovec *iov, int max);
 void chat_stream_consumed(struct worker *w, struct conn *c, size_t n);

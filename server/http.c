@@ -213,8 +213,8 @@ static ssize_t overflow_error(const unsigned char *buf, size_t skip, size_t max_
     if (n == 0 || memchr(line, '\n', n) != NULL)
         return HTTP_ERR_HEAD_TOO_BIG;
     const unsigned char *sp = memchr(line, ' ', n);
-    if (sp == NULL || sp == line)
-        return HTTP_ERR_HEAD_TOO_BIG;
+    if (sp == NULL || sp == line || sp + 1 == line + n)
+        return HTTP_ERR_HEAD_TOO_BIG;   /* no method, or no target byte yet */
     for (const unsigned char *c = line; c < sp; c++)
         if (!is_tchar(*c))
             return HTTP_ERR_HEAD_TOO_BIG;

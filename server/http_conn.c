@@ -56,11 +56,19 @@ int http_conn_respond(struct worker *w, struct conn *c, int status, const char *
 static void split_target(const struct http_request *req, const char **path, size_t *path_len,
                          const char **query, size_t *query_len)
 {
-    const char *q = memchr(req->target, '?', req->target_len);
-    *path = req->target;
-    *path_len = q ? (size_t)(q - req->target) : req->target_len;
-    *query = q ? q + 1 : req->target + req->target_len;
-    *query_len = q ? req->target_len - *path_len - 1 : 0;
+    const char *t = req->target, *end = req->target + req->target_len;
+    /* Absolute-form (RFC 9112 §3.2.2): route on the path after the authority. */
+    if (*t != '/' && *t != '*') {
+        const char *auth = memchr(t, ':', req->target_len);
+        auth = auth ? auth + 3 : end;
+        const char *slash = auth < end ? memchr(auth, '/', (size_t)(end - auth)) : NULL;
+        t = slash ? slash : end;
+    }
+    const char *q = memchr(t, '?', (size_t)(end - t));
+    *path = t;
+    *path_len = q ? (size_t)(q - t) : (size_t)(end - t);
+    *query = q ? q + 1 : end;
+    *query_len = q ? (size_t)(end - q - 1) : 0;
 }
 
 static int has_body(const struct http_request *req)

@@ -177,15 +177,15 @@ void worker_flush(struct worker *w, struct conn *c)
     if (c->state == CONN_DEAD)
         return;
     for (;;) {
-        struct iovec iov[3];
+        struct iovec iov[6];
         int n = 0;
-        if (conn_out_pending(c) > 0) {
-            iov[n].iov_base = c->out + c->out_off;
-            iov[n].iov_len = conn_out_pending(c);
-            n++;
+        if (c->member != NULL) {
+            n = chat_stream_iov(w, c, iov, 6);
+        } else if (conn_out_pending(c) > 0) {
+            iov[0].iov_base = c->out + c->out_off;
+            iov[0].iov_len = conn_out_pending(c);
+            n = 1;
         }
-        if (c->member != NULL)
-            n += chat_stream_iov(w, c, iov + n, 3 - n);
         if (n == 0)
             break;
         ssize_t wr = writev(c->fd, iov, n);
@@ -201,13 +201,10 @@ void worker_flush(struct worker *w, struct conn *c)
             return;
         }
         STAT_ADD(w, bytes_out, wr);
-        size_t left = (size_t)wr;
-        size_t priv = conn_out_pending(c) < left ? conn_out_pending(c) : left;
-        if (priv > 0)
-            conn_out_consume(&w->conns, c, priv);
-        left -= priv;
-        if (left > 0)
-            chat_stream_consumed(w, c, left);
+        if (c->member != NULL)
+            chat_stream_consumed(w, c, (size_t)wr);
+        else
+            conn_out_consume(&w->conns, c, (size_t)wr);
     }
     want_write(w, c, 0);
     if (c->state == CONN_LINGER && !(c->flags & CONN_F_WR_SHUT)) {

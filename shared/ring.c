@@ -148,6 +148,7 @@ uint64_t ring_commit(struct ring *r, const struct ring_entry *meta)
     e->len = meta->len;
     e->kind = meta->kind;
     e->room_len = room_len;
+    e->reserved = meta->reserved;   /* the chat layer keeps its room index here */
     memcpy(e->room, meta->room, room_len);
     /*
      * Bump next_id before publishing: a writer killed between the two

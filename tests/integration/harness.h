@@ -67,6 +67,7 @@ struct server {
     int   shutdown_ms;          /* worker_shutdown_timeout in ms */
     pid_t watchdog;
     int   watchdog_fd;          /* write end; EOF = the test died */
+    char  alert_ok[64];         /* [alert] lines holding this are tolerated */
 };
 
 /*
@@ -115,6 +116,8 @@ int  file_exists(const char *path);
 int  file_count(const char *path, const char *needle);
 /* Lines containing both A and B (B may be NULL). */
 int  file_count2(const char *path, const char *a, const char *b);
+/* 1-based number of the first line of PATH containing NEEDLE, or 0. */
+int  file_line_of(const char *path, const char *needle);
 /* Print the last N lines of the server's log and stderr to stderr. */
 void srv_dump(const struct server *s, int n);
 
@@ -122,10 +125,12 @@ void srv_dump(const struct server *s, int n);
 
 struct client {
     int       fd;
+    int       port;
     uint8_t  *rx;               /* unconsumed input: rx[off .. len) */
     size_t    off, len, cap;
     int       eof;              /* peer closed (FIN or RST seen) */
     int       rst;              /* the close was a reset */
+    int       trickle_us;       /* >0: cli_send writes 1 byte, then sleeps this */
 };
 
 /* TCP connect to 127.0.0.1:PORT within 3 s; 0, or -1 with errno. */
@@ -177,6 +182,7 @@ int  http_get_status(int port, const char *req, struct http_resp *r);
 #define WS_OP_PING  0x9
 #define WS_OP_PONG  0xA
 #define WS_NOMASK   0x100       /* flag for ws_frame_build: leave unmasked */
+#define WS_HEADER_MAX_CLIENT 14 /* 2 + 8 (64-bit length) + 4 (mask key) */
 
 /*
  * Send the upgrade request for PATH with EXTRA header lines (each ending in

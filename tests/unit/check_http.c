@@ -381,6 +381,7 @@ static const struct limit_vec limits[] = {
     { "long_version", "GET / HTTP/1.1", 400, 256, HTTP_ERR_HEAD_TOO_BIG },
     { "uri_exactly_fills", "GET /", 257, 256, HTTP_ERR_URI_TOO_LONG },
     { "bad_method_long_uri", "G T /", 400, 256, HTTP_ERR_HEAD_TOO_BIG },
+    { "one_target_byte_at_limit", "GET /", 256, 255, HTTP_ERR_URI_TOO_LONG },
     { "within_limit", "GET /", 256, 256, 0 },
     { "max_head_zero", "G", 1, 0, HTTP_ERR_HEAD_TOO_BIG },
     { "max_head_zero_empty", "", 0, 0, 0 },
@@ -397,6 +398,17 @@ START_TEST(limit_vectors)
         memset(buf + pl, 'x', v->len - pl);
     ssize_t rc = parse3(buf, v->len, v->max, &req);
     ck_assert_msg(rc == v->want, "%s: rc %zd, want %zd", v->name, rc, v->want);
+}
+END_TEST
+
+/* Overflowing right at the SP after a huge method: no target yet, so 431. */
+START_TEST(sp_at_limit)
+{
+    static char buf[300];
+    struct http_request req;
+    memset(buf, 'G', sizeof buf);
+    buf[255] = ' ';
+    ck_assert_int_eq(parse3(buf, sizeof buf, 256, &req), HTTP_ERR_HEAD_TOO_BIG);
 }
 END_TEST
 
@@ -637,6 +649,7 @@ Suite *http_suite(void)
     tcase_add_test(tc, head_at_max_with_tail);
     tcase_add_test(tc, huge_uri);
     tcase_add_loop_test(tc, limit_vectors, 0, sizeof limits / sizeof limits[0]);
+    tcase_add_test(tc, sp_at_limit);
     tcase_add_test(tc, ctl_before_overflow);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);

@@ -1,0 +1,578 @@
+/*
+ * wsb_fanout: S members of one room, P of them publishing at R msg/s in
+ * total (open loop, paced by a timerfd), every member checked for every
+ * message: exactly once, per-publisher order, one global id order.
+ *
+ * Each message text starts with a token "~b:<step>:<pub>:<seq>:<ns>~"
+ * (ns = intended send time since the run began) padded with 'x' to B
+ * bytes; the server wraps it in its JSON envelope and we find the token
+ * anywhere in the frame. Message k of a step goes to publisher k % P as
+ * its sequence k / P, so (member, k) indexes one bit of a per-step bitmap:
+ * a set bit seen again is a duplicate, an unset bit never seen is a loss.
+ * Latency is measured from the intended send time, so a stalled generator
+ * or a server that pushes back on publishers shows up instead of hiding
+ * (no coordinated omission); the worst publish lag is reported beside it.
+ * --ramp repeats the step on the same connections, doubling R until a
+ * step loses a message or its p99 passes --slo-ms.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wsb.h"
+
+#define MAX_BITMAP_BYTES (512u * 1024 * 1024)
+#define MAX_STEPS        30
+
+struct member {
+    uint8_t  welcomed, ready, first_seen, dropped;
+    uint64_t last_id;
+};
+
+struct step {
+    double   rate, wall_s, cpu_s, srv_cpu_s, deliv_per_s, max_lag_ms;
+    uint64_t planned, sent, send_fail, expected, received, dups;
+    uint64_t reorders, id_reorders, late, bad_tokens, drops;
+    int      members, pass, lat_ok;
+    struct wsb_hist lat;
+};
+
+struct fanout {
+    const struct wsb_opts *o;
+    struct wsb_loop *l;
+    struct wsb_conn *conns;
+    struct member *m;
+    int      S, P, nready;
+    int     *pub;              /* conn index of each publisher */
+    uint32_t *last_seq;        /* S*P: last sequence + 1 seen, 0 = none */
+    uint8_t  *bits;            /* S*K bits for the current step */
+    uint64_t  K;               /* messages planned in the current step */
+    uint64_t  epoch;           /* token timestamps count from here */
+    int       step_no, in_step;
+    uint64_t  welcome_errors;
+    uint16_t  first_drop_code;
+    struct step *cur;
+    char     *text;            /* B bytes of message being built */
+    size_t    text_len;
+    char      path[128];
+};
+
+/* ---- receiving ---------------------------------------------------------- */
+
+/* Decimal at *p up to a delimiter; advances *p past the delimiter. */
+static int parse_u64(const char **p, const char *end, char delim,
+                     uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    if (s >= end || *s < '0' || *s > '9')
+        return -1;
+    while (s < end && *s >= '0' && *s <= '9') {
+        v = v * 10 + (uint64_t)(*s - '0');
+        s++;
+    }
+    if (s >= end || *s != delim)
+        return -1;
+    *out = v;
+    *p = s + 1;
+    return 0;
+}
+
+/* Token "~b:S:P:Q:T~" in p[0..n); 1 found and valid, 0 absent, -1 bad. */
+static int token_find(const char *p, size_t n, uint64_t v[4])
+{
+    const char *t = memmem(p, n, "~b:", 3);
+    if (!t)
+        return 0;
+    const char *s = t + 3, *end = p + n;
+    if (parse_u64(&s, end, ':', &v[0]) || parse_u64(&s, end, ':', &v[1]) ||
+        parse_u64(&s, end, ':', &v[2]) || parse_u64(&s, end, '~', &v[3]))
+        return -1;
+    return 1;
+}
+
+static int has_type(const char *p, size_t n, const char *type)
+{
+    char pat[48];
+    int k = snprintf(pat, sizeof pat, "\"type\":\"%s\"", type);
+    return memmem(p, n, pat, (size_t)k) != NULL;
+}
+
+/* The server's global id, when the frame carries one; 0 otherwise. */
+static uint64_t frame_id(const char *p, size_t n)
+{
+    const char *s = memmem(p, n, "\"id\":", 5);
+    uint64_t id = 0;
+    if (!s)
+        return 0;
+    s += 5;
+    while (s < p + n && *s >= '0' && *s <= '9')
+        id = id * 10 + (uint64_t)(*s++ - '0');
+    return id;
+}
+
+/* Before history_end: welcome first, history ignored (§ chat protocol). */
+static void member_joining(struct fanout *f, struct member *m,
+                           const char *p, size_t n)
+{
+    if (!m->first_seen) {
+        m->first_seen = 1;
+        m->welcomed = (uint8_t)has_type(p, n, "welcome");
+        if (!m->welcomed)
+            f->welcome_errors++;
+    }
+    if (has_type(p, n, "history_end")) {
+        m->ready = 1;
+        f->nready++;
+    }
+}
+
+static void count_delivery(struct fanout *f, int mi, const uint64_t v[4],
+                           uint64_t id)
+{
+    struct step *st = f->cur;
+    struct member *m = &f->m[mi];
+    uint64_t pubi = v[1], seq = v[2];
+    uint64_t k = seq * (uint64_t)f->P + pubi;
+    if (pubi >= (uint64_t)f->P || k >= f->K) {
+        st->bad_tokens++;
+        return;
+    }
+    uint64_t bit = (uint64_t)mi * f->K + k;
+    uint8_t mask = (uint8_t)(1u << (bit & 7));
+    if (f->bits[bit >> 3] & mask) {
+        st->dups++;
+        return;
+    }
+    f->bits[bit >> 3] |= mask;
+    /* One global order (design: the id is the ring sequence): ids only
+     * grow for each member. */
+    if (id) {
+        if (id <= m->last_id)
+            st->id_reorders++;
+        else
+            m->last_id = id;
+    }
+    st->received++;
+    uint32_t *last = &f->last_seq[(size_t)mi * f->P + pubi];
+    if (seq + 1 <= *last)
+        st->reorders++;
+    else
+        *last = (uint32_t)(seq + 1);
+    uint64_t now = wsb_now_ns(), sent = f->epoch + v[3];
+    wsb_hist_add(&st->lat, now > sent ? now - sent : 0);
+}
+
+static void on_message(struct wsb_conn *c, int op, const char *p, size_t n,
+                       void *ud)
+{
+    struct fanout *f = ud;
+    struct member *m = &f->m[c->id];
+    if (op != WSB_OP_TEXT)
+        return;
+    if (!m->ready) {
+        member_joining(f, m, p, n);
+        return;
+    }
+    uint64_t v[4];
+    int t = token_find(p, n, v);
+    if (t == 0 || !f->cur)
+        return;                /* presence events and the like */
+    if (t < 0) {
+        f->cur->bad_tokens++;
+        return;
+    }
+    if (v[0] != (uint64_t)f->step_no || !f->in_step) {
+        f->cur->late++;        /* a previous step's straggler */
+        return;
+    }
+    count_delivery(f, (int)c->id, v, frame_id(p, n));
+}
+
+static void on_done(struct wsb_conn *c, void *ud)
+{
+    struct fanout *f = ud;
+    struct member *m = &f->m[c->id];
+    if (!m->ready || m->dropped || !f->in_step)
+        return;
+    m->dropped = 1;
+    if (f->cur)
+        f->cur->drops++;
+    if (!f->first_drop_code)
+        f->first_drop_code = c->close_code ? c->close_code : 1006;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static const char *member_path(int i, void *ud)
+{
+    struct fanout *f = ud;
+    snprintf(f->path, sizeof f->path, "/chat/%s?nick=b%d", f->o->room, i);
+    return f->path;
+}
+
+static int wait_ready(struct fanout *f, int opened)
+{
+    uint64_t limit = wsb_now_ns() + (uint64_t)(f->o->connect_timeout * 1e9);
+    while (f->nready < opened && wsb_now_ns() < limit &&
+           !wsb_deadline_passed())
+        if (wsb_loop_poll(f->l, 20) < 0)
+            return -1;
+    return 0;
+}
+
+/* First P ready members publish: a member that never opened can't. */
+static int pick_publishers(struct fanout *f)
+{
+    int p = 0;
+    for (int i = 0; i < f->S && p < f->P; i++)
+        if (f->m[i].ready && f->conns[i].state == WSB_ST_OPEN)
+            f->pub[p++] = i;
+    return p;
+}
+
+/* ---- one step ----------------------------------------------------------- */
+
+static void publish(struct fanout *f, uint64_t k, uint64_t intended)
+{
+    int pubi = (int)(k % (uint64_t)f->P);
+    struct wsb_conn *c = &f->conns[f->pub[pubi]];
+    int len = snprintf(f->text, f->text_len + 64, "~b:%d:%d:%llu:%llu~",
+                       f->step_no, pubi, (unsigned long long)(k / f->P),
+                       (unsigned long long)(intended - f->epoch));
+    size_t n = (size_t)len < f->text_len ? f->text_len : (size_t)len;
+    memset(f->text + len, 'x', n - (size_t)len);
+    if (wsb_conn_send(f->l, c, WSB_OP_TEXT, f->text, n) < 0)
+        f->cur->send_fail++;
+    else
+        f->cur->sent++;
+}
+
+static int step_members(struct fanout *f)
+{
+    int n = 0;
+    for (int i = 0; i < f->S; i++)
+        if (f->m[i].ready && !f->m[i].dropped &&
+            f->conns[i].state == WSB_ST_OPEN)
+            n++;
+    return n;
+}
+
+/* Open-loop send phase: message k is due at t0 + k/R, sent when due. */
+static int send_phase(struct fanout *f, struct step *st, uint64_t t0)
+{
+    double interval = 1e9 / st->rate;
+    uint64_t k = 0, max_lag = 0;
+    while (k < st->planned && !wsb_deadline_passed()) {
+        uint64_t now = wsb_now_ns();
+        while (k < st->planned) {
+            uint64_t due = t0 + (uint64_t)((double)k * interval);
+            if (due > now)
+                break;
+            if (now - due > max_lag)
+                max_lag = now - due;
+            publish(f, k++, due);
+        }
+        if (k < st->planned)
+            wsb_loop_arm(f->l, t0 + (uint64_t)((double)k * interval));
+        if (wsb_loop_poll(f->l, 100) < 0)
+            return -1;
+    }
+    wsb_loop_arm(f->l, 0);
+    st->max_lag_ms = (double)max_lag / 1e6;
+    return 0;
+}
+
+static int drain_phase(struct fanout *f, struct step *st, uint64_t *last_rx)
+{
+    uint64_t limit = wsb_now_ns() + (uint64_t)(f->o->drain * 1e9);
+    uint64_t seen = st->received;
+    *last_rx = wsb_now_ns();
+    while (st->received < st->expected &&
+           wsb_now_ns() < limit && !wsb_deadline_passed()) {
+        if (wsb_loop_poll(f->l, 20) < 0)
+            return -1;
+        if (st->received != seen) {
+            seen = st->received;
+            *last_rx = wsb_now_ns();
+        }
+    }
+    if (st->received == st->expected)
+        *last_rx = wsb_now_ns();
+    return 0;
+}
+
+static int step_bitmap(struct fanout *f, uint64_t planned)
+{
+    uint64_t bytes = ((uint64_t)f->S * planned + 7) / 8;
+    if (bytes > MAX_BITMAP_BYTES)
+        return -1;
+    free(f->bits);
+    f->bits = calloc(1, bytes ? bytes : 1);
+    f->K = planned;
+    memset(f->last_seq, 0, (size_t)f->S * f->P * sizeof *f->last_seq);
+    return f->bits ? 0 : -1;
+}
+
+static int run_step(struct fanout *f, struct step *st, pid_t spid)
+{
+    st->planned = (uint64_t)(st->rate * f->o->duration + 0.5);
+    if (st->planned == 0)
+        st->planned = 1;
+    if (step_bitmap(f, st->planned) < 0)
+        return -1;
+    wsb_hist_init(&st->lat);
+    f->cur = st;
+    st->members = step_members(f);
+    struct wsb_server_usage u0, u1;
+    int have_srv = wsb_server_usage(spid, &u0) == 0;
+    double cpu0 = wsb_cpu_s();
+    uint64_t t0 = wsb_now_ns() + 1000000, last_rx;
+    f->in_step = 1;
+    if (send_phase(f, st, t0) < 0)
+        return -1;
+    st->expected = (uint64_t)st->members * st->sent;
+    if (drain_phase(f, st, &last_rx) < 0)
+        return -1;
+    f->in_step = 0;
+    st->wall_s = (double)(wsb_now_ns() - t0) / 1e9;
+    st->cpu_s = wsb_cpu_s() - cpu0;
+    if (have_srv && wsb_server_usage(spid, &u1) == 0)
+        st->srv_cpu_s = u1.cpu_s - u0.cpu_s;
+    double active = (double)(last_rx - t0) / 1e9;
+    st->deliv_per_s = active > 0 ? (double)st->received / active : 0;
+    uint64_t lost = st->expected > st->received ? st->expected - st->received
+                                                : 0;
+    st->pass = lost == 0 && st->dups == 0 && st->reorders == 0 &&
+               st->id_reorders == 0 && st->send_fail == 0 &&
+               st->drops == 0 && st->bad_tokens == 0;
+    st->lat_ok = wsb_hist_quantile(&st->lat, 0.99) <= f->o->slo_ms * 1e6;
+    return 0;
+}
+
+/* ---- report ------------------------------------------------------------- */
+
+static void step_row(FILE *h, const struct step *st, int i)
+{
+    uint64_t lost = st->expected > st->received ? st->expected - st->received
+                                                : 0;
+    fprintf(h, "  %4d %8.0f %8llu %10llu %7llu %5llu %5llu %10.0f %7.2f "
+            "%7.2f %8.2f %8.2f %5.0f%% %5.0f%%  %s\n", i + 1, st->rate,
+            (unsigned long long)st->sent, (unsigned long long)st->received,
+            (unsigned long long)lost, (unsigned long long)st->dups,
+            (unsigned long long)(st->reorders + st->id_reorders),
+            st->deliv_per_s, wsb_hist_quantile(&st->lat, 0.5) / 1e6,
+            wsb_hist_quantile(&st->lat, 0.99) / 1e6,
+            wsb_hist_quantile(&st->lat, 0.999) / 1e6,
+            (st->lat.count ? st->lat.max : 0) / 1e6,
+            st->wall_s > 0 ? 100 * st->cpu_s / st->wall_s : 0,
+            st->wall_s > 0 ? 100 * st->srv_cpu_s / st->wall_s : 0,
+            !st->pass ? "FAIL" : st->lat_ok ? "ok" : "slow");
+}
+
+static void step_json(const struct step *st)
+{
+    uint64_t lost = st->expected > st->received ? st->expected - st->received
+                                                : 0;
+    wsb_json_open(NULL);
+    wsb_json_num("rate", st->rate);
+    wsb_json_int("members", st->members);
+    wsb_json_int("sent", (int64_t)st->sent);
+    wsb_json_int("send_failures", (int64_t)st->send_fail);
+    wsb_json_int("expected", (int64_t)st->expected);
+    wsb_json_int("received", (int64_t)st->received);
+    wsb_json_int("lost", (int64_t)lost);
+    wsb_json_int("duplicates", (int64_t)st->dups);
+    wsb_json_int("reorders", (int64_t)st->reorders);
+    wsb_json_int("id_reorders", (int64_t)st->id_reorders);
+    wsb_json_int("late", (int64_t)st->late);
+    wsb_json_int("bad_tokens", (int64_t)st->bad_tokens);
+    wsb_json_int("member_drops", (int64_t)st->drops);
+    wsb_json_num("deliveries_per_s", st->deliv_per_s);
+    wsb_json_num("max_publish_lag_ms", st->max_lag_ms);
+    wsb_json_hist_ms("latency", &st->lat);
+    wsb_json_num("generator_cpu_fraction",
+                 st->wall_s > 0 ? st->cpu_s / st->wall_s : 0);
+    wsb_json_num("server_cpu_s", st->srv_cpu_s);
+    wsb_json_int("pass", st->pass);
+    wsb_json_int("latency_ok", st->lat_ok);
+    wsb_json_close();
+}
+
+static void report_steps(struct fanout *f, const struct step *steps, int n)
+{
+    FILE *h = wsb_human();
+    fprintf(h, "  step   rate/s     sent deliveries    lost   dup  "
+            "reord  deliv/s   p50ms   p99ms  p99.9ms    maxms   gen   srv"
+            "  result\n");
+    for (int i = 0; i < n; i++)
+        step_row(h, &steps[i], i);
+    wsb_json_array("steps");
+    for (int i = 0; i < n; i++)
+        step_json(&steps[i]);
+    wsb_json_array_end();
+    for (int i = 0; i < n; i++)
+        if (steps[i].max_lag_ms > 50)
+            fprintf(h, "  note: step %d publish lag up to %.1f ms: the "
+                    "generator fell behind its schedule\n", i + 1,
+                    steps[i].max_lag_ms);
+    if (f->first_drop_code)
+        fprintf(h, "  note: members dropped by the server, first close "
+                "code %u\n", f->first_drop_code);
+}
+
+static void report_best(const struct step *steps, int n, int ramp)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (steps[i].pass && (!ramp || steps[i].lat_ok))
+            best = i;
+        else if (ramp)
+            break;
+    FILE *h = wsb_human();
+    if (best >= 0)
+        fprintf(h, "  %s %.0f msg/s = %.0f deliveries/s, p99 %.2f ms\n",
+                ramp ? "highest passing rate:" : "passed at",
+                steps[best].rate, steps[best].deliv_per_s,
+                wsb_hist_quantile(&steps[best].lat, 0.99) / 1e6);
+    else
+        fprintf(h, "  no step passed\n");
+    wsb_json_num("best_rate", best >= 0 ? steps[best].rate : 0);
+    wsb_json_num("best_deliveries_per_s",
+                 best >= 0 ? steps[best].deliv_per_s : 0);
+    wsb_json_num("best_p99_ms", best >= 0 ?
+                 wsb_hist_quantile(&steps[best].lat, 0.99) / 1e6 : 0);
+}
+
+/* ---- driver ------------------------------------------------------------- */
+
+static int fanout_alloc(struct fanout *f, const struct wsb_opts *o)
+{
+    f->o = o;
+    f->S = o->members;
+    f->P = o->publishers;
+    f->conns = calloc((size_t)f->S, sizeof *f->conns);
+    f->m = calloc((size_t)f->S, sizeof *f->m);
+    f->pub = calloc((size_t)f->P, sizeof *f->pub);
+    f->last_seq = calloc((size_t)f->S * f->P, sizeof *f->last_seq);
+    f->text_len = o->bytes;
+    f->text = malloc(o->bytes + 64);
+    return f->conns && f->m && f->pub && f->last_seq && f->text ? 0 : -1;
+}
+
+static void fanout_free(struct fanout *f)
+{
+    wsb_loop_destroy(f->l);
+    free(f->conns); free(f->m); free(f->pub); free(f->last_seq);
+    free(f->bits); free(f->text);
+}
+
+static int run_steps(struct fanout *f, struct step *steps, int *nsteps)
+{
+    const struct wsb_opts *o = f->o;
+    pid_t spid = wsb_server_pid(o);
+    int max = o->ramp ? (o->max_steps < MAX_STEPS ? o->max_steps : MAX_STEPS)
+                      : 1;
+    double rate = o->rate;
+    *nsteps = 0;
+    for (int i = 0; i < max && !wsb_deadline_passed(); i++, rate *= 2) {
+        struct step *st = &steps[i];
+        memset(st, 0, sizeof *st);
+        st->rate = rate;
+        f->step_no = i + 1;
+        if (run_step(f, st, spid) < 0)
+            return -1;
+        *nsteps = i + 1;
+        if (o->verbose)
+            step_row(wsb_human(), st, i);
+        if (!st->pass || !st->lat_ok || st->members == 0)
+            break;
+    }
+    return 0;
+}
+
+static int fanout_open(struct fanout *f, struct wsb_open_result *r)
+{
+    struct wsb_hist hs;
+    wsb_hist_init(&hs);
+    r->hs = &hs;
+    wsb_open_all(f->l, f->conns, f->S, member_path, f, r);
+    r->hs = NULL;
+    FILE *h = wsb_human();
+    fprintf(h, "  open            %d/%d in %.2f s (%.0f handshakes/s), "
+            "handshake p99 %.2f ms\n", r->opened, f->S, r->seconds,
+            r->seconds > 0 ? r->opened / r->seconds : 0,
+            wsb_hist_quantile(&hs, 0.99) / 1e6);
+    for (int i = 1; i < WSB_FAIL_COUNT; i++)
+        if (r->fail[i])
+            fprintf(h, "  open failures   %s: %llu\n", wsb_fail_name(i),
+                    (unsigned long long)r->fail[i]);
+    if (wait_ready(f, r->opened) < 0)
+        return -1;
+    fprintf(h, "  ready           %d members got history_end%s\n",
+            f->nready, f->welcome_errors ? " (some without welcome first)"
+                                         : "");
+    wsb_json_open("open");
+    wsb_json_int("opened", r->opened);
+    wsb_json_int("failed", r->failed);
+    for (int i = 1; i < WSB_FAIL_COUNT; i++)
+        wsb_json_int(wsb_fail_name(i), (int64_t)r->fail[i]);
+    wsb_json_num("seconds", r->seconds);
+    wsb_json_int("ready", f->nready);
+    wsb_json_int("welcome_errors", (int64_t)f->welcome_errors);
+    wsb_json_hist_ms("handshake", &hs);
+    wsb_json_close();
+    return 0;
+}
+
+int wsb_fanout_run(const struct wsb_opts *o)
+{
+    struct wsb_opts oo = *o;
+    if (!oo.room[0]) {
+        uint32_t rnd;
+        wsb_random(&rnd, sizeof rnd);
+        snprintf(oo.room, sizeof oo.room, "bench%d-%08x", (int)getpid(), rnd);
+    }
+    struct fanout f;
+    memset(&f, 0, sizeof f);
+    static struct step steps[MAX_STEPS];
+    struct wsb_handlers hd = { NULL, on_message, on_done };
+    if (fanout_alloc(&f, &oo) < 0 || !(f.l = wsb_loop_create(&oo, &hd, &f))) {
+        fprintf(stderr, "wsbench: out of memory\n");
+        fanout_free(&f);
+        return 2;
+    }
+    FILE *h = wsb_human();
+    fprintf(h, "fanout: %d members, %d publishers, %zu-byte messages, "
+            "%.0f msg/s%s, %.1f s steps, room %s\n", f.S, f.P, oo.bytes,
+            oo.rate, oo.ramp ? " doubling" : "", oo.duration, oo.room);
+    wsb_json_str("room", oo.room);
+    wsb_json_int("members", f.S);
+    wsb_json_int("publishers", f.P);
+    wsb_json_int("bytes", (int64_t)oo.bytes);
+    wsb_json_num("duration", oo.duration);
+    wsb_json_int("ramp", oo.ramp);
+    double cpu0 = wsb_cpu_s();
+    uint64_t w0 = wsb_now_ns();
+    f.epoch = w0;
+    struct wsb_open_result r;
+    int nsteps = 0, rc = 2;
+    if (fanout_open(&f, &r) == 0 && f.nready > 0) {
+        f.P = pick_publishers(&f);
+        if (f.P > 0 && run_steps(&f, steps, &nsteps) == 0 && nsteps > 0) {
+            report_steps(&f, steps, nsteps);
+            report_best(steps, nsteps, oo.ramp);
+            rc = (!oo.ramp && !steps[0].pass) || r.failed ||
+                 f.nready < r.opened || f.welcome_errors ? 1 : 0;
+        }
+    }
+    if (rc == 2)
+        fprintf(h, "  could not run: %d members ready, %d publishers\n",
+                f.nready, f.P);
+    wsb_close_all(f.l, f.conns, f.S);
+    wsb_report_cpu((double)(wsb_now_ns() - w0) / 1e9, wsb_cpu_s() - cpu0);
+    wsb_json_int("pass", rc == 0);
+    fprintf(h, "  result          %s\n", rc == 0 ? "PASS" : "FAIL");
+    fanout_free(&f);
+    return rc;
+}

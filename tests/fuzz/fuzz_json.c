@@ -1,0 +1,171 @@
+/*
+ * fuzz_json: libFuzzer target for server/json.c.
+ *
+ * Reader: any bytes, in an exact-size heap copy (ASan catches over-reads);
+ * every returned field must lie inside the buffer, strings must be valid
+ * UTF-8. Writer: json_escape() of the same bytes, wrapped as {"k":"..."},
+ * must always parse back to one string field equal to the input, with
+ * invalid UTF-8 replaced by U+FFFD per maximal subpart (checked against a
+ * reference built on textbook decoding, independent of json.c).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+#define CHECK(cond) do { if (!(cond)) abort(); } while (0)
+
+static int ref_valid(const unsigned char *s, size_t n)
+{
+    static const uint32_t min_cp[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    size_t need;
+    uint32_t cp;
+    if (s[0] < 0x80)
+        return n == 1;
+    if ((s[0] & 0xE0) == 0xC0)
+        need = 2, cp = s[0] & 0x1Fu;
+    else if ((s[0] & 0xF0) == 0xE0)
+        need = 3, cp = s[0] & 0x0Fu;
+    else if ((s[0] & 0xF8) == 0xF0)
+        need = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    if (n != need)
+        return 0;
+    for (size_t k = 1; k < n; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3Fu);
+    }
+    return cp >= min_cp[n] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+}
+
+/* Can s[0..m) be completed into a well-formed sequence? */
+static int ref_prefix_ok(const unsigned char *s, size_t m)
+{
+    for (size_t n = m + 1; n <= 4; n++)
+        for (unsigned second = 0x80; second <= 0xBF; second++) {
+            unsigned char t[4] = { s[0], (unsigned char)second, 0x80, 0x80 };
+            memcpy(t, s, m);
+            if (ref_valid(t, n))
+                return 1;
+        }
+    return 0;
+}
+
+/* Expected decode of escape(s): s with U+FFFD per maximal subpart. */
+static size_t ref_substitute(unsigned char *out, const unsigned char *s,
+                             size_t len, int *was_valid)
+{
+    size_t o = 0, i = 0;
+    *was_valid = 1;
+    while (i < len) {
+        size_t take = 0;
+        for (size_t n = 1; n <= 4 && i + n <= len; n++)
+            if (ref_valid(s + i, n))
+                take = n;
+        if (take > 0) {
+            memcpy(out + o, s + i, take);
+            o += take;
+            i += take;
+            continue;
+        }
+        *was_valid = 0;
+        size_t m = 1;
+        if (ref_prefix_ok(s + i, 1))
+            while (m < 3 && i + m < len && ref_prefix_ok(s + i, m + 1))
+                m++;
+        memcpy(out + o, "\xEF\xBF\xBD", 3);
+        o += 3;
+        i += m;
+    }
+    return o;
+}
+
+static int utf8_ok(const unsigned char *s, size_t len)
+{
+    int valid;
+    unsigned char *tmp = malloc(len * 3 + 1);
+    CHECK(tmp != NULL);
+    size_t n = ref_substitute(tmp, s, len, &valid);
+    (void)n;
+    free(tmp);
+    return valid;
+}
+
+static void fuzz_reader(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size ? size : 1);
+    CHECK(buf != NULL);
+    memcpy(buf, data, size);
+    struct json_field f[JSON_MAX_FIELDS];
+    int n = json_parse_object(buf, size, f, JSON_MAX_FIELDS);
+    CHECK(n >= -2 && n <= JSON_MAX_FIELDS);
+    for (int k = 0; k < n; k++) {
+        CHECK(f[k].key >= buf && f[k].key + f[k].key_len <= buf + size);
+        CHECK(f[k].val >= buf && f[k].val + f[k].val_len <= buf + size);
+        CHECK(utf8_ok((const unsigned char *)f[k].key, f[k].key_len));
+        CHECK(f[k].type >= JSON_STRING && f[k].type <= JSON_NULL);
+        if (f[k].type == JSON_STRING)
+            CHECK(utf8_ok((const unsigned char *)f[k].val, f[k].val_len));
+        else
+            CHECK(f[k].val_len > 0);
+        for (int j = 0; j < k; j++)
+            CHECK(f[j].key_len != f[k].key_len ||
+                  memcmp(f[j].key, f[k].key, f[k].key_len) != 0);
+        if (memchr(f[k].key, 0, f[k].key_len) == NULL) {
+            char *key = malloc(f[k].key_len + 1);
+            CHECK(key != NULL);
+            memcpy(key, f[k].key, f[k].key_len);
+            key[f[k].key_len] = '\0';
+            CHECK(json_get(f, n, key) == &f[k]);   /* keys are unique */
+            free(key);
+        }
+    }
+    free(buf);
+}
+
+static void fuzz_writer(const uint8_t *data, size_t size)
+{
+    size_t el = json_escaped_len((const char *)data, size);
+    CHECK(el >= size);
+    char *w = malloc(el + 8);
+    CHECK(w != NULL);
+    memcpy(w, "{\"k\":\"", 6);
+    CHECK(json_escape(w + 6, (const char *)data, size) == el);
+    memcpy(w + 6 + el, "\"}", 2);
+    for (size_t k = 6; k < 6 + el; k++) {
+        unsigned char c = (unsigned char)w[k];
+        CHECK(c >= 0x20);
+        /* no raw U+2028/U+2029 */
+        CHECK(!(c == 0xE2 && k + 2 < 6 + el && (unsigned char)w[k + 1] == 0x80 &&
+                ((unsigned char)w[k + 2] == 0xA8 || (unsigned char)w[k + 2] == 0xA9)));
+    }
+
+    struct json_field f[JSON_MAX_FIELDS];
+    int n = json_parse_object(w, el + 8, f, JSON_MAX_FIELDS);
+    CHECK(n == 1);
+    CHECK(f[0].key_len == 1 && f[0].key[0] == 'k');
+    CHECK(f[0].type == JSON_STRING);
+
+    unsigned char *want = malloc(size * 3 + 1);
+    CHECK(want != NULL);
+    int valid;
+    size_t wl = ref_substitute(want, data, size, &valid);
+    CHECK(f[0].val_len == wl);
+    CHECK(memcmp(f[0].val, want, wl) == 0);
+    if (valid)
+        CHECK(wl == size && memcmp(f[0].val, data, size) == 0);
+    free(want);
+    free(w);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_reader(data, size);
+    fuzz_writer(data, size);
+    return 0;
+}

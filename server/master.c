@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -323,9 +324,13 @@ static void reload(void)
     struct config old = M.cfg;
     M.cfg = next;
     /* Mark the running generation before forking the new one. */
-    for (int s = 0; s < SHM_MAX_SLOTS; s++)
-        if (M.procs[s].in_use)
-            M.procs[s].retiring = 1;
+    for (int s = 0; s < SHM_MAX_SLOTS; s++) {
+        if (!M.procs[s].in_use)
+            continue;
+        M.procs[s].retiring = 1;
+        if (M.procs[s].pid == 0)
+            M.procs[s].in_use = 0;      /* was waiting for a respawn: drop it */
+    }
     if (start_generation(M.cfg.workers) < 0) {
         M.cfg = old;
         for (int s = 0; s < SHM_MAX_SLOTS; s++)
@@ -409,6 +414,12 @@ void master_run(const struct config *cfg)
         exit(1);
     }
 
+    /* Connections are fds: take the whole hard limit, as nginx's worker_rlimit_nofile. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     open_listeners();
     M.seg = shm_create(M.shm_name, M.cfg.ring_size, err, sizeof err);
     if (M.seg == NULL) {

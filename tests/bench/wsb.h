@@ -119,6 +119,7 @@ struct wsb_conn {
     uint8_t  fail;             /* enum wsb_fail, first reason wins */
     uint8_t  want_out;         /* EPOLLOUT currently registered */
     uint8_t  sent_close, got_close;
+    uint8_t  initiated;        /* we started the close handshake */
     uint8_t  msg_op;           /* opcode of the message being reassembled */
     uint8_t  was_open;         /* the handshake succeeded at some point */
     uint16_t close_code;       /* from the server's close frame, 0 = none */

@@ -39,9 +39,9 @@ static void on_message(struct wsb_conn *c, int op, const char *p, size_t n,
 static void on_done(struct wsb_conn *c, void *ud)
 {
     struct conns *s = ud;
-    /* sent_close marks our own close at the end; anything else that ends
-     * an open connection is the server dropping it (or a protocol error). */
-    if (c->was_open && !c->sent_close)
+    /* Anything but our own close at the end is the server dropping an
+     * open connection (or a protocol error). */
+    if (c->was_open && !c->initiated)
         s->drops++;
 }
 

@@ -86,7 +86,7 @@ static void on_done(struct wsb_conn *c, void *ud)
         s->outstanding--;
         s->e[c->id].t_sent = 0;
     }
-    if (s->sending || !c->sent_close)
+    if (s->sending || !c->initiated)
         s->drops++;
 }
 

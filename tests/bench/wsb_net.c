@@ -356,6 +356,7 @@ void wsb_conn_close(struct wsb_loop *l, struct wsb_conn *c, int code)
     uint8_t body[2] = { (uint8_t)(code >> 8), (uint8_t)code };
     set_state(l, c, WSB_ST_CLOSING);
     c->sent_close = 1;
+    c->initiated = 1;
     wsb_conn_send(l, c, WSB_OP_CLOSE, body, sizeof body);
 }
 

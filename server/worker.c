@@ -158,18 +158,26 @@ void worker_linger(struct worker *w, struct conn *c)
 
 /* ---- output ---- */
 
-static void want_write(struct worker *w, struct conn *c, int on)
+/*
+ * Make the epoll mask match the connection: EPOLLOUT while output is
+ * pending; EPOLLIN dropped while private output (an echo reply, say) is
+ * over max_send_queue, so a peer that sends without reading is slowed by
+ * TCP instead of growing our buffer. Chat members are bounded by 1013.
+ */
+static void update_events(struct worker *w, struct conn *c, int pending)
 {
-    if (!!(c->flags & CONN_F_WANT_WRITE) == on)
+    int paused = c->member == NULL && conn_out_pending(c) > w->cfg->max_send_queue;
+    uint8_t want = (uint8_t)((pending ? CONN_F_WANT_WRITE : 0) | (paused ? CONN_F_READ_PAUSED : 0));
+    if ((c->flags & (CONN_F_WANT_WRITE | CONN_F_READ_PAUSED)) == want)
         return;
-    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0),
+    struct epoll_event ev = { .events = (paused ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0),
                               .data.u64 = CONN_TAG_BASE + (uint64_t)c->id };
     if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
         log_write(LOG_LVL_ALERT, errno, "epoll_ctl(MOD, %d) failed", c->fd);
         worker_close_now(w, c);
         return;
     }
-    c->flags ^= CONN_F_WANT_WRITE;
+    c->flags = (uint8_t)((c->flags & ~(CONN_F_WANT_WRITE | CONN_F_READ_PAUSED)) | want);
 }
 
 void worker_flush(struct worker *w, struct conn *c)
@@ -193,7 +201,7 @@ void worker_flush(struct worker *w, struct conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                want_write(w, c, 1);
+                update_events(w, c, 1);
                 return;
             }
             log_at(LOG_LVL_INFO, errno, "conn %u: writev() failed", c->id);
@@ -206,7 +214,7 @@ void worker_flush(struct worker *w, struct conn *c)
         else
             conn_out_consume(&w->conns, c, (size_t)wr);
     }
-    want_write(w, c, 0);
+    update_events(w, c, 0);
     if (c->state == CONN_LINGER && !(c->flags & CONN_F_WR_SHUT)) {
         /* Everything is out: send our FIN, then wait for the peer's. */
         shutdown(c->fd, SHUT_WR);

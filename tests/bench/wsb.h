@@ -169,6 +169,9 @@ int      wsb_loop_poll(struct wsb_loop *l, int timeout_ms);
 /* Connections in CONNECTING/HANDSHAKE, and in CLOSING. */
 int      wsb_loop_pending(const struct wsb_loop *l);
 int      wsb_loop_closing(const struct wsb_loop *l);
+/* Arrival time of the bytes now being dispatched: one clock read per
+ * recv() serves every frame in it (valid inside on_message). */
+uint64_t wsb_loop_rx_ns(const struct wsb_loop *l);
 
 /* Start a non-blocking connect + handshake for GET path; 0 or -1. */
 int      wsb_conn_start(struct wsb_loop *l, struct wsb_conn *c,

@@ -62,7 +62,7 @@ static void on_message(struct wsb_conn *c, int op, const char *p, size_t n,
         s->mismatches++;       /* nothing was asked: an unsolicited frame */
         return;
     }
-    uint64_t now = wsb_now_ns();
+    uint64_t now = wsb_loop_rx_ns(s->l);
     if (op != s->op)
         s->wrong_opcode++;
     payload_gen(s->buf, s->o->bytes, c->id, e->seq, s->o->text);

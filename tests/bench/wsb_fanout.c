@@ -159,7 +159,7 @@ static void count_delivery(struct fanout *f, int mi, const uint64_t v[4],
         st->reorders++;
     else
         *last = (uint32_t)(seq + 1);
-    uint64_t now = wsb_now_ns(), sent = f->epoch + v[3];
+    uint64_t now = wsb_loop_rx_ns(f->l), sent = f->epoch + v[3];
     wsb_hist_add(&st->lat, now > sent ? now - sent : 0);
 }
 
@@ -525,6 +525,26 @@ static int fanout_open(struct fanout *f, struct wsb_open_result *r)
     return 0;
 }
 
+/*
+ * Pass/fail for --check. Without --ramp any defect fails. A ramp is meant
+ * to end in loss or slowness, so there only the defects that no load
+ * excuses fail it: duplicates, order violations, garbled tokens.
+ */
+static int fanout_verdict(const struct fanout *f,
+                          const struct wsb_open_result *r,
+                          const struct step *steps, int n)
+{
+    if (r->failed || f->nready < r->opened || f->welcome_errors)
+        return 1;
+    if (!f->o->ramp)
+        return steps[0].pass ? 0 : 1;
+    for (int i = 0; i < n; i++)
+        if (steps[i].dups || steps[i].reorders || steps[i].id_reorders ||
+            steps[i].bad_tokens)
+            return 1;
+    return 0;
+}
+
 int wsb_fanout_run(const struct wsb_opts *o)
 {
     struct wsb_opts oo = *o;
@@ -562,8 +582,7 @@ int wsb_fanout_run(const struct wsb_opts *o)
         if (f.P > 0 && run_steps(&f, steps, &nsteps) == 0 && nsteps > 0) {
             report_steps(&f, steps, nsteps);
             report_best(steps, nsteps, oo.ramp);
-            rc = (!oo.ramp && !steps[0].pass) || r.failed ||
-                 f.nready < r.opened || f.welcome_errors ? 1 : 0;
+            rc = fanout_verdict(&f, &r, steps, nsteps);
         }
     }
     if (rc == 2)

@@ -52,6 +52,7 @@ struct wsb_loop {
     struct wsb_conn *timed;   /* pending and closing conns, for timeouts */
     uint64_t last_sweep, connect_timeout_ns, close_timeout_ns;
     uint64_t last_result_ns;  /* last open or failure, for open rates */
+    uint64_t rx_ns;           /* when the bytes being parsed arrived */
     struct wsb_hist *hs_hist;
     struct wsb_loop_stats st;
 };
@@ -166,6 +167,7 @@ const struct wsb_loop_stats *wsb_loop_stats(const struct wsb_loop *l)
 }
 
 int wsb_loop_pending(const struct wsb_loop *l) { return l->npending; }
+uint64_t wsb_loop_rx_ns(const struct wsb_loop *l) { return l->rx_ns; }
 int wsb_loop_closing(const struct wsb_loop *l) { return l->nclosing; }
 
 void wsb_loop_arm(struct wsb_loop *l, uint64_t t_ns)
@@ -812,6 +814,7 @@ static void conn_readable(struct wsb_loop *l, struct wsb_conn *c)
         return;
     }
     l->st.bytes_in += (size_t)r;
+    l->rx_ns = wsb_now_ns();
     const char *buf = c->in_len ? c->in : l->scratch;
     size_t n = c->in_len + (size_t)r, need;
     size_t used = process_input(l, c, buf, n, &need);

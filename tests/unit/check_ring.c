@@ -244,6 +244,43 @@ START_TEST(wrap_exact_fit)
 }
 END_TEST
 
+/*
+ * A reader must bound a header's len before copying: torn or corrupt
+ * headers (simulated by scribbling, the ring lives on the heap under ASan)
+ * give RING_LAPPED, never an out-of-bounds copy or a silent skip.
+ */
+START_TEST(corrupt_header_bounded)
+{
+    struct ring *r = make_ring(4096);
+    for (int k = 0; k < 4; k++)
+        publish(r, 936, "lobby");
+    publish(r, 100, "lobby");                 /* pad at 4000, entry at 4096 */
+    static unsigned char buf[1 << 16];
+    struct ring_entry m;
+
+    struct ring_entry *e = raw_entry(r, 2000);
+    e->len = UINT32_MAX;
+    uint64_t pos = 2000;
+    ck_assert_int_eq(ring_read(r, &pos, &m, buf, sizeof buf), RING_LAPPED);
+    ck_assert_int_eq(ring_peek(r, &pos, &m), RING_LAPPED);
+    e->len = 4096 - 2000 - (uint32_t)HDR + 1;  /* one byte past the end */
+    ck_assert_int_eq(ring_read(r, &pos, &m, buf, sizeof buf), RING_LAPPED);
+    e->len = 936;
+    ck_assert_int_eq(ring_read(r, &pos, &m, buf, sizeof buf), 936);
+    ck_assert_uint_eq(m.id, 3);
+
+    /* A pad must cover exactly the rest of the lap. */
+    struct ring_entry *pad = raw_entry(r, 4000);
+    pad->len = 0;
+    pos = 4000;
+    ck_assert_int_eq(ring_peek(r, &pos, &m), RING_LAPPED);
+    pad->len = 96 - (uint32_t)HDR;
+    ck_assert_int_eq(ring_peek(r, &pos, &m), 100);
+    ck_assert_uint_eq(m.id, 5);
+    free_ring();
+}
+END_TEST
+
 /* ---- property test --------------------------------------------------- */
 
 static uint64_t rng_state;
@@ -592,6 +629,7 @@ Suite *ring_suite(void)
     tcase_add_test(tc, wrap_with_pad);
     tcase_add_test(tc, wrap_small_gap);
     tcase_add_test(tc, wrap_exact_fit);
+    tcase_add_test(tc, corrupt_header_bounded);
     tcase_add_test(tc, lapped_reader_resumes);
     suite_add_tcase(s, tc);
 

@@ -152,10 +152,11 @@ static void spawn(int slot)
         return;
     }
     if (pid == 0) {
+        /*
+         * The signal mask stays blocked: the worker reads the same signals
+         * from its own signalfd, so one sent before it is ready still waits.
+         */
         close(M.sigfd);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         struct worker_ctx ctx = {
             .cfg = &M.cfg, .slot = slot, .generation = p->generation,
             .listen_fds = M.listen_fds, .nlisten = M.nlisten,

@@ -281,9 +281,9 @@ static void on_overrun(struct worker *w)
 
 static struct local_room *room_for(struct chat_worker *cw, const struct ring_entry *e)
 {
-    if (e->reserved >= SHM_MAX_ROOMS)
+    if (e->room_slot >= SHM_MAX_ROOMS)
         return NULL;
-    struct local_room *lr = cw->rooms[e->reserved];
+    struct local_room *lr = cw->rooms[e->room_slot];
     if (lr == NULL || lr->name_len != e->room_len || memcmp(lr->name, e->room, e->room_len) != 0)
         return NULL;
     return lr;

@@ -357,7 +357,7 @@ int chat_event_commit(struct ring *r, int kind, int room_idx, const char *room,
     meta.kind = (uint8_t)kind;
     meta.room_len = (uint8_t)room_len;
     memcpy(meta.room, room, room_len);
-    meta.reserved = (uint64_t)room_idx;
+    meta.room_slot = (uint64_t)room_idx;
     ring_commit(r, &meta);
     return 0;
 }

@@ -121,6 +121,11 @@ uint64_t ring_next_id(const struct ring *r)
     return r->next_id;
 }
 
+/*
+ * META->len must be the len given to ring_reserve(): the placement (and so
+ * the pad) is recomputed from head and len rather than remembered, because
+ * nothing in the shared ABI holds a pending reservation.
+ */
 uint64_t ring_commit(struct ring *r, const struct ring_entry *meta)
 {
     assert(meta->len <= ring_max_entry(r));
@@ -148,7 +153,7 @@ uint64_t ring_commit(struct ring *r, const struct ring_entry *meta)
     e->len = meta->len;
     e->kind = meta->kind;
     e->room_len = room_len;
-    e->reserved = meta->reserved;   /* the chat layer keeps its room index here */
+    e->room_slot = meta->room_slot;
     memcpy(e->room, meta->room, room_len);
     /*
      * Bump next_id before publishing: a writer killed between the two

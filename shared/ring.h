@@ -40,7 +40,7 @@ struct ring_entry {
     uint8_t  room_len;
     uint8_t  pad[2];
     char     room[RING_ROOM_MAX];   /* not NUL-terminated when room_len == 32 */
-    uint64_t reserved;
+    uint64_t room_slot;             /* publisher's tag for the room (chat: its shm room index) */
 };
 _Static_assert(sizeof(struct ring_entry) == 64, "ring_entry is ABI");
 

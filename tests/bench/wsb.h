@@ -4,7 +4,7 @@
  * wsbench is an independent RFC 6455 client: it shares no code with the
  * server so a bug in the server's codec cannot hide itself by being present
  * on both ends. One process, one thread, one epoll loop (wsb_net.c) drives
- * every connection; the scenarios (wsb_fanout.c, wsb_echo.c, wsb_conns.c)
+ * every connection through the pure codec in wsb_ws.c; the scenarios (wsb_fanout.c, wsb_echo.c, wsb_conns.c)
  * get callbacks for opened connections, complete messages and closes.
  * Helpers: SHA-1/base64 for Sec-WebSocket-Accept (wsb_sha1.c), a log-linear
  * latency histogram (wsb_hist.c), /proc and rlimit access (wsb_proc.c) and
@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
-#include <netinet/in.h>
 
 /* ---- options (wsbench.c) ---------------------------------------------- */
 
@@ -55,6 +54,37 @@ void   wsb_sha1(const void *data, size_t len, uint8_t out[20]);
 size_t wsb_base64(const uint8_t *in, size_t n, char *out);
 /* RFC 6455 §4.2.2: base64(SHA-1(key + GUID)); out holds 29 bytes. */
 void   wsb_accept_key(const char *key, char out[29]);
+
+/* ---- RFC 6455 client codec, pure (wsb_ws.c) --------------------------- */
+
+struct wsb_frame {
+    int      fin, rsv, opcode, masked;
+    uint64_t len;
+};
+
+/* The opening request (§4.1) into dst; its length, or -1 if cap is short. */
+int     wsb_ws_request(char *dst, size_t cap, const char *path,
+                       const char *host, const char *key);
+/*
+ * Check the server's response head (§4.1 client steps 1-5): >0 its length
+ * when complete and valid, 0 incomplete, -WSB_FAIL_STATUS (not 101, bad
+ * Upgrade/Connection, unasked extension, head too long) or -WSB_FAIL_ACCEPT.
+ * *status receives the HTTP status (0 if unparsable).
+ */
+ssize_t wsb_ws_response(const char *buf, size_t n, const char *key,
+                        int *status);
+/* Header of the frame at p: its length (2..14), 0 need more, -1 malformed
+ * (non-minimal length, 64-bit length with the top bit set). */
+ssize_t wsb_ws_frame_head(const uint8_t *p, size_t n, struct wsb_frame *f);
+/* 1 when f may arrive now from a server; msg_op is the opcode of the
+ * fragmented message in progress, 0 if none (§5.1, §5.4, §5.5). */
+int     wsb_ws_frame_valid(int msg_op, const struct wsb_frame *f);
+/* FIN frame with the minimal length form, masked with key; dst needs
+ * n + 14 bytes. Returns the frame length. */
+size_t  wsb_ws_frame_build(char *dst, int opcode, const void *p, size_t n,
+                           const uint8_t key[4]);
+/* Strict UTF-8: no overlongs, surrogates or code points past U+10FFFF. */
+int     wsb_ws_utf8_ok(const uint8_t *s, size_t n);
 
 /* ---- latency histogram (wsb_hist.c) ----------------------------------- */
 

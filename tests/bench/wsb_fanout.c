@@ -3,8 +3,9 @@
  * total (open loop, paced by a timerfd), every member checked for every
  * message: exactly once, per-publisher order, one global id order.
  *
- * Each message text starts with a token "~b:<step>:<pub>:<seq>:<ns>~"
- * (ns = intended send time since the run began) padded with 'x' to B
+ * Each message text starts with a token "~b:<run>:<step>:<pub>:<seq>:<ns>~"
+ * (run = a random nonce, so a token from another run can never pass for
+ * ours; ns = intended send time since the run began) padded with 'x' to B
  * bytes; the server wraps it in its JSON envelope and we find the token
  * anywhere in the frame. Message k of a step goes to publisher k % P as
  * its sequence k / P, so (member, k) indexes one bit of a per-step bitmap:
@@ -32,7 +33,8 @@ struct member {
 struct step {
     double   rate, wall_s, cpu_s, srv_cpu_s, deliv_per_s, max_lag_ms;
     uint64_t planned, sent, send_fail, expected, received, dups;
-    uint64_t reorders, id_reorders, late, bad_tokens, drops;
+    uint64_t reorders, id_reorders, late, bad_tokens, drops, errors;
+    uint64_t foreign;          /* tokens of another run */
     int      members, pass, lat_ok;
     struct wsb_hist lat;
 };
@@ -48,6 +50,7 @@ struct fanout {
     uint8_t  *bits;            /* S*K bits for the current step */
     uint64_t  K;               /* messages planned in the current step */
     uint64_t  epoch;           /* token timestamps count from here */
+    uint32_t  run;             /* nonce in every token of this run */
     int       step_no, in_step;
     uint64_t  welcome_errors;
     uint16_t  first_drop_code;
@@ -78,15 +81,16 @@ static int parse_u64(const char **p, const char *end, char delim,
     return 0;
 }
 
-/* Token "~b:S:P:Q:T~" in p[0..n); 1 found and valid, 0 absent, -1 bad. */
-static int token_find(const char *p, size_t n, uint64_t v[4])
+/* Token "~b:R:S:P:Q:T~" in p[0..n); 1 found and valid, 0 absent, -1 bad. */
+static int token_find(const char *p, size_t n, uint64_t v[5])
 {
     const char *t = memmem(p, n, "~b:", 3);
     if (!t)
         return 0;
     const char *s = t + 3, *end = p + n;
     if (parse_u64(&s, end, ':', &v[0]) || parse_u64(&s, end, ':', &v[1]) ||
-        parse_u64(&s, end, ':', &v[2]) || parse_u64(&s, end, '~', &v[3]))
+        parse_u64(&s, end, ':', &v[2]) || parse_u64(&s, end, ':', &v[3]) ||
+        parse_u64(&s, end, '~', &v[4]))
         return -1;
     return 1;
 }
@@ -127,12 +131,13 @@ static void member_joining(struct fanout *f, struct member *m,
     }
 }
 
-static void count_delivery(struct fanout *f, int mi, const uint64_t v[4],
+/* v: run, step, publisher, sequence, intended send time (token order). */
+static void count_delivery(struct fanout *f, int mi, const uint64_t v[5],
                            uint64_t id)
 {
     struct step *st = f->cur;
     struct member *m = &f->m[mi];
-    uint64_t pubi = v[1], seq = v[2];
+    uint64_t pubi = v[2], seq = v[3];
     uint64_t k = seq * (uint64_t)f->P + pubi;
     if (pubi >= (uint64_t)f->P || k >= f->K) {
         st->bad_tokens++;
@@ -159,7 +164,7 @@ static void count_delivery(struct fanout *f, int mi, const uint64_t v[4],
         st->reorders++;
     else
         *last = (uint32_t)(seq + 1);
-    uint64_t now = wsb_loop_rx_ns(f->l), sent = f->epoch + v[3];
+    uint64_t now = wsb_loop_rx_ns(f->l), sent = f->epoch + v[4];
     wsb_hist_add(&st->lat, now > sent ? now - sent : 0);
 }
 
@@ -174,15 +179,25 @@ static void on_message(struct wsb_conn *c, int op, const char *p, size_t n,
         member_joining(f, m, p, n);
         return;
     }
-    uint64_t v[4];
+    uint64_t v[5];
     int t = token_find(p, n, v);
-    if (t == 0 || !f->cur)
-        return;                /* presence events and the like */
+    if (t == 0) {
+        /* Presence events and the like; a rejected publish explains loss. */
+        if (f->cur && has_type(p, n, "error"))
+            f->cur->errors++;
+        return;
+    }
+    if (!f->cur)
+        return;
     if (t < 0) {
         f->cur->bad_tokens++;
         return;
     }
-    if (v[0] != (uint64_t)f->step_no || !f->in_step) {
+    if (v[0] != f->run) {
+        f->cur->foreign++;     /* another run's message leaked in */
+        return;
+    }
+    if (v[1] != (uint64_t)f->step_no || !f->in_step) {
         f->cur->late++;        /* a previous step's straggler */
         return;
     }
@@ -237,8 +252,9 @@ static void publish(struct fanout *f, uint64_t k, uint64_t intended)
 {
     int pubi = (int)(k % (uint64_t)f->P);
     struct wsb_conn *c = &f->conns[f->pub[pubi]];
-    int len = snprintf(f->text, f->text_len + 64, "~b:%d:%d:%llu:%llu~",
-                       f->step_no, pubi, (unsigned long long)(k / f->P),
+    int len = snprintf(f->text, f->text_len + 64, "~b:%u:%d:%d:%llu:%llu~",
+                       f->run, f->step_no, pubi,
+                       (unsigned long long)(k / f->P),
                        (unsigned long long)(intended - f->epoch));
     size_t n = (size_t)len < f->text_len ? f->text_len : (size_t)len;
     memset(f->text + len, 'x', n - (size_t)len);
@@ -263,7 +279,9 @@ static int send_phase(struct fanout *f, struct step *st, uint64_t t0)
 {
     double interval = 1e9 / st->rate;
     uint64_t k = 0, max_lag = 0;
-    while (k < st->planned && !wsb_deadline_passed()) {
+    /* With every member gone there is nothing left to measure. */
+    while (k < st->planned && !wsb_deadline_passed() &&
+           st->drops < (uint64_t)st->members) {
         uint64_t now = wsb_now_ns();
         while (k < st->planned) {
             uint64_t due = t0 + (uint64_t)((double)k * interval);
@@ -288,8 +306,8 @@ static int drain_phase(struct fanout *f, struct step *st, uint64_t *last_rx)
     uint64_t limit = wsb_now_ns() + (uint64_t)(f->o->drain * 1e9);
     uint64_t seen = st->received;
     *last_rx = wsb_now_ns();
-    while (st->received < st->expected &&
-           wsb_now_ns() < limit && !wsb_deadline_passed()) {
+    while (st->received < st->expected && wsb_now_ns() < limit &&
+           st->drops < (uint64_t)st->members && !wsb_deadline_passed()) {
         if (wsb_loop_poll(f->l, 20) < 0)
             return -1;
         if (st->received != seen) {
@@ -345,7 +363,7 @@ static int run_step(struct fanout *f, struct step *st, pid_t spid)
                                                 : 0;
     st->pass = lost == 0 && st->dups == 0 && st->reorders == 0 &&
                st->id_reorders == 0 && st->send_fail == 0 &&
-               st->drops == 0 && st->bad_tokens == 0;
+               st->drops == 0 && st->bad_tokens == 0 && st->foreign == 0;
     st->lat_ok = wsb_hist_quantile(&st->lat, 0.99) <= f->o->slo_ms * 1e6;
     return 0;
 }
@@ -387,7 +405,9 @@ static void step_json(const struct step *st)
     wsb_json_int("id_reorders", (int64_t)st->id_reorders);
     wsb_json_int("late", (int64_t)st->late);
     wsb_json_int("bad_tokens", (int64_t)st->bad_tokens);
+    wsb_json_int("foreign_tokens", (int64_t)st->foreign);
     wsb_json_int("member_drops", (int64_t)st->drops);
+    wsb_json_int("server_errors", (int64_t)st->errors);
     wsb_json_num("deliveries_per_s", st->deliv_per_s);
     wsb_json_num("max_publish_lag_ms", st->max_lag_ms);
     wsb_json_hist_ms("latency", &st->lat);
@@ -416,19 +436,46 @@ static void report_steps(struct fanout *f, const struct step *steps, int n)
             fprintf(h, "  note: step %d publish lag up to %.1f ms: the "
                     "generator fell behind its schedule\n", i + 1,
                     steps[i].max_lag_ms);
+    for (int i = 0; i < n; i++)
+        if (steps[i].send_fail)
+            fprintf(h, "  note: step %d could not send %llu messages (publisher "
+                    "connection gone)\n", i + 1,
+                    (unsigned long long)steps[i].send_fail);
+    for (int i = 0; i < n; i++)
+        if (steps[i].errors)
+            fprintf(h, "  note: step %d got %llu {\"type\":\"error\"} frames from "
+                    "the server\n", i + 1, (unsigned long long)steps[i].errors);
     if (f->first_drop_code)
         fprintf(h, "  note: members dropped by the server, first close "
                 "code %u\n", f->first_drop_code);
 }
 
+/* Why the run ended: the first failing step's defect, or its limits. */
+static const char *stop_reason(const struct step *st, int ramp)
+{
+    if (st->dups || st->reorders || st->id_reorders || st->bad_tokens ||
+        st->foreign)
+        return "defect";
+    if (st->drops)
+        return "drops";
+    if (st->expected > st->received || st->send_fail)
+        return "loss";
+    if (ramp && !st->lat_ok)
+        return "slow";
+    return ramp ? "max_steps" : "none";
+}
+
 static void report_best(const struct step *steps, int n, int ramp)
 {
-    int best = -1;
-    for (int i = 0; i < n; i++)
-        if (steps[i].pass && (!ramp || steps[i].lat_ok))
-            best = i;
-        else if (ramp)
+    int best = -1, stop = n - 1;
+    for (int i = 0; i < n; i++) {
+        if (!steps[i].pass || (ramp && !steps[i].lat_ok)) {
+            stop = i;
             break;
+        }
+        best = i;
+    }
+    const char *why = stop_reason(&steps[stop], ramp);
     FILE *h = wsb_human();
     if (best >= 0)
         fprintf(h, "  %s %.0f msg/s = %.0f deliveries/s, p99 %.2f ms\n",
@@ -437,11 +484,16 @@ static void report_best(const struct step *steps, int n, int ramp)
                 wsb_hist_quantile(&steps[best].lat, 0.99) / 1e6);
     else
         fprintf(h, "  no step passed\n");
+    if (ramp)
+        fprintf(h, "  ramp stopped    at %.0f msg/s: %s\n", steps[stop].rate,
+                why);
     wsb_json_num("best_rate", best >= 0 ? steps[best].rate : 0);
     wsb_json_num("best_deliveries_per_s",
                  best >= 0 ? steps[best].deliv_per_s : 0);
     wsb_json_num("best_p99_ms", best >= 0 ?
                  wsb_hist_quantile(&steps[best].lat, 0.99) / 1e6 : 0);
+    wsb_json_num("stop_rate", steps[stop].rate);
+    wsb_json_str("stop_reason", why);
 }
 
 /* ---- driver ------------------------------------------------------------- */
@@ -540,7 +592,7 @@ static int fanout_verdict(const struct fanout *f,
         return steps[0].pass ? 0 : 1;
     for (int i = 0; i < n; i++)
         if (steps[i].dups || steps[i].reorders || steps[i].id_reorders ||
-            steps[i].bad_tokens)
+            steps[i].bad_tokens || steps[i].foreign)
             return 1;
     return 0;
 }
@@ -575,6 +627,7 @@ int wsb_fanout_run(const struct wsb_opts *o)
     double cpu0 = wsb_cpu_s();
     uint64_t w0 = wsb_now_ns();
     f.epoch = w0;
+    wsb_random(&f.run, sizeof f.run);
     struct wsb_open_result r;
     int nsteps = 0, rc = 2;
     if (fanout_open(&f, &r) == 0 && f.nready > 0) {

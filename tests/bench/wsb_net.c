@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -30,7 +29,6 @@
 
 #define SCRATCH_SIZE   (256 * 1024)
 #define READ_CHUNK     (64 * 1024)
-#define HEAD_MAX       (16 * 1024)      /* bound on the 101 response head */
 #define MAX_MSG        (64u * 1024 * 1024)
 #define MAX_OUT        (16u * 1024 * 1024)
 #define SWEEP_NS       (50u * 1000 * 1000)
@@ -55,12 +53,6 @@ struct wsb_loop {
     uint64_t rx_ns;           /* when the bytes being parsed arrived */
     struct wsb_hist *hs_hist;
     struct wsb_loop_stats st;
-};
-
-/* Frame header fields (RFC 6455 §5.2). */
-struct frame {
-    int      fin, rsv, opcode, masked;
-    uint64_t len;
 };
 
 static const char *fail_names[WSB_FAIL_COUNT] = {
@@ -295,33 +287,6 @@ static int conn_write(struct wsb_loop *l, struct wsb_conn *c,
     return 0;
 }
 
-/* Header (minimal length form, §5.2), mask key, masked payload (§5.3). */
-static size_t frame_build(char *dst, int opcode, const void *p, size_t n)
-{
-    uint8_t *d = (uint8_t *)dst;
-    size_t h = 0;
-    d[h++] = (uint8_t)(0x80 | opcode);
-    if (n < 126) {
-        d[h++] = (uint8_t)(0x80 | n);
-    } else if (n <= 0xFFFF) {
-        d[h++] = 0x80 | 126;
-        d[h++] = (uint8_t)(n >> 8);
-        d[h++] = (uint8_t)n;
-    } else {
-        d[h++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--)
-            d[h++] = (uint8_t)((uint64_t)n >> (8 * i));
-    }
-    uint8_t key[4];
-    wsb_random(key, sizeof key);
-    memcpy(d + h, key, 4);
-    h += 4;
-    const uint8_t *s = p;
-    for (size_t i = 0; i < n; i++)
-        d[h + i] = s[i] ^ key[i & 3];
-    return h + n;
-}
-
 int wsb_conn_send(struct wsb_loop *l, struct wsb_conn *c, int opcode,
                   const void *p, size_t n)
 {
@@ -342,7 +307,9 @@ int wsb_conn_send(struct wsb_loop *l, struct wsb_conn *c, int opcode,
         l->obuf = nb;
         l->obuf_cap = cap;
     }
-    size_t len = frame_build(l->obuf, opcode, p, n);
+    uint8_t key[4];
+    wsb_random(key, sizeof key);      /* a fresh mask for every frame */
+    size_t len = wsb_ws_frame_build(l->obuf, opcode, p, n, key);
     l->st.frames_out++;
     return conn_write(l, c, l->obuf, len);
 }
@@ -383,19 +350,11 @@ static void queue_request(struct wsb_loop *l, struct wsb_conn *c,
                           const char *path)
 {
     uint8_t raw[16];
-    wsb_random(raw, sizeof raw);
+    wsb_random(raw, sizeof raw);      /* §4.1: a random 16-byte nonce */
     wsb_base64(raw, sizeof raw, c->key);
     char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\n"
-                     "Host: %s\r\n"
-                     "Upgrade: websocket\r\n"
-                     "Connection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n"
-                     "User-Agent: wsbench\r\n\r\n",
-                     path, l->host_hdr, c->key);
-    if (n > 0 && (size_t)n < sizeof req)
+    int n = wsb_ws_request(req, sizeof req, path, l->host_hdr, c->key);
+    if (n > 0)
         out_keep(c, req, (size_t)n);
 }
 
@@ -459,81 +418,20 @@ static void conn_connected(struct wsb_loop *l, struct wsb_conn *c)
     conn_write(l, c, NULL, 0);
 }
 
-/* Case-insensitive search for token tok in a comma list value. */
-static int has_token(const char *v, size_t vn, const char *tok)
-{
-    size_t tn = strlen(tok);
-    for (size_t i = 0; i + tn <= vn; i++) {
-        if (strncasecmp(v + i, tok, tn) == 0 &&
-            (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
-            (i + tn == vn || v[i + tn] == ',' || v[i + tn] == ' '))
-            return 1;
-    }
-    return 0;
-}
-
-/* Check one header line of the 101 response; sets *seen bits. */
-static int check_header(const char *line, size_t n, const char *accept,
-                        int *seen)
-{
-    const char *colon = memchr(line, ':', n);
-    if (!colon)
-        return -1;
-    size_t kn = (size_t)(colon - line);
-    const char *v = colon + 1;
-    size_t vn = n - kn - 1;
-    while (vn && (*v == ' ' || *v == '\t')) { v++; vn--; }
-    while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t')) vn--;
-
-    if (kn == 7 && strncasecmp(line, "Upgrade", 7) == 0)
-        *seen |= (vn == 9 && strncasecmp(v, "websocket", 9) == 0) ? 1 : 16;
-    else if (kn == 10 && strncasecmp(line, "Connection", 10) == 0)
-        *seen |= has_token(v, vn, "upgrade") ? 2 : 16;
-    else if (kn == 20 && strncasecmp(line, "Sec-WebSocket-Accept", 20) == 0)
-        *seen |= (vn == 28 && memcmp(v, accept, 28) == 0) ? 4 : 32;
-    else if (kn == 24 && strncasecmp(line, "Sec-WebSocket-Extensions", 24) == 0)
-        *seen |= 16;         /* we offered none, §4.1 says fail */
-    return 0;
-}
-
 /*
- * Parse the response head in buf (§4.1 client requirements 1-5).
- * Returns its length when complete and valid, 0 if incomplete, -1 after
- * aborting the connection.
+ * The 101 response head in buf: its length once complete and valid, 0 if
+ * incomplete, -1 after failing the connection (§4.1: the client MUST).
  */
 static ssize_t handshake_parse(struct wsb_loop *l, struct wsb_conn *c,
                                const char *buf, size_t n)
 {
-    const char *end = memmem(buf, n, "\r\n\r\n", 4);
-    if (!end) {
-        if (n > HEAD_MAX)
-            wsb_conn_abort(l, c, WSB_FAIL_STATUS);
-        return n > HEAD_MAX ? -1 : 0;
-    }
-    size_t head = (size_t)(end - buf) + 4;
-    int status = 0;
-    if (head > 12 && memcmp(buf, "HTTP/1.1 ", 9) == 0)
-        status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-    c->http_status = (uint16_t)(status > 0 && status < 1000 ? status : 0);
-    if (status != 101) {
-        wsb_conn_abort(l, c, WSB_FAIL_STATUS);
-        return -1;
-    }
-    char accept[29];
-    wsb_accept_key(c->key, accept);
-    int seen = 0;
-    const char *line = memchr(buf, '\n', head) + 1;
-    while (line < end + 2) {
-        const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
-        if (!eol || eol == line)
-            break;
-        if (check_header(line, (size_t)(eol - line), accept, &seen) < 0)
-            seen |= 16;
-        line = eol + 2;
-    }
-    if ((seen & 7) != 7 || (seen & 48)) {
-        wsb_conn_abort(l, c, (seen & 32) || !(seen & 4) ? WSB_FAIL_ACCEPT
-                                                        : WSB_FAIL_STATUS);
+    int status;
+    ssize_t head = wsb_ws_response(buf, n, c->key, &status);
+    c->http_status = (uint16_t)status;
+    if (head == 0)
+        return 0;
+    if (head < 0) {
+        wsb_conn_abort(l, c, (int)-head);
         return -1;
     }
     c->was_open = 1;
@@ -543,93 +441,10 @@ static ssize_t handshake_parse(struct wsb_loop *l, struct wsb_conn *c,
     set_state(l, c, WSB_ST_OPEN);
     if (l->h.on_open)
         l->h.on_open(c, l->ud);
-    return (ssize_t)head;
+    return head;
 }
 
 /* ---- frames in -------------------------------------------------------- */
-
-/* Decode a header: its length (>0), 0 if more bytes are needed, -1 bad. */
-static ssize_t frame_head(const uint8_t *p, size_t n, struct frame *f)
-{
-    if (n < 2)
-        return 0;
-    f->fin = p[0] >> 7;
-    f->rsv = (p[0] >> 4) & 7;
-    f->opcode = p[0] & 15;
-    f->masked = p[1] >> 7;
-    uint64_t len = p[1] & 127;
-    size_t h = 2;
-    if (len == 126) {
-        if (n < 4)
-            return 0;
-        len = (uint64_t)p[2] << 8 | p[3];
-        h = 4;
-        if (len < 126)
-            return -1;                 /* §5.2: minimal encoding */
-    } else if (len == 127) {
-        if (n < 10)
-            return 0;
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | p[2 + i];
-        h = 10;
-        if (len >> 63 || len <= 0xFFFF)
-            return -1;                 /* MSB must be 0; minimal form */
-    }
-    if (f->masked)
-        h += 4;
-    if (n < h)
-        return 0;
-    f->len = len;
-    return (ssize_t)h;
-}
-
-/* Structural rules of §5.2, §5.4, §5.5 for a frame arriving now. */
-static int frame_valid(const struct wsb_conn *c, const struct frame *f)
-{
-    if (f->rsv || f->masked)          /* no extension; §5.1: server never masks */
-        return 0;
-    switch (f->opcode) {
-    case WSB_OP_CONT:
-        return c->msg_op != 0;
-    case WSB_OP_TEXT:
-    case WSB_OP_BINARY:
-        return c->msg_op == 0;
-    case WSB_OP_CLOSE:
-    case WSB_OP_PING:
-    case WSB_OP_PONG:
-        return f->fin && f->len <= 125;
-    default:
-        return 0;
-    }
-}
-
-/* Strict UTF-8 (no overlongs, no surrogates, max U+10FFFF). */
-static int utf8_ok(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t b = s[i];
-        if (b < 0x80) { i++; continue; }
-        int need;
-        uint32_t cp, min;
-        if ((b & 0xE0) == 0xC0)      { need = 1; cp = b & 0x1F; min = 0x80; }
-        else if ((b & 0xF0) == 0xE0) { need = 2; cp = b & 0x0F; min = 0x800; }
-        else if ((b & 0xF8) == 0xF0) { need = 3; cp = b & 0x07; min = 0x10000; }
-        else return 0;
-        if (i + (size_t)need >= n)
-            return 0;
-        for (int k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += (size_t)need + 1;
-    }
-    return 1;
-}
 
 static void protocol_error(struct wsb_loop *l, struct wsb_conn *c)
 {
@@ -640,7 +455,7 @@ static void protocol_error(struct wsb_loop *l, struct wsb_conn *c)
 static void deliver(struct wsb_loop *l, struct wsb_conn *c, int op,
                     const char *p, size_t n)
 {
-    if (op == WSB_OP_TEXT && !utf8_ok((const uint8_t *)p, n)) {
+    if (op == WSB_OP_TEXT && !wsb_ws_utf8_ok((const uint8_t *)p, n)) {
         l->st.utf8_errors++;
         protocol_error(l, c);
         return;
@@ -670,7 +485,7 @@ static void on_close_frame(struct wsb_loop *l, struct wsb_conn *c,
 
 /* Append a data fragment; deliver the message on FIN. */
 static void data_frame(struct wsb_loop *l, struct wsb_conn *c,
-                       const struct frame *f, const char *p)
+                       const struct wsb_frame *f, const char *p)
 {
     if (f->fin && f->opcode != WSB_OP_CONT) {
         deliver(l, c, f->opcode, p, f->len);
@@ -707,7 +522,7 @@ static void data_frame(struct wsb_loop *l, struct wsb_conn *c,
 }
 
 static void dispatch_frame(struct wsb_loop *l, struct wsb_conn *c,
-                           const struct frame *f, const char *p)
+                           const struct wsb_frame *f, const char *p)
 {
     l->st.frames_in++;
     switch (f->opcode) {
@@ -747,9 +562,9 @@ static size_t process_input(struct wsb_loop *l, struct wsb_conn *c,
         off = (size_t)r;
     }
     while (conn_live(c) && off < n && !c->got_close) {
-        struct frame f;
-        ssize_t h = frame_head((const uint8_t *)buf + off, n - off, &f);
-        if (h < 0 || (h > 0 && !frame_valid(c, &f)) ||
+        struct wsb_frame f;
+        ssize_t h = wsb_ws_frame_head((const uint8_t *)buf + off, n - off, &f);
+        if (h < 0 || (h > 0 && !wsb_ws_frame_valid(c->msg_op, &f)) ||
             (h > 0 && f.len > MAX_MSG)) {
             protocol_error(l, c);
             return n;

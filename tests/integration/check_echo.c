@@ -19,7 +19,7 @@
 static uint8_t *buf_append_frame(uint8_t **b, size_t *n, size_t *cap, int bits,
                                  const void *p, size_t len)
 {
-    ws_frame_append(b, n, cap, bits, p, len);
+    wsc_frame_append(b, n, cap, bits, p, len);
     return *b;
 }
 
@@ -27,7 +27,7 @@ static uint8_t *buf_append_frame(uint8_t **b, size_t *n, size_t *cap, int bits,
 static void expect_fail(struct client *c, int code, const char *what)
 {
     int skipped = 0;
-    int got = ws_read_close(c, 3000, &skipped, NULL, 0);
+    int got = wsc_read_close(c, 3000, &skipped, NULL, 0);
     ck_assert_msg(got == code, "%s: close %d, want %d", what, got, code);
     ck_assert_msg(skipped == 0, "%s: %d frame(s) before the close", what, skipped);
     ck_assert_msg(cli_expect_closed(c, 3000), "%s: TCP still open after close %d", what, code);
@@ -73,11 +73,11 @@ static void echo_fragmented(struct client *c, int opcode, const uint8_t *p, size
     free(b);
 
     int next_pong = 0, got_data = 0;
-    int64_t end = now_ms() + 10000 + (int64_t)(len >> 20) * 1000;
+    int64_t end = it_now_ms() + 10000 + (int64_t)(len >> 20) * 1000;
     while (!got_data || next_pong < pings) {
-        struct ws_msg m;
-        int64_t left = end - now_ms();
-        int r = ws_recv(c, &m, left > 0 ? (int)left : 0);
+        struct wsc_msg m;
+        int64_t left = end - it_now_ms();
+        int r = wsc_recv(c, &m, left > 0 ? (int)left : 0);
         ck_assert_msg(r == 1, "fragmented %zu/%zu: %s (pongs %d/%d, data %d)", len, frag,
                       r == 0 ? "closed" : "timeout", next_pong, pings, got_data);
         if (m.opcode == WS_OP_PONG) {
@@ -90,7 +90,7 @@ static void echo_fragmented(struct client *c, int opcode, const uint8_t *p, size
             ck_assert_msg(idx >= next_pong && idx < pings, "unexpected pong \"%s\"", m.data);
             next_pong = idx + 1;
         } else if (m.opcode == WS_OP_PING) {
-            ws_send(c, WS_FIN | WS_OP_PONG, m.data, m.len);
+            wsc_send(c, WS_FIN | WS_OP_PONG, m.data, m.len);
         } else {
             ck_assert_msg(!got_data, "two data frames for one message");
             ck_assert_msg(m.opcode == opcode, "echo opcode %d, want %d (close code %d?)",
@@ -102,7 +102,7 @@ static void echo_fragmented(struct client *c, int opcode, const uint8_t *p, size
                           "echo of %zu bytes (fragments of %zu) differs", len, frag);
             got_data = 1;
         }
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
     }
 }
 
@@ -111,12 +111,12 @@ START_TEST(echo_sizes)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     size_t len = sizes[_i];
     static const size_t frags[] = { 1, 3, 125, 126, 4099, 65536, (1u << 20) + 1 };
     for (int op = WS_OP_TEXT; op <= WS_OP_BIN; op++) {
-        uint8_t *p = op == WS_OP_TEXT ? make_text(len) : make_binary(len, (uint32_t)len + 7);
-        ws_echo_check(&c, op, p, len);
+        uint8_t *p = op == WS_OP_TEXT ? it_make_text(len) : it_make_binary(len, (uint32_t)len + 7);
+        wsc_echo_check(&c, op, p, len);
         for (size_t f = 0; f < sizeof frags / sizeof frags[0]; f++)
             if (frags[f] < len && len / frags[f] <= 2048)
                 echo_fragmented(&c, op, p, len, frags[f], 0);
@@ -128,8 +128,8 @@ START_TEST(echo_sizes)
             echo_fragmented(&c, op, p, len, 0, 1);
         free(p);
     }
-    ws_send_close(&c, 1000, NULL, 0);
-    ck_assert_int_eq(ws_read_close(&c, 3000, NULL, NULL, 0), 1000);
+    wsc_send_close(&c, 1000, NULL, 0);
+    ck_assert_int_eq(wsc_read_close(&c, 3000, NULL, NULL, 0), 1000);
     cli_close(&c);
     srv_stop(&s);
 }
@@ -142,8 +142,8 @@ START_TEST(pipelined_1000)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
-    uint8_t *b = NULL, *text = make_text(800);
+    wsc_open(&c, s.port);
+    uint8_t *b = NULL, *text = it_make_text(800);
     size_t n = 0, cap = 0;
     char msg[1024];
     for (int i = 0; i < 1000; i++) {
@@ -157,8 +157,8 @@ START_TEST(pipelined_1000)
     free(b);
     free(text);
     for (int i = 0; i < 1000; i++) {
-        struct ws_msg m;
-        int r = ws_recv(&c, &m, 10000);
+        struct wsc_msg m;
+        int r = wsc_recv(&c, &m, 10000);
         ck_assert_msg(r == 1, "message %d of 1000: %s", i, r == 0 ? "closed" : "timeout");
         size_t pl = (size_t)snprintf(msg, sizeof msg, "%04d:", i);
         size_t extra = (size_t)(i * 37) % 700;
@@ -166,7 +166,7 @@ START_TEST(pipelined_1000)
         ck_assert_msg(m.opcode == (i % 3 ? WS_OP_TEXT : WS_OP_BIN) && m.fin
                       && m.len == pl + extra && memcmp(m.data, msg, m.len) == 0,
                       "message %d came back as \"%.10s\" (%zu bytes)", i, m.data, m.len);
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
     }
     cli_close(&c);
     srv_stop(&s);
@@ -181,20 +181,20 @@ START_TEST(hundred_clients)
     static struct client cs[N];
     char msg[N][64];
     for (int i = 0; i < N; i++)
-        ws_open(&cs[i], s.port);
+        wsc_open(&cs[i], s.port);
     for (int i = 0; i < N; i++) {
         uint32_t r;
-        fill_random(&r, sizeof r);
+        it_random(&r, sizeof r);
         snprintf(msg[i], sizeof msg[i], "client %03d says %08x", i, r);
-        ck_assert_int_eq(ws_send(&cs[i], WS_FIN | WS_OP_TEXT, msg[i], strlen(msg[i])), 0);
+        ck_assert_int_eq(wsc_send(&cs[i], WS_FIN | WS_OP_TEXT, msg[i], strlen(msg[i])), 0);
     }
     for (int i = N - 1; i >= 0; i--) {
-        struct ws_msg m;
-        ck_assert_msg(ws_recv(&cs[i], &m, 10000) == 1, "client %d got nothing", i);
+        struct wsc_msg m;
+        ck_assert_msg(wsc_recv(&cs[i], &m, 10000) == 1, "client %d got nothing", i);
         ck_assert_msg(m.opcode == WS_OP_TEXT && m.len == strlen(msg[i])
                       && memcmp(m.data, msg[i], m.len) == 0,
                       "client %d got \"%s\", want \"%s\"", i, m.data, msg[i]);
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
     }
     for (int i = 0; i < N; i++)
         cli_close(&cs[i]);
@@ -207,23 +207,23 @@ START_TEST(vanishing_client_mid_frame)
     struct server s;
     srv_start(&s, "workers 1");     /* one worker: everyone shares its loop */
     struct client a, b;
-    ws_open(&a, s.port);
-    ws_echo_check(&a, WS_OP_TEXT, "first", 5);
+    wsc_open(&a, s.port);
+    wsc_echo_check(&a, WS_OP_TEXT, "first", 5);
 
     /* half a frame, then FIN */
-    ws_open(&b, s.port);
-    uint8_t *pay = make_binary(1000, 3);
+    wsc_open(&b, s.port);
+    uint8_t *pay = it_make_binary(1000, 3);
     size_t fl;
-    uint8_t *f = ws_frame_build(WS_FIN | WS_OP_BIN, pay, 1000, &fl);
+    uint8_t *f = wsc_frame_build(WS_FIN | WS_OP_BIN, pay, 1000, &fl);
     ck_assert_int_eq(cli_send(&b, f, 8 + 100), 0);
     cli_close(&b);
     /* half a header, then RST */
-    ws_open(&b, s.port);
+    wsc_open(&b, s.port);
     ck_assert_int_eq(cli_send(&b, f, 1), 0);
     cli_abort(&b);
     /* half a fragmented message, then RST */
-    ws_open(&b, s.port);
-    ws_send(&b, WS_OP_TEXT, "part", 4);
+    wsc_open(&b, s.port);
+    wsc_send(&b, WS_OP_TEXT, "part", 4);
     cli_abort(&b);
     /* half a handshake request, then FIN */
     ck_assert_int_eq(cli_connect(&b, s.port), 0);
@@ -232,9 +232,9 @@ START_TEST(vanishing_client_mid_frame)
     free(f);
 
     for (int i = 0; i < 5; i++)
-        ws_echo_check(&a, WS_OP_BIN, pay, 1000);
-    ws_open(&b, s.port);
-    ws_echo_check(&b, WS_OP_TEXT, "newcomer", 8);
+        wsc_echo_check(&a, WS_OP_BIN, pay, 1000);
+    wsc_open(&b, s.port);
+    wsc_echo_check(&b, WS_OP_TEXT, "newcomer", 8);
     cli_close(&b);
     cli_close(&a);
     free(pay);
@@ -259,7 +259,7 @@ START_TEST(protocol_error_1002)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     uint8_t big[126];
     memset(big, 'x', sizeof big);
     uint8_t *b = NULL;
@@ -295,23 +295,23 @@ START_TEST(protocol_error_1002)
         buf_append_frame(&b, &n, &cap, WS_FIN | WS_RSV1 | WS_OP_PING, "x", 1);
 
     if (i == 21)
-        ck_assert_int_eq(ws_send_header(&c, WS_FIN | WS_OP_BIN, 1ull << 63, 1), 0);
+        ck_assert_int_eq(wsc_send_header(&c, WS_FIN | WS_OP_BIN, 1ull << 63, 1), 0);
     else
         ck_assert_msg(cli_send(&c, b, n) == 0, "send: %s", strerror(errno));
     free(b);
 
     if (i == 20) {  /* the complete "a" is echoed before the error */
-        struct ws_msg m;
-        ck_assert_int_eq(ws_recv(&c, &m, 3000), 1);
+        struct wsc_msg m;
+        ck_assert_int_eq(wsc_recv(&c, &m, 3000), 1);
         ck_assert(m.opcode == WS_OP_TEXT && m.len == 1 && m.data[0] == 'a');
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
     }
     expect_fail(&c, 1002, proto_cases[i]);
     cli_close(&c);
 
     /* the server is unharmed */
-    ws_open(&c, s.port);
-    ws_echo_check(&c, WS_OP_TEXT, "next", 4);
+    wsc_open(&c, s.port);
+    wsc_echo_check(&c, WS_OP_TEXT, "next", 4);
     cli_close(&c);
     srv_stop(&s);
 }
@@ -332,13 +332,13 @@ START_TEST(invalid_utf8_1007)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send(&c, WS_FIN | WS_OP_TEXT, bad_utf8[_i].bytes, bad_utf8[_i].len), 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send(&c, WS_FIN | WS_OP_TEXT, bad_utf8[_i].bytes, bad_utf8[_i].len), 0);
     expect_fail(&c, 1007, "invalid UTF-8 text");
     cli_close(&c);
 
     /* the same bytes split into one-byte fragments */
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     uint8_t *b = NULL;
     size_t n = 0, cap = 0;
     for (size_t k = 0; k < bad_utf8[_i].len; k++)
@@ -363,18 +363,18 @@ START_TEST(utf8_fail_fast)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send(&c, WS_OP_TEXT, failfast[_i].bytes, failfast[_i].len), 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send(&c, WS_OP_TEXT, failfast[_i].bytes, failfast[_i].len), 0);
     expect_fail(&c, 1007, "bad byte in a first fragment");
     cli_close(&c);
 
     /* inside a single frame whose payload has not all arrived */
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     uint8_t pay[1000];
     memset(pay, 'a', sizeof pay);
     memcpy(pay + 10, failfast[_i].bytes, failfast[_i].len);
     size_t fl;
-    uint8_t *f = ws_frame_build(WS_FIN | WS_OP_TEXT, pay, sizeof pay, &fl);
+    uint8_t *f = wsc_frame_build(WS_FIN | WS_OP_TEXT, pay, sizeof pay, &fl);
     ck_assert_int_eq(cli_send(&c, f, 8 + 10 + failfast[_i].len + 5), 0);
     free(f);
     expect_fail(&c, 1007, "bad byte in a partly sent frame");
@@ -388,7 +388,7 @@ START_TEST(utf8_split_across_fragments)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     const char *txt = "a\xe2\x82\xac" "b\xf0\x9f\x98\x80" "c\xc3\xa9\xed\x9f\xbf\xf4\x8f\xbf\xbf";
     size_t len = strlen(txt);
     /* every byte its own fragment, with an empty fragment between each */
@@ -400,11 +400,11 @@ START_TEST(utf8_split_across_fragments)
     }
     ck_assert_int_eq(cli_send(&c, b, n), 0);
     free(b);
-    struct ws_msg m;
-    ck_assert_int_eq(ws_recv(&c, &m, 5000), 1);
+    struct wsc_msg m;
+    ck_assert_int_eq(wsc_recv(&c, &m, 5000), 1);
     ck_assert_msg(m.opcode == WS_OP_TEXT && m.fin && m.len == len && memcmp(m.data, txt, len) == 0,
                   "split UTF-8 came back as %zu bytes op %d", m.len, m.opcode);
-    ws_msg_free(&m);
+    wsc_msg_free(&m);
     /* every split point of a two-fragment message */
     for (size_t at = 1; at < len; at++) {
         b = NULL;
@@ -413,9 +413,9 @@ START_TEST(utf8_split_across_fragments)
         buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, txt + at, len - at);
         ck_assert_int_eq(cli_send(&c, b, n), 0);
         free(b);
-        ck_assert_int_eq(ws_recv(&c, &m, 5000), 1);
+        ck_assert_int_eq(wsc_recv(&c, &m, 5000), 1);
         ck_assert_msg(m.len == len && memcmp(m.data, txt, len) == 0, "split at %zu", at);
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
     }
     cli_close(&c);
     srv_stop(&s);
@@ -431,25 +431,25 @@ START_TEST(too_big_1009)
     struct client c;
 
     /* exactly max_message passes, whole and in two fragments */
-    ws_open(&c, s.port);
-    uint8_t *p = make_binary(65537, 9);
-    ws_echo_check(&c, WS_OP_BIN, p, 65536);
+    wsc_open(&c, s.port);
+    uint8_t *p = it_make_binary(65537, 9);
+    wsc_echo_check(&c, WS_OP_BIN, p, 65536);
     echo_fragmented(&c, WS_OP_BIN, p, 65536, 40000, 0);
     cli_close(&c);
 
     /* one byte more, announced in the header only: 1009 before any payload */
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send_header(&c, WS_FIN | WS_OP_BIN, 65537, 0), 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send_header(&c, WS_FIN | WS_OP_BIN, 65537, 0), 0);
     expect_fail(&c, 1009, "header announcing max_message + 1");
     cli_close(&c);
 
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send_header(&c, WS_FIN | WS_OP_TEXT, 1ull << 40, 1), 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send_header(&c, WS_FIN | WS_OP_TEXT, 1ull << 40, 1), 0);
     expect_fail(&c, 1009, "header announcing 1 TiB");
     cli_close(&c);
 
     /* fragments adding up to max_message + 1 */
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     uint8_t *b = NULL;
     size_t n = 0, cap = 0;
     buf_append_frame(&b, &n, &cap, WS_OP_BIN, p, 40000);
@@ -473,10 +473,10 @@ START_TEST(close_valid_code_echoed)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     int code = good_codes[_i];
-    ck_assert_int_eq(ws_send_close(&c, code, "bye \xe2\x82\xac", 7), 0);
-    int got = ws_read_close(&c, 3000, NULL, NULL, 0);
+    ck_assert_int_eq(wsc_send_close(&c, code, "bye \xe2\x82\xac", 7), 0);
+    int got = wsc_read_close(&c, 3000, NULL, NULL, 0);
     ck_assert_msg(got == code, "close %d answered with %d", code, got);
     ck_assert_msg(cli_expect_closed(&c, 3000), "server did not close TCP after close %d", code);
     cli_close(&c);
@@ -492,8 +492,8 @@ START_TEST(close_invalid_code_1002)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send_close(&c, bad_codes[_i], NULL, 0), 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send_close(&c, bad_codes[_i], NULL, 0), 0);
     char what[64];
     snprintf(what, sizeof what, "close code %d", bad_codes[_i]);
     expect_fail(&c, 1002, what);
@@ -509,38 +509,38 @@ START_TEST(close_payload_rules)
     struct client c;
 
     /* empty payload: the reply is a close, empty or 1000 */
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send_close(&c, -1, NULL, 0), 0);
-    int got = ws_read_close(&c, 3000, NULL, NULL, 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send_close(&c, -1, NULL, 0), 0);
+    int got = wsc_read_close(&c, 3000, NULL, NULL, 0);
     ck_assert_msg(got == 0 || got == 1000, "empty close answered with %d", got);
     ck_assert(cli_expect_closed(&c, 3000));
     cli_close(&c);
 
     /* a 125-byte close: code + 123 bytes of reason */
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     char reason[124];
     memset(reason, 'r', 123);
     reason[123] = '\0';
-    ck_assert_int_eq(ws_send_close(&c, 1000, reason, 123), 0);
+    ck_assert_int_eq(wsc_send_close(&c, 1000, reason, 123), 0);
     char back[128];
-    ck_assert_int_eq(ws_read_close(&c, 3000, NULL, back, sizeof back), 1000);
+    ck_assert_int_eq(wsc_read_close(&c, 3000, NULL, back, sizeof back), 1000);
     ck_assert(cli_expect_closed(&c, 3000));
     cli_close(&c);
 
     /* one byte of payload */
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send(&c, WS_FIN | WS_OP_CLOSE, "\x03", 1), 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send(&c, WS_FIN | WS_OP_CLOSE, "\x03", 1), 0);
     expect_fail(&c, 1002, "1-byte close payload");
     cli_close(&c);
 
     /* reason not UTF-8 */
-    ws_open(&c, s.port);
-    ck_assert_int_eq(ws_send_close(&c, 1000, "ok\xff\xfe", 4), 0);
+    wsc_open(&c, s.port);
+    ck_assert_int_eq(wsc_send_close(&c, 1000, "ok\xff\xfe", 4), 0);
     expect_fail(&c, 1007, "close reason not UTF-8");
     cli_close(&c);
 
     /* whatever follows a close is ignored */
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     uint8_t *b = NULL;
     size_t n = 0, cap = 0;
     buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CLOSE, "\x03\xe8", 2);
@@ -549,19 +549,19 @@ START_TEST(close_payload_rules)
     ck_assert_int_eq(cli_send(&c, b, n), 0);
     free(b);
     int skipped = 0;
-    got = ws_read_close(&c, 3000, &skipped, NULL, 0);
+    got = wsc_read_close(&c, 3000, &skipped, NULL, 0);
     ck_assert_int_eq(got, 1000);
     ck_assert_msg(skipped == 0, "%d frame(s) before the close reply", skipped);
-    struct ws_msg m;
-    int r = ws_recv(&c, &m, 3000);
+    struct wsc_msg m;
+    int r = wsc_recv(&c, &m, 3000);
     ck_assert_msg(r == 0, "frame (op %d) or no TCP close after the close reply", m.opcode);
     cli_close(&c);
 
     /* close in the middle of a fragmented message is answered normally */
-    ws_open(&c, s.port);
-    ws_send(&c, WS_OP_TEXT, "half", 4);
-    ws_send_close(&c, 1000, NULL, 0);
-    ck_assert_int_eq(ws_read_close(&c, 3000, &skipped, NULL, 0), 1000);
+    wsc_open(&c, s.port);
+    wsc_send(&c, WS_OP_TEXT, "half", 4);
+    wsc_send_close(&c, 1000, NULL, 0);
+    ck_assert_int_eq(wsc_read_close(&c, 3000, &skipped, NULL, 0), 1000);
     ck_assert_int_eq(skipped, 0);
     ck_assert(cli_expect_closed(&c, 3000));
     cli_close(&c);
@@ -576,22 +576,22 @@ START_TEST(ping_pong)
     struct server s;
     srv_start(&s, ECHO_CONF);
     struct client c;
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
     uint8_t p[125];
-    fill_random(p, sizeof p);
+    it_random(p, sizeof p);
     size_t lens[] = { 125, 0, 1, 124 };
     for (size_t i = 0; i < 4; i++) {
-        ck_assert_int_eq(ws_send(&c, WS_FIN | WS_OP_PING, p, lens[i]), 0);
-        struct ws_msg m;
-        ck_assert_int_eq(ws_recv(&c, &m, 3000), 1);
+        ck_assert_int_eq(wsc_send(&c, WS_FIN | WS_OP_PING, p, lens[i]), 0);
+        struct wsc_msg m;
+        ck_assert_int_eq(wsc_recv(&c, &m, 3000), 1);
         ck_assert_msg(m.opcode == WS_OP_PONG && m.len == lens[i]
                       && (lens[i] == 0 || memcmp(m.data, p, lens[i]) == 0),
                       "ping of %zu bytes: op %d, %zu bytes back", lens[i], m.opcode, m.len);
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
     }
     /* an unsolicited pong is ignored */
-    ck_assert_int_eq(ws_send(&c, WS_FIN | WS_OP_PONG, "u", 1), 0);
-    ws_echo_check(&c, WS_OP_TEXT, "after pong", 10);
+    ck_assert_int_eq(wsc_send(&c, WS_FIN | WS_OP_PONG, "u", 1), 0);
+    wsc_echo_check(&c, WS_OP_TEXT, "after pong", 10);
     cli_close(&c);
     srv_stop(&s);
 }
@@ -603,27 +603,27 @@ START_TEST(frames_with_handshake)
     srv_start(&s, ECHO_CONF);
     struct client c;
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
-    uint8_t *b = NULL, *bin = make_binary(300, 5);
+    uint8_t *b = NULL, *bin = it_make_binary(300, 5);
     size_t n = 0, cap = 0;
     buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_TEXT, "one", 3);
     buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_PING, "p", 1);
     buf_append_frame(&b, &n, &cap, WS_OP_BIN, bin, 100);
     buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, bin + 100, 200);
-    int st = ws_handshake(&c, "/echo", NULL, b, n);
+    int st = wsc_handshake(&c, "/echo", NULL, b, n);
     free(b);
     ck_assert_int_eq(st, 101);
-    struct ws_msg m;
-    ck_assert_int_eq(ws_recv(&c, &m, 3000), 1);
+    struct wsc_msg m;
+    ck_assert_int_eq(wsc_recv(&c, &m, 3000), 1);
     ck_assert_msg(m.opcode == WS_OP_TEXT && m.len == 3 && memcmp(m.data, "one", 3) == 0,
                   "first frame op %d len %zu", m.opcode, m.len);
-    ws_msg_free(&m);
-    ck_assert_int_eq(ws_recv(&c, &m, 3000), 1);
+    wsc_msg_free(&m);
+    ck_assert_int_eq(wsc_recv(&c, &m, 3000), 1);
     ck_assert_msg(m.opcode == WS_OP_PONG && m.len == 1 && m.data[0] == 'p', "second: op %d",
                   m.opcode);
-    ws_msg_free(&m);
-    ck_assert_int_eq(ws_recv(&c, &m, 3000), 1);
+    wsc_msg_free(&m);
+    ck_assert_int_eq(wsc_recv(&c, &m, 3000), 1);
     ck_assert(m.opcode == WS_OP_BIN && m.fin && m.len == 300 && memcmp(m.data, bin, 300) == 0);
-    ws_msg_free(&m);
+    wsc_msg_free(&m);
     free(bin);
     cli_close(&c);
     srv_stop(&s);
@@ -634,8 +634,8 @@ END_TEST
 static int pump(struct client *c, int answer, int *pings)
 {
     for (;;) {
-        struct ws_msg m;
-        int r = ws_recv(c, &m, 0);
+        struct wsc_msg m;
+        int r = wsc_recv(c, &m, 0);
         if (r == 0)
             return 0;
         if (r < 0)
@@ -643,9 +643,9 @@ static int pump(struct client *c, int answer, int *pings)
         if (m.opcode == WS_OP_PING) {
             (*pings)++;
             if (answer)
-                ws_send(c, WS_FIN | WS_OP_PONG, m.data, m.len);
+                wsc_send(c, WS_FIN | WS_OP_PONG, m.data, m.len);
         }
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
     }
 }
 
@@ -654,23 +654,23 @@ START_TEST(idle_ping_and_drop)
     struct server s;
     srv_start(&s, "workers 1\nidle_timeout 2s");
     struct client a, b;
-    ws_open(&a, s.port);
-    ws_open(&b, s.port);
-    int64_t t0 = now_ms(), b_closed = 0;
+    wsc_open(&a, s.port);
+    wsc_open(&b, s.port);
+    int64_t t0 = it_now_ms(), b_closed = 0;
     int a_pings = 0, b_pings = 0, a_open = 1;
-    while (now_ms() < t0 + 4500) {
+    while (it_now_ms() < t0 + 4500) {
         a_open = pump(&a, 1, &a_pings);
         ck_assert_msg(a_open, "client answering pings dropped after %lld ms",
-                      (long long)(now_ms() - t0));
+                      (long long)(it_now_ms() - t0));
         if (!b_closed && !pump(&b, 0, &b_pings))
-            b_closed = now_ms() - t0;
-        sleep_ms(20);
+            b_closed = it_now_ms() - t0;
+        it_sleep_ms(20);
     }
     ck_assert_msg(b_closed > 0, "silent client still connected after 4.5 s (idle_timeout 2s)");
     ck_assert_msg(b_closed >= 900, "silent client dropped after %lld ms", (long long)b_closed);
     ck_assert_msg(b_pings >= 1, "silent client was never pinged before the drop");
     ck_assert_msg(a_pings >= 1, "answering client was never pinged");
-    ws_echo_check(&a, WS_OP_TEXT, "still here", 10);
+    wsc_echo_check(&a, WS_OP_TEXT, "still here", 10);
     cli_close(&a);
     cli_close(&b);
     srv_stop(&s);

@@ -19,14 +19,14 @@
 
 /* Send REQ (LEN bytes) on a fresh connection; read the head into R. */
 static int request(const struct server *s, struct client *c, const void *req, size_t len,
-                   struct http_resp *r, int trickle_us)
+                   struct httpc_resp *r, int trickle_us)
 {
     ck_assert_msg(cli_connect(c, s->port) == 0, "connect: %s", strerror(errno));
     c->trickle_us = trickle_us;
     int sr = cli_send(c, req, len);
     c->trickle_us = 0;
     /* the server may answer and close before reading everything we sent */
-    int st = http_read_head(c, r, 5000);
+    int st = httpc_read_head(c, r, 5000);
     ck_assert_msg(st > 0 || sr == 0, "send failed (%s) and no response", strerror(errno));
     return st;
 }
@@ -36,11 +36,11 @@ static void expect_error(const struct server *s, const void *req, size_t len, in
                          int trickle_us, const char *what)
 {
     struct client c;
-    struct http_resp r;
+    struct httpc_resp r;
     int st = request(s, &c, req, len, &r, trickle_us);
     ck_assert_msg(st == want, "%s: status %d, want %d\n%s", what, st, want, r.head);
     char v[256];
-    ck_assert_msg(http_header(&r, "Connection", v, sizeof v) && strcasestr(v, "close"),
+    ck_assert_msg(httpc_header(&r, "Connection", v, sizeof v) && strcasestr(v, "close"),
                   "%s: %d without Connection: close\n%s", what, st, r.head);
     ck_assert_msg(cli_expect_closed(&c, 2000), "%s: server kept the connection open after %d",
                   what, st);
@@ -90,11 +90,11 @@ START_TEST(version_8_gets_426)
     const char *req = "GET /echo HTTP/1.1\r\n" HOST UPGRADE GOOD_KEY
                       "Sec-WebSocket-Version: 8\r\n\r\n";
     struct client c;
-    struct http_resp r;
+    struct httpc_resp r;
     int st = request(&s, &c, req, strlen(req), &r, 0);
     ck_assert_msg(st == 426, "version 8: status %d\n%s", st, r.head);
     char v[64];
-    ck_assert_msg(http_header(&r, "Sec-WebSocket-Version", v, sizeof v) && strcmp(v, "13") == 0,
+    ck_assert_msg(httpc_header(&r, "Sec-WebSocket-Version", v, sizeof v) && strcmp(v, "13") == 0,
                   "426 without Sec-WebSocket-Version: 13\n%s", r.head);
     ck_assert(cli_expect_closed(&c, 2000));
     cli_close(&c);
@@ -107,12 +107,12 @@ START_TEST(root_and_unknown_path)
 {
     struct server s;
     srv_start(&s, "workers 1");
-    struct http_resp r;
-    int st = http_get_status(s.port, "GET / HTTP/1.1\r\n" HOST "\r\n", &r);
+    struct httpc_resp r;
+    int st = httpc_get_status(s.port, "GET / HTTP/1.1\r\n" HOST "\r\n", &r);
     ck_assert_msg(st >= 200 && st <= 599, "GET /: %d", st);
-    st = http_get_status(s.port, "GET /no/such/file.html HTTP/1.1\r\n" HOST "\r\n", &r);
+    st = httpc_get_status(s.port, "GET /no/such/file.html HTTP/1.1\r\n" HOST "\r\n", &r);
     ck_assert_msg(st == 404, "unknown path: %d\n%s", st, r.head);
-    st = http_get_status(s.port, "GET /../../etc/passwd HTTP/1.1\r\n" HOST "\r\n", &r);
+    st = httpc_get_status(s.port, "GET /../../etc/passwd HTTP/1.1\r\n" HOST "\r\n", &r);
     ck_assert_msg(st == 400 || st == 403 || st == 404, "path escape: %d\n%s", st, r.head);
 
     /* trickled one byte at a time */
@@ -146,7 +146,7 @@ START_TEST(head_too_large_431)
     memset(req + n, 'b', fill);
     memcpy(req + n + fill, "\r\n\r\n", 4);
     struct client c;
-    struct http_resp r;
+    struct httpc_resp r;
     int st = request(&s, &c, req, (size_t)n + fill + 4, &r, 0);
     ck_assert_msg(st == 404, "head of %zu bytes: %d", (size_t)n + fill + 4, st);
     cli_close(&c);
@@ -173,7 +173,7 @@ START_TEST(too_many_headers_431)
         off += (size_t)snprintf(req + off, sizeof req - off, "X-H%d: v\r\n", i);
     off += (size_t)snprintf(req + off, sizeof req - off, "\r\n");
     struct client c;
-    struct http_resp r;
+    struct httpc_resp r;
     int st = request(&s, &c, req, off, &r, 0);
     ck_assert_msg(st == 404, "100 headers: %d", st);
     cli_close(&c);
@@ -189,7 +189,7 @@ START_TEST(origin_checked)
     srv_start(&s, "workers 1\norigins http://good.example http://other.example:8080");
     struct client c;
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
-    int st = ws_handshake(&c, "/echo", "Origin: http://evil.example\r\n", NULL, 0);
+    int st = wsc_handshake(&c, "/echo", "Origin: http://evil.example\r\n", NULL, 0);
     ck_assert_msg(st == 403, "disallowed origin: %d", st);
     ck_assert(cli_expect_closed(&c, 2000));
     cli_close(&c);
@@ -199,9 +199,9 @@ START_TEST(origin_checked)
     expect_error(&s, req, strlen(req), 403, 0, "origin with a suffix");
 
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
-    st = ws_handshake(&c, "/echo", "Origin: http://other.example:8080\r\n", NULL, 0);
+    st = wsc_handshake(&c, "/echo", "Origin: http://other.example:8080\r\n", NULL, 0);
     ck_assert_msg(st == 101, "allowed origin: %d", st);
-    ws_echo_check(&c, WS_OP_TEXT, "ok", 2);
+    wsc_echo_check(&c, WS_OP_TEXT, "ok", 2);
     cli_close(&c);
     srv_stop(&s);
 }
@@ -216,15 +216,15 @@ START_TEST(handshake_one_byte_at_a_time)
     struct client c;
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
     c.trickle_us = 1000;
-    int st = ws_handshake(&c, "/echo", NULL, NULL, 0);
+    int st = wsc_handshake(&c, "/echo", NULL, NULL, 0);
     ck_assert_msg(st == 101, "trickled handshake: %d", st);
     /* and a frame trickled the same way */
-    ck_assert_int_eq(ws_send(&c, WS_FIN | WS_OP_TEXT, "slow", 4), 0);
+    ck_assert_int_eq(wsc_send(&c, WS_FIN | WS_OP_TEXT, "slow", 4), 0);
     c.trickle_us = 0;
-    struct ws_msg m;
-    ck_assert_int_eq(ws_recv(&c, &m, 5000), 1);
+    struct wsc_msg m;
+    ck_assert_int_eq(wsc_recv(&c, &m, 5000), 1);
     ck_assert(m.opcode == WS_OP_TEXT && m.len == 4 && memcmp(m.data, "slow", 4) == 0);
-    ws_msg_free(&m);
+    wsc_msg_free(&m);
     cli_close(&c);
     srv_stop(&s);
 }
@@ -238,15 +238,15 @@ START_TEST(handshake_timeout_silent)
     srv_start(&s, "workers 1\nhandshake_timeout 1s");
     struct client c;
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = it_now_ms();
     ck_assert_msg(cli_expect_closed(&c, 3000), "silent connection still open after 3 s");
-    int64_t took = now_ms() - t0;
+    int64_t took = it_now_ms() - t0;
     ck_assert_msg(took >= 500, "closed after %lld ms, before the 1 s timeout", (long long)took);
     cli_close(&c);
 
     /* a partial head does not reset the clock */
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
-    t0 = now_ms();
+    t0 = it_now_ms();
     ck_assert_int_eq(cli_sendstr(&c, "GET / HTTP/1.1\r\n"), 0);
     int closed = 0;
     for (int i = 0; i < 15 && !closed; i++) {
@@ -256,15 +256,15 @@ START_TEST(handshake_timeout_silent)
     }
     if (!closed)
         closed = cli_expect_closed(&c, 200);
-    took = now_ms() - t0;
+    took = it_now_ms() - t0;
     ck_assert_msg(closed && took <= 3000, "trickling head kept open for %lld ms",
                   (long long)took);
     cli_close(&c);
 
     /* an established WebSocket is no longer under the handshake clock */
-    ws_open(&c, s.port);
-    sleep_ms(1500);
-    ws_echo_check(&c, WS_OP_TEXT, "alive", 5);
+    wsc_open(&c, s.port);
+    it_sleep_ms(1500);
+    wsc_echo_check(&c, WS_OP_TEXT, "alive", 5);
     cli_close(&c);
     srv_stop(&s);
 }

@@ -44,7 +44,7 @@ static int all_new(const struct server *s, const pid_t *old, int nold, int n)
 static int none_alive(const pid_t *p, int n)
 {
     for (int i = 0; i < n; i++)
-        if (proc_alive(p[i]))
+        if (it_proc_alive(p[i]))
             return 0;
     return 1;
 }
@@ -52,8 +52,8 @@ static int none_alive(const pid_t *p, int n)
 static void assert_serves(const struct server *s, int times)
 {
     for (int i = 0; i < times; i++) {
-        struct http_resp r;
-        int st = http_get_status(s->port, GET_NOPE, &r);
+        struct httpc_resp r;
+        int st = httpc_get_status(s->port, GET_NOPE, &r);
         ck_assert_msg(st >= 100 && st <= 599, "request %d: no status line (%d)", i, st);
     }
 }
@@ -85,22 +85,22 @@ START_TEST(worker_count_and_parent)
     int nw = srv_workers(&s, w, SRV_MAX_WORKERS);
     ck_assert_int_eq(nw, n);
     for (int i = 0; i < nw; i++)
-        ck_assert_int_eq(proc_ppid(w[i]), s.pid);
+        ck_assert_int_eq(it_proc_ppid(w[i]), s.pid);
 
     /* each worker says so once its loop is ready, tagged PID#SLOT */
-    ck_assert_msg(WAIT_FOR(file_count(s.log, "worker started") >= n, 3000),
+    ck_assert_msg(WAIT_FOR(it_file_count(s.log, "worker started") >= n, 3000),
                   "want %d \"worker started\" lines", n);
     for (int i = 0; i < nw; i++) {
         char tag[32];
         snprintf(tag, sizeof tag, " %d#", (int)w[i]);
-        ck_assert_msg(file_count2(s.log, tag, "worker started") == 1,
+        ck_assert_msg(it_file_count2(s.log, tag, "worker started") == 1,
                       "no \"worker started\" line tagged%s", tag);
     }
     char tag[32];
     snprintf(tag, sizeof tag, " %d: listening on 127.0.0.1:%d", (int)s.pid, s.port);
-    ck_assert_msg(file_count(s.log, tag) == 1, "no master line \"%s\"", tag);
+    ck_assert_msg(it_file_count(s.log, tag) == 1, "no master line \"%s\"", tag);
 
-    char *text = file_read(s.log, NULL);
+    char *text = it_file_read(s.log, NULL);
     ck_assert(text != NULL);
     for (char *l = text; *l; ) {
         ck_assert_msg(log_prefix_ok(l), "log line without a time prefix: %.80s", l);
@@ -134,14 +134,14 @@ START_TEST(worker_killed_is_replaced)
         fresh == 1 && nw == 2;
     }), 1000);
     ck_assert_msg(ok, "no replacement worker within 1 s");
-    ck_assert(proc_alive(old[1]));
-    ck_assert(!proc_alive(old[0]));
+    ck_assert(it_proc_alive(old[1]));
+    ck_assert(!it_proc_alive(old[0]));
 
-    ck_assert(WAIT_FOR(file_count(s.log, "worker started") >= 3, 2000));
+    ck_assert(WAIT_FOR(it_file_count(s.log, "worker started") >= 3, 2000));
     assert_serves(&s, 10);
     struct client c;
-    ws_open(&c, s.port);
-    ws_echo_check(&c, WS_OP_TEXT, "after respawn", 13);
+    wsc_open(&c, s.port);
+    wsc_echo_check(&c, WS_OP_TEXT, "after respawn", 13);
     cli_close(&c);
     srv_stop(&s);
 }
@@ -154,36 +154,36 @@ START_TEST(reload_valid_config)
     struct server s;
     srv_start(&s, "workers 2");
     ck_assert(srv_wait_worker_count(&s, 2, 3000));
-    ck_assert(WAIT_FOR(file_count(s.log, "worker started") >= 2, 3000));
+    ck_assert(WAIT_FOR(it_file_count(s.log, "worker started") >= 2, 3000));
     pid_t old[SRV_MAX_WORKERS];
     int nold = srv_workers(&s, old, SRV_MAX_WORKERS);
     pid_t master = s.pid;
 
     struct client c;    /* held by an old worker: gets 1012 */
-    ws_open(&c, s.port);
-    ws_echo_check(&c, WS_OP_TEXT, "before", 6);
+    wsc_open(&c, s.port);
+    wsc_echo_check(&c, WS_OP_TEXT, "before", 6);
 
     srv_write_config(&s, "workers 3");
-    int64_t t0 = now_ms();
+    int64_t t0 = it_now_ms();
     ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
 
     char reason[128];
-    int code = ws_read_close(&c, s.shutdown_ms + 1000, NULL, reason, sizeof reason);
+    int code = wsc_read_close(&c, s.shutdown_ms + 1000, NULL, reason, sizeof reason);
     ck_assert_msg(code == 1012, "client of an old worker: close %d, want 1012", code);
-    ws_send_close(&c, 1012, NULL, 0);
+    wsc_send_close(&c, 1012, NULL, 0);
     ck_assert(cli_expect_closed(&c, 2000));
     cli_close(&c);
 
-    int left = (int)(t0 + s.shutdown_ms + 1000 - now_ms());
+    int left = (int)(t0 + s.shutdown_ms + 1000 - it_now_ms());
     ck_assert_msg(WAIT_FOR(none_alive(old, nold), left > 0 ? left : 0),
                   "old workers alive after worker_shutdown_timeout + 1 s");
     ck_assert_msg(WAIT_FOR(all_new(&s, old, nold, 3), 1000), "want 3 new workers");
     ck_assert_msg(!srv_wait_exit(&s, 0) && s.pid == master, "master changed or exited");
-    ck_assert(WAIT_FOR(file_count(s.log, "worker started") >= 5, 2000));
+    ck_assert(WAIT_FOR(it_file_count(s.log, "worker started") >= 5, 2000));
 
     assert_serves(&s, 6);
-    ws_open(&c, s.port);
-    ws_echo_check(&c, WS_OP_TEXT, "after", 5);
+    wsc_open(&c, s.port);
+    wsc_echo_check(&c, WS_OP_TEXT, "after", 5);
     cli_close(&c);
     srv_stop(&s);
 }
@@ -204,9 +204,9 @@ START_TEST(reload_under_connect_loop)
     int nold = srv_workers(&s, old, SRV_MAX_WORKERS);
     srv_write_config(&s, "workers 3");
 
-    int64_t end = now_ms() + 15000;
+    int64_t end = it_now_ms() + 15000;
     int done = 0, hup_at = 50, i;
-    for (i = 0; now_ms() < end; i++) {
+    for (i = 0; it_now_ms() < end; i++) {
         if (i == hup_at)
             ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
         if (i > hup_at && !done)
@@ -216,8 +216,8 @@ START_TEST(reload_under_connect_loop)
         struct client c;
         ck_assert_msg(cli_connect(&c, s.port) == 0, "connect %d failed: %s", i, strerror(errno));
         ck_assert_msg(cli_sendstr(&c, GET_NOPE) == 0, "send %d: %s", i, strerror(errno));
-        struct http_resp r;
-        int st = http_read_head(&c, &r, 5000);
+        struct httpc_resp r;
+        int st = httpc_read_head(&c, &r, 5000);
         ck_assert_msg(st >= 100 && st <= 599, "request %d: %s (rst=%d)", i,
                       st == -1 ? "closed without a response" : "no response", c.rst);
         cli_close(&c);
@@ -235,32 +235,32 @@ START_TEST(reload_broken_config_keeps_workers)
     pid_t old[SRV_MAX_WORKERS];
     int nold = srv_workers(&s, old, SRV_MAX_WORKERS);
     struct client c;
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
 
     srv_write_config(&s, "workers 3\nno_such_directive on");
-    int line = file_line_of(s.conf, "no_such_directive");
+    int line = it_file_line_of(s.conf, "no_such_directive");
     ck_assert_int_gt(line, 0);
     char where[PATH_MAX + 16];
     snprintf(where, sizeof where, "%s:%d:", s.conf, line);
     ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
-    ck_assert_msg(WAIT_FOR(file_count2(s.log, "[error]", where) >= 1, 3000),
+    ck_assert_msg(WAIT_FOR(it_file_count2(s.log, "[error]", where) >= 1, 3000),
                   "no \"[error] ... %s\" log line", where);
 
     /* the reload was refused: the same two workers, still serving */
-    sleep_ms(200);
+    it_sleep_ms(200);
     pid_t now[SRV_MAX_WORKERS];
     int nnow = srv_workers(&s, now, SRV_MAX_WORKERS);
     ck_assert_int_eq(nnow, nold);
     for (int i = 0; i < nnow; i++)
         ck_assert_msg(in_set(now[i], old, nold), "worker %d is new", (int)now[i]);
-    ws_echo_check(&c, WS_OP_TEXT, "still here", 10);
+    wsc_echo_check(&c, WS_OP_TEXT, "still here", 10);
     assert_serves(&s, 4);
 
     /* and a fixed file reloads normally afterwards */
     srv_write_config(&s, "workers 3");
     ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
-    ck_assert_int_eq(ws_read_close(&c, s.shutdown_ms + 1000, NULL, NULL, 0), 1012);
-    ws_send_close(&c, 1012, NULL, 0);
+    ck_assert_int_eq(wsc_read_close(&c, s.shutdown_ms + 1000, NULL, NULL, 0), 1012);
+    wsc_send_close(&c, 1012, NULL, 0);
     cli_close(&c);
     ck_assert_msg(WAIT_FOR(all_new(&s, old, nold, 3), s.shutdown_ms + 1000),
                   "fixed config did not reload");
@@ -278,15 +278,15 @@ START_TEST(sigterm_stops_everything)
     pid_t w[SRV_MAX_WORKERS];
     int nw = srv_workers(&s, w, SRV_MAX_WORKERS);
     struct client c;    /* a connected client must not delay a fast stop */
-    ws_open(&c, s.port);
+    wsc_open(&c, s.port);
 
-    int64_t t0 = now_ms();
+    int64_t t0 = it_now_ms();
     ck_assert_int_eq(kill(s.pid, SIGTERM), 0);
     ck_assert_msg(srv_wait_exit(&s, 2000), "master alive 2 s after SIGTERM");
-    int left = (int)(t0 + 2000 - now_ms());
+    int left = (int)(t0 + 2000 - it_now_ms());
     ck_assert_msg(WAIT_FOR(none_alive(w, nw), left > 0 ? left : 0),
                   "workers alive 2 s after SIGTERM");
-    ck_assert_msg(!file_exists(s.pid_file), "pid file left after SIGTERM");
+    ck_assert_msg(!it_file_exists(s.pid_file), "pid file left after SIGTERM");
     ck_assert(cli_expect_closed(&c, 1000));
     cli_close(&c);
     srv_stop(&s);
@@ -301,20 +301,20 @@ START_TEST(sigquit_graceful_stop)
     pid_t w[SRV_MAX_WORKERS];
     int nw = srv_workers(&s, w, SRV_MAX_WORKERS);
     struct client c;
-    ws_open(&c, s.port);
-    ws_echo_check(&c, WS_OP_TEXT, "hi", 2);
+    wsc_open(&c, s.port);
+    wsc_echo_check(&c, WS_OP_TEXT, "hi", 2);
 
     ck_assert_int_eq(kill(s.pid, SIGQUIT), 0);
-    int code = ws_read_close(&c, s.shutdown_ms + 1000, NULL, NULL, 0);
+    int code = wsc_read_close(&c, s.shutdown_ms + 1000, NULL, NULL, 0);
     ck_assert_msg(code == 1001, "close code %d on SIGQUIT, want 1001", code);
-    ws_send_close(&c, 1001, NULL, 0);
+    wsc_send_close(&c, 1001, NULL, 0);
     ck_assert(cli_expect_closed(&c, 2000));
     cli_close(&c);
     ck_assert_msg(srv_wait_exit(&s, s.shutdown_ms + 2000), "master did not exit on SIGQUIT");
     ck_assert_msg(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0,
                   "master status 0x%x after SIGQUIT, want exit 0", s.status);
     ck_assert(WAIT_FOR(none_alive(w, nw), 1000));
-    ck_assert_msg(!file_exists(s.pid_file), "pid file left after SIGQUIT");
+    ck_assert_msg(!it_file_exists(s.pid_file), "pid file left after SIGQUIT");
     srv_stop(&s);
 }
 END_TEST
@@ -324,23 +324,23 @@ START_TEST(sigusr1_reopens_log)
     struct server s;
     srv_start(&s, "workers 2");
     ck_assert(srv_wait_worker_count(&s, 2, 3000));
-    ck_assert(WAIT_FOR(file_count(s.log, "worker started") >= 2, 3000));
+    ck_assert(WAIT_FOR(it_file_count(s.log, "worker started") >= 2, 3000));
     char moved[PATH_MAX + 8];
     snprintf(moved, sizeof moved, "%s.1", s.log);
     ck_assert_int_eq(rename(s.log, moved), 0);
     ck_assert_int_eq(kill(s.pid, SIGUSR1), 0);
-    ck_assert_msg(WAIT_FOR(file_exists(s.log), 2000), "no new %s after SIGUSR1", s.log);
+    ck_assert_msg(WAIT_FOR(it_file_exists(s.log), 2000), "no new %s after SIGUSR1", s.log);
 
     /* new lines (from the master and from workers it forks) go to the new file */
     srv_write_config(&s, "workers 2\nlog_level debug");
     ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
-    ck_assert_msg(WAIT_FOR(file_count(s.log, "worker started") >= 2, 3000),
+    ck_assert_msg(WAIT_FOR(it_file_count(s.log, "worker started") >= 2, 3000),
                   "new workers did not log to the reopened file");
-    ck_assert_int_eq(file_count(moved, "worker started"), 2);
+    ck_assert_int_eq(it_file_count(moved, "worker started"), 2);
     assert_serves(&s, 2);
     srv_stop(&s);
     /* srv_stop checked the new file for [alert]; the old one too */
-    ck_assert_int_eq(file_count(moved, "[alert]") + file_count(moved, "[crit]"), 0);
+    ck_assert_int_eq(it_file_count(moved, "[alert]") + it_file_count(moved, "[crit]"), 0);
 }
 END_TEST
 
@@ -364,9 +364,9 @@ START_TEST(port_in_use)
     int rc = srv_run_sync(&s, args);
     close(fd);
     ck_assert_msg(rc == 1, "exit status %d with the port taken, want 1", rc);
-    ck_assert_msg(file_count(s.err, "Address already in use") >= 1,
+    ck_assert_msg(it_file_count(s.err, "Address already in use") >= 1,
                   "stderr lacks \"Address already in use\"");
-    ck_assert_msg(!file_exists(s.pid_file), "pid file written although bind failed");
+    ck_assert_msg(!it_file_exists(s.pid_file), "pid file written although bind failed");
     s.port = port;      /* srv_stop checks no /dev/shm/wschat-PORT was left */
     srv_stop(&s);
 }
@@ -379,9 +379,9 @@ START_TEST(config_test_good)
     const char *args[] = { "-t", "-c", s.conf, NULL };
     int rc = srv_run_sync(&s, args);
     ck_assert_msg(rc == 0, "-t on a good file: exit %d", rc);
-    ck_assert_msg(file_count(s.out, "syntax is ok") + file_count(s.out, "successful") >= 1,
+    ck_assert_msg(it_file_count(s.out, "syntax is ok") + it_file_count(s.out, "successful") >= 1,
                   "-t printed no success line on stdout");
-    ck_assert_msg(!file_exists(s.pid_file), "-t wrote a pid file");
+    ck_assert_msg(!it_file_exists(s.pid_file), "-t wrote a pid file");
     srv_stop(&s);
 }
 END_TEST
@@ -400,14 +400,14 @@ START_TEST(config_test_bad)
 {
     struct server s;
     srv_init(&s, bad_configs[_i].extra);
-    int line = file_line_of(s.conf, bad_configs[_i].bad);
+    int line = it_file_line_of(s.conf, bad_configs[_i].bad);
     ck_assert_int_gt(line, 0);
     const char *args[] = { "-t", "-c", s.conf, NULL };
     int rc = srv_run_sync(&s, args);
     ck_assert_msg(rc == 1, "-t on \"%s\": exit %d, want 1", bad_configs[_i].extra, rc);
     char where[PATH_MAX + 16];
     snprintf(where, sizeof where, "%s:%d:", s.conf, line);
-    ck_assert_msg(file_count(s.err, where) >= 1, "stderr lacks \"%s\" for \"%s\"",
+    ck_assert_msg(it_file_count(s.err, where) >= 1, "stderr lacks \"%s\" for \"%s\"",
                   where, bad_configs[_i].extra);
     srv_stop(&s);
 }
@@ -422,7 +422,7 @@ START_TEST(missing_config)
     const char *args[] = { "-c", path, NULL };
     int rc = srv_run_sync(&s, args);
     ck_assert_msg(rc == 1, "missing config: exit %d, want 1", rc);
-    ck_assert_msg(file_count(s.err, "nope.conf") >= 1, "stderr does not name the file");
+    ck_assert_msg(it_file_count(s.err, "nope.conf") >= 1, "stderr does not name the file");
     srv_stop(&s);
 }
 END_TEST
@@ -434,13 +434,13 @@ START_TEST(version_and_usage)
     const char *v[] = { "-v", NULL };
     ck_assert_int_eq(srv_run_sync(&s, v), 0);
     size_t lo = 0, le = 0;
-    free(file_read(s.out, &lo));
-    free(file_read(s.err, &le));
+    free(it_file_read(s.out, &lo));
+    free(it_file_read(s.err, &le));
     ck_assert_msg(lo + le > 0, "-v printed nothing");
     const char *h[] = { "-h", NULL };
     int rc = srv_run_sync(&s, h);
     ck_assert_msg(rc == 0 || rc == 1, "-h: exit %d", rc);
-    ck_assert_msg(file_count(s.out, "-c") + file_count(s.err, "-c") >= 1,
+    ck_assert_msg(it_file_count(s.out, "-c") + it_file_count(s.err, "-c") >= 1,
                   "-h usage does not mention -c");
     srv_stop(&s);
 }
@@ -453,22 +453,22 @@ START_TEST(max_connections_defers_third)
     struct server s;
     srv_start(&s, "workers 1\nmax_connections 2");
     ck_assert(srv_wait_worker_count(&s, 1, 3000));
-    ck_assert(WAIT_FOR(file_count(s.log, "worker started") >= 1, 3000));
+    ck_assert(WAIT_FOR(it_file_count(s.log, "worker started") >= 1, 3000));
     struct client a, b, c;
-    ws_open(&a, s.port);
-    ws_open(&b, s.port);
+    wsc_open(&a, s.port);
+    wsc_open(&b, s.port);
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
     ck_assert_int_eq(cli_sendstr(&c, GET_NOPE), 0);
-    struct http_resp r;
-    int st = http_read_head(&c, &r, 1000);
+    struct httpc_resp r;
+    int st = httpc_read_head(&c, &r, 1000);
     ck_assert_msg(st == -2, "third connection answered (%d) while two are open", st);
-    ws_echo_check(&a, WS_OP_TEXT, "a", 1);
-    ws_echo_check(&b, WS_OP_TEXT, "b", 1);
+    wsc_echo_check(&a, WS_OP_TEXT, "a", 1);
+    wsc_echo_check(&b, WS_OP_TEXT, "b", 1);
 
-    ws_send_close(&a, 1000, NULL, 0);
-    ck_assert_int_eq(ws_read_close(&a, 2000, NULL, NULL, 0), 1000);
+    wsc_send_close(&a, 1000, NULL, 0);
+    ck_assert_int_eq(wsc_read_close(&a, 2000, NULL, NULL, 0), 1000);
     cli_close(&a);
-    st = http_read_head(&c, &r, 3000);
+    st = httpc_read_head(&c, &r, 3000);
     ck_assert_msg(st >= 100 && st <= 599, "third connection not served after one closed (%d)", st);
     cli_close(&c);
     cli_close(&b);

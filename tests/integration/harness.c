@@ -34,14 +34,14 @@
 
 /* ---- time ---------------------------------------------------------------- */
 
-int64_t now_ms(void)
+int64_t it_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void sleep_ms(int ms)
+void it_sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
@@ -50,13 +50,13 @@ void sleep_ms(int ms)
 
 static int remaining(int64_t end)
 {
-    int64_t r = end - now_ms();
+    int64_t r = end - it_now_ms();
     return r < 0 ? 0 : (int)r;
 }
 
 /* ---- files --------------------------------------------------------------- */
 
-char *file_read(const char *path, size_t *len)
+char *it_file_read(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -82,15 +82,15 @@ char *file_read(const char *path, size_t *len)
     return buf;
 }
 
-int file_exists(const char *path)
+int it_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
-int file_count2(const char *path, const char *a, const char *b)
+int it_file_count2(const char *path, const char *a, const char *b)
 {
-    char *text = file_read(path, NULL);
+    char *text = it_file_read(path, NULL);
     if (text == NULL)
         return 0;
     int count = 0;
@@ -106,14 +106,14 @@ int file_count2(const char *path, const char *a, const char *b)
     return count;
 }
 
-int file_count(const char *path, const char *needle)
+int it_file_count(const char *path, const char *needle)
 {
-    return file_count2(path, needle, NULL);
+    return it_file_count2(path, needle, NULL);
 }
 
-int file_line_of(const char *path, const char *needle)
+int it_file_line_of(const char *path, const char *needle)
 {
-    char *text = file_read(path, NULL);
+    char *text = it_file_read(path, NULL);
     if (text == NULL)
         return 0;
     int no = 0, found = 0;
@@ -131,9 +131,9 @@ int file_line_of(const char *path, const char *needle)
 }
 
 /* Lines holding NEEDLE but not EXCEPT (EXCEPT empty: no exception). */
-static int file_count_except(const char *path, const char *needle, const char *except)
+static int it_file_count_except(const char *path, const char *needle, const char *except)
 {
-    char *text = file_read(path, NULL);
+    char *text = it_file_read(path, NULL);
     if (text == NULL)
         return 0;
     int count = 0;
@@ -164,7 +164,7 @@ void srv_write_file(const char *path, const char *text)
 static void print_tail(const char *title, const char *path, int n)
 {
     size_t len;
-    char *text = file_read(path, &len);
+    char *text = it_file_read(path, &len);
     if (text == NULL)
         return;
     size_t i = len;
@@ -219,7 +219,7 @@ static int proc_stat(pid_t pid, char *state, pid_t *ppid, unsigned long long *st
     return 0;
 }
 
-int proc_alive(pid_t pid)
+int it_proc_alive(pid_t pid)
 {
     char st;
     if (pid <= 0 || proc_stat(pid, &st, NULL, NULL) < 0)
@@ -227,7 +227,7 @@ int proc_alive(pid_t pid)
     return st != 'Z' && st != 'X' && st != 'x';
 }
 
-pid_t proc_ppid(pid_t pid)
+pid_t it_proc_ppid(pid_t pid)
 {
     pid_t pp;
     return proc_stat(pid, NULL, &pp, NULL) < 0 ? -1 : pp;
@@ -444,7 +444,10 @@ static void watchdog_main(const struct server *s, unsigned long long start, int 
         break;
     }
     unsigned long long t;
-    if (proc_stat(s->pid, NULL, NULL, &t) == 0 && t == start) {
+    char st = 0;
+    int killed = 0;
+    if (proc_stat(s->pid, &st, NULL, &t) == 0 && t == start && st != 'Z') {
+        killed = 1;
         kill(s->pid, SIGSTOP);
         pid_t kids[256];
         unsigned long long ks[256];
@@ -458,9 +461,11 @@ static void watchdog_main(const struct server *s, unsigned long long start, int 
         snprintf(name, sizeof name, "/wschat-%d", port);
         shm_unlink(name);
     }
-    fprintf(stderr, "harness: test process ended without srv_stop; killed wsmaster %d; "
-            "files kept in %s\n", (int)s->pid, s->dir);
-    srv_dump(s, 15);
+    if (killed) {
+        fprintf(stderr, "harness: test process ended without srv_stop; killed wsmaster %d; "
+                "files kept in %s\n", (int)s->pid, s->dir);
+        srv_dump(s, 15);
+    }
     _exit(0);
 }
 
@@ -507,9 +512,9 @@ static void watchdog_disarm(struct server *s)
     close(s->watchdog_fd);
     s->watchdog_fd = -1;
     int st;
-    int64_t end = now_ms() + 2000;
-    while (waitpid(s->watchdog, &st, WNOHANG) == 0 && now_ms() < end)
-        sleep_ms(2);
+    int64_t end = it_now_ms() + 2000;
+    while (waitpid(s->watchdog, &st, WNOHANG) == 0 && it_now_ms() < end)
+        it_sleep_ms(2);
 }
 
 void srv_spawn(struct server *s, const char *const *args)
@@ -554,16 +559,16 @@ int srv_wait_exit(struct server *s, int timeout_ms)
 {
     if (!s->running)
         return 1;
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = it_now_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(s->pid, &s->status, WNOHANG);
         if (r == s->pid) {
             s->running = 0;
             return 1;
         }
-        if (now_ms() >= end)
+        if (it_now_ms() >= end)
             return 0;
-        sleep_ms(5);
+        it_sleep_ms(5);
     }
 }
 
@@ -583,7 +588,7 @@ int srv_run_sync(struct server *s, const char *const *args)
 /* Port from the first "listening on HOST:PORT" log line; 0 if none yet. */
 static int log_port(const char *path)
 {
-    char *text = file_read(path, NULL);
+    char *text = it_file_read(path, NULL);
     if (text == NULL)
         return 0;
     int port = 0;
@@ -606,7 +611,7 @@ static int log_port(const char *path)
 
 static int pid_file_ok(const struct server *s)
 {
-    char *t = file_read(s->pid_file, NULL);
+    char *t = it_file_read(s->pid_file, NULL);
     if (t == NULL)
         return 0;
     char want[32];
@@ -630,9 +635,9 @@ void srv_start(struct server *s, const char *extra)
     srv_init(s, extra);
     const char *args[] = { "-c", s->conf, NULL };
     srv_spawn(s, args);
-    int64_t end = now_ms() + START_TIMEOUT_MS;
+    int64_t end = it_now_ms() + START_TIMEOUT_MS;
     int up = 0;
-    while (now_ms() < end) {
+    while (it_now_ms() < end) {
         if (srv_wait_exit(s, 0))
             break;
         if (s->port == 0 && (s->port = log_port(s->log)) > 0)
@@ -641,13 +646,23 @@ void srv_start(struct server *s, const char *extra)
             up = 1;
             break;
         }
-        sleep_ms(10);
+        it_sleep_ms(10);
     }
     if (!up) {
+        int exited = !s->running;
         srv_dump(s, 20);
-        ck_abort_msg("server did not start within %d ms (exited=%d status=0x%x port=%d "
-                     "pidfile=%d); files in %s", START_TIMEOUT_MS, !s->running,
-                     s->status, s->port, file_exists(s->pid_file), s->dir);
+        if (s->running) {
+            pid_t w[SRV_MAX_WORKERS];
+            int nw = children_of(s->pid, w, NULL, SRV_MAX_WORKERS);
+            kill(s->pid, SIGKILL);
+            for (int i = 0; i < nw; i++)
+                kill(w[i], SIGKILL);
+            srv_wait_exit(s, 2000);
+        }
+        watchdog_disarm(s);
+        ck_abort_msg("server did not come up: %s (status 0x%x, port %d, pid file %s); "
+                     "files in %s", exited ? "it exited" : "timeout after 5 s", s->status,
+                     s->port, it_file_exists(s->pid_file) ? "present" : "missing", s->dir);
     }
 }
 
@@ -676,7 +691,7 @@ void srv_stop(struct server *s)
             }
         }
         for (int i = 0; i < nw; i++) {
-            if (WAIT_FOR(!proc_alive(w[i]), 2000))
+            if (WAIT_FOR(!it_proc_alive(w[i]), 2000))
                 continue;
             unsigned long long t;
             if (proc_stat(w[i], NULL, NULL, &t) == 0 && t == ws[i]) {
@@ -687,23 +702,24 @@ void srv_stop(struct server *s)
     }
     watchdog_disarm(s);
 
-    int alerts = file_count_except(s->log, "[alert]", s->alert_ok)
-               + file_count(s->log, "[crit]");
+    int alerts = it_file_count_except(s->log, "[alert]", s->alert_ok)
+               + it_file_count(s->log, "[crit]");
     int shm_left = 0;
     if (s->port > 0) {
         char name[64], path[96];
         snprintf(name, sizeof name, "/wschat-%d", s->port);
         snprintf(path, sizeof path, "/dev/shm%s", name);
-        if (file_exists(path)) {
+        if (it_file_exists(path)) {
             shm_left = 1;
             shm_unlink(name);
         }
     }
-    int ok = graceful && !alerts && !shm_left && !workers_left;
-    if (ok)
-        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    else
+    int sanitizer = it_file_count(s->err, "Sanitizer") + it_file_count(s->err, "runtime error:");
+    int ok = graceful && !alerts && !shm_left && !workers_left && !sanitizer;
+    if (!ok)
         srv_dump(s, 20);
+    else if (getenv("WSCHAT_IT_KEEP") == NULL)
+        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     s->pid = 0;
     ck_assert_msg(graceful, "SIGQUIT did not stop the master within %d ms (files in %s)",
                   s->shutdown_ms + 3000, s->dir);
@@ -711,6 +727,7 @@ void srv_stop(struct server *s)
                   workers_left, s->dir);
     ck_assert_msg(!alerts, "%d [alert]/[crit] line(s) in %s", alerts, s->log);
     ck_assert_msg(!shm_left, "/dev/shm/wschat-%d left behind after stop", s->port);
+    ck_assert_msg(!sanitizer, "sanitizer report in %s", s->err);
 }
 
 /* ---- client: TCP ---------------------------------------------------------- */
@@ -816,7 +833,7 @@ static ssize_t cli_read_some(struct client *c, size_t want)
 
 ssize_t cli_fill(struct client *c, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = it_now_ms() + timeout_ms;
     for (;;) {
         ssize_t n = cli_read_some(c, 65536);
         if (n >= 0)
@@ -833,7 +850,7 @@ int cli_send_t(struct client *c, const void *buf, size_t len, int timeout_ms)
 {
     const uint8_t *p = buf;
     size_t sent = 0;
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = it_now_ms() + timeout_ms;
     while (sent < len) {
         size_t chunk = len - sent;
         if (c->trickle_us > 0) {
@@ -874,7 +891,7 @@ int cli_sendstr(struct client *c, const char *s)
 
 int cli_expect_closed(struct client *c, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = it_now_ms() + timeout_ms;
     for (;;) {
         c->off = c->len;  /* discard */
         ssize_t n = cli_fill(c, remaining(end));
@@ -887,12 +904,12 @@ int cli_expect_closed(struct client *c, int timeout_ms)
 
 /* ---- client: HTTP --------------------------------------------------------- */
 
-int http_read_head(struct client *c, struct http_resp *r, int timeout_ms)
+int httpc_read_head(struct client *c, struct httpc_resp *r, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = it_now_ms() + timeout_ms;
     memset(r, 0, sizeof *r);
     for (;;) {
-        uint8_t *b = c->rx + c->off;
+        uint8_t *b = c->rx ? c->rx + c->off : NULL;
         size_t n = cli_pending(c);
         uint8_t *e = n >= 4 ? memmem(b, n, "\r\n\r\n", 4) : NULL;
         if (e) {
@@ -924,7 +941,7 @@ int http_read_head(struct client *c, struct http_resp *r, int timeout_ms)
     }
 }
 
-const char *http_header(const struct http_resp *r, const char *name, char *buf, size_t n)
+const char *httpc_header(const struct httpc_resp *r, const char *name, char *buf, size_t n)
 {
     size_t nl = strlen(name);
     const char *p = strstr(r->head, "\r\n");
@@ -950,21 +967,21 @@ const char *http_header(const struct http_resp *r, const char *name, char *buf, 
     return NULL;
 }
 
-int http_get_status(int port, const char *req, struct http_resp *r)
+int httpc_get_status(int port, const char *req, struct httpc_resp *r)
 {
     struct client c;
     if (cli_connect(&c, port) < 0) {
         memset(r, 0, sizeof *r);
         return r->status = -4;
     }
-    int st = cli_sendstr(&c, req) < 0 ? -5 : http_read_head(&c, r, 5000);
+    int st = cli_sendstr(&c, req) < 0 ? -5 : httpc_read_head(&c, r, 5000);
     cli_close(&c);
     return st;
 }
 
 /* ---- WebSocket ------------------------------------------------------------ */
 
-void fill_random(void *buf, size_t len)
+void it_random(void *buf, size_t len)
 {
     uint8_t *p = buf;
     while (len > 0) {
@@ -996,12 +1013,12 @@ static int contains_token(const char *list, const char *token)
     return 0;
 }
 
-int ws_handshake(struct client *c, const char *path, const char *extra,
+int wsc_handshake(struct client *c, const char *path, const char *extra,
                  const void *trailer, size_t trailer_len)
 {
     uint8_t raw[16];
     char key[32], accept[64], want[64];
-    fill_random(raw, sizeof raw);
+    it_random(raw, sizeof raw);
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
 
     char head[4096];
@@ -1021,8 +1038,8 @@ int ws_handshake(struct client *c, const char *path, const char *extra,
     if (sr < 0)
         return -5;
 
-    struct http_resp r;
-    int st = http_read_head(c, &r, 5000);
+    struct httpc_resp r;
+    int st = httpc_read_head(c, &r, 5000);
     if (st != 101)
         return st;
 
@@ -1034,20 +1051,20 @@ int ws_handshake(struct client *c, const char *path, const char *extra,
     EVP_EncodeBlock((unsigned char *)want, md, (int)mdlen);
 
     char v[256];
-    ck_assert_msg(http_header(&r, "Upgrade", v, sizeof v) && strcasecmp(v, "websocket") == 0,
+    ck_assert_msg(httpc_header(&r, "Upgrade", v, sizeof v) && strcasecmp(v, "websocket") == 0,
                   "101 without Upgrade: websocket:\n%s", r.head);
-    ck_assert_msg(http_header(&r, "Connection", v, sizeof v) && contains_token(v, "upgrade"),
+    ck_assert_msg(httpc_header(&r, "Connection", v, sizeof v) && contains_token(v, "upgrade"),
                   "101 without Connection: Upgrade:\n%s", r.head);
-    ck_assert_msg(http_header(&r, "Sec-WebSocket-Accept", accept, sizeof accept)
+    ck_assert_msg(httpc_header(&r, "Sec-WebSocket-Accept", accept, sizeof accept)
                   && strcmp(accept, want) == 0,
                   "Sec-WebSocket-Accept wrong (want %s):\n%s", want, r.head);
     return 101;
 }
 
-void ws_open(struct client *c, int port)
+void wsc_open(struct client *c, int port)
 {
     ck_assert_msg(cli_connect(c, port) == 0, "connect to %d: %s", port, strerror(errno));
-    int st = ws_handshake(c, "/echo", NULL, NULL, 0);
+    int st = wsc_handshake(c, "/echo", NULL, NULL, 0);
     ck_assert_msg(st == 101, "handshake on /echo: status %d", st);
 }
 
@@ -1070,7 +1087,7 @@ static size_t header_encode(uint8_t *h, int bits, uint64_t len, int masked, int 
     return n;
 }
 
-void ws_frame_append(uint8_t **buf, size_t *len, size_t *cap,
+void wsc_frame_append(uint8_t **buf, size_t *len, size_t *cap,
                      int bits, const void *payload, size_t plen)
 {
     int masked = !(bits & WS_NOMASK);
@@ -1087,7 +1104,7 @@ void ws_frame_append(uint8_t **buf, size_t *len, size_t *cap,
     size_t hl = header_encode(h, bits, plen, masked, 0);
     uint8_t key[4];
     if (masked) {
-        fill_random(key, 4);
+        it_random(key, 4);
         memcpy(h + hl, key, 4);
         hl += 4;
     }
@@ -1100,33 +1117,33 @@ void ws_frame_append(uint8_t **buf, size_t *len, size_t *cap,
     *len += hl + plen;
 }
 
-uint8_t *ws_frame_build(int bits, const void *payload, size_t len, size_t *out_len)
+uint8_t *wsc_frame_build(int bits, const void *payload, size_t len, size_t *out_len)
 {
     uint8_t *buf = NULL;
     size_t n = 0, cap = 0;
-    ws_frame_append(&buf, &n, &cap, bits, payload, len);
+    wsc_frame_append(&buf, &n, &cap, bits, payload, len);
     *out_len = n;
     return buf;
 }
 
-int ws_send(struct client *c, int bits, const void *payload, size_t len)
+int wsc_send(struct client *c, int bits, const void *payload, size_t len)
 {
     size_t n;
-    uint8_t *f = ws_frame_build(bits, payload, len, &n);
+    uint8_t *f = wsc_frame_build(bits, payload, len, &n);
     int r = cli_send(c, f, n);
     free(f);
     return r;
 }
 
-int ws_send_header(struct client *c, int bits, uint64_t len64, int force64)
+int wsc_send_header(struct client *c, int bits, uint64_t len64, int force64)
 {
     uint8_t h[WS_HEADER_MAX_CLIENT];
     size_t n = header_encode(h, bits, len64, 1, force64);
-    fill_random(h + n, 4);
+    it_random(h + n, 4);
     return cli_send(c, h, n + 4);
 }
 
-int ws_send_close(struct client *c, int code, const void *reason, size_t rlen)
+int wsc_send_close(struct client *c, int code, const void *reason, size_t rlen)
 {
     uint8_t p[256];
     size_t n = 0;
@@ -1138,23 +1155,23 @@ int ws_send_close(struct client *c, int code, const void *reason, size_t rlen)
             memcpy(p + n, reason, rlen);
         n += rlen;
     }
-    return ws_send(c, WS_FIN | WS_OP_CLOSE, p, n);
+    return wsc_send(c, WS_FIN | WS_OP_CLOSE, p, n);
 }
 
-void ws_msg_free(struct ws_msg *m)
+void wsc_msg_free(struct wsc_msg *m)
 {
     free(m->data);
     m->data = NULL;
     m->len = 0;
 }
 
-int ws_recv(struct client *c, struct ws_msg *m, int timeout_ms)
+int wsc_recv(struct client *c, struct wsc_msg *m, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = it_now_ms() + timeout_ms;
     memset(m, 0, sizeof *m);
     for (;;) {
         size_t n = cli_pending(c);
-        const uint8_t *b = c->rx + c->off;
+        const uint8_t *b = c->rx ? c->rx + c->off : NULL;
         size_t need = 2;
         if (n >= 2) {
             int l7 = b[1] & 0x7F;
@@ -1204,16 +1221,16 @@ int ws_recv(struct client *c, struct ws_msg *m, int timeout_ms)
     }
 }
 
-int ws_read_close(struct client *c, int timeout_ms, int *skipped, char *reason, size_t rn)
+int wsc_read_close(struct client *c, int timeout_ms, int *skipped, char *reason, size_t rn)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = it_now_ms() + timeout_ms;
     if (skipped)
         *skipped = 0;
     if (reason && rn)
         reason[0] = '\0';
     for (;;) {
-        struct ws_msg m;
-        int r = ws_recv(c, &m, remaining(end));
+        struct wsc_msg m;
+        int r = wsc_recv(c, &m, remaining(end));
         if (r == 0)
             return -1;
         if (r < 0)
@@ -1221,7 +1238,7 @@ int ws_read_close(struct client *c, int timeout_ms, int *skipped, char *reason, 
         if (m.opcode != WS_OP_CLOSE) {
             if (skipped)
                 (*skipped)++;
-            ws_msg_free(&m);
+            wsc_msg_free(&m);
             continue;
         }
         int code = 0;
@@ -1231,14 +1248,14 @@ int ws_read_close(struct client *c, int timeout_ms, int *skipped, char *reason, 
             ck_assert_msg((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014)
                           || (code >= 3000 && code <= 4999),
                           "server sent close code %d, invalid on the wire", code);
-            ck_assert_msg(utf8_valid(m.data + 2, m.len - 2), "server close reason not UTF-8");
+            ck_assert_msg(it_utf8_valid(m.data + 2, m.len - 2), "server close reason not UTF-8");
             if (reason && rn) {
                 size_t k = m.len - 2 < rn - 1 ? m.len - 2 : rn - 1;
                 memcpy(reason, m.data + 2, k);
                 reason[k] = '\0';
             }
         }
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
         return code;
     }
 }
@@ -1248,19 +1265,19 @@ static int echo_timeout(size_t len)
     return 10000 + (int)(len >> 20) * 1000;
 }
 
-void ws_echo_check(struct client *c, int opcode, const void *p, size_t len)
+void wsc_echo_check(struct client *c, int opcode, const void *p, size_t len)
 {
-    ck_assert_msg(ws_send(c, WS_FIN | opcode, p, len) == 0, "send %zu bytes: %s",
+    ck_assert_msg(wsc_send(c, WS_FIN | opcode, p, len) == 0, "send %zu bytes: %s",
                   len, strerror(errno));
-    int64_t end = now_ms() + echo_timeout(len);
+    int64_t end = it_now_ms() + echo_timeout(len);
     for (;;) {
-        struct ws_msg m;
-        int r = ws_recv(c, &m, remaining(end));
+        struct wsc_msg m;
+        int r = wsc_recv(c, &m, remaining(end));
         ck_assert_msg(r == 1, "no echo of %zu bytes (%s)", len,
                       r == 0 ? "connection closed" : "timeout");
         if (m.opcode == WS_OP_PING) {   /* an idle ping may cross our message */
-            ws_send(c, WS_FIN | WS_OP_PONG, m.data, m.len);
-            ws_msg_free(&m);
+            wsc_send(c, WS_FIN | WS_OP_PONG, m.data, m.len);
+            wsc_msg_free(&m);
             continue;
         }
         if (m.opcode == WS_OP_CLOSE && m.len >= 2)
@@ -1275,14 +1292,14 @@ void ws_echo_check(struct client *c, int opcode, const void *p, size_t len)
                 i++;
             ck_abort_msg("echo of %zu bytes differs at offset %zu", len, i);
         }
-        ws_msg_free(&m);
+        wsc_msg_free(&m);
         return;
     }
 }
 
 /* ---- payloads ------------------------------------------------------------- */
 
-uint8_t *make_text(size_t len)
+uint8_t *it_make_text(size_t len)
 {
     static const char pat[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 wschat!";
     size_t pl = sizeof pat - 1;
@@ -1298,7 +1315,7 @@ uint8_t *make_text(size_t len)
     return b;
 }
 
-uint8_t *make_binary(size_t len, uint32_t seed)
+uint8_t *it_make_binary(size_t len, uint32_t seed)
 {
     uint8_t *b = malloc(len + 1);
     uint32_t x = seed ? seed : 0x9E3779B9u;
@@ -1312,7 +1329,7 @@ uint8_t *make_binary(size_t len, uint32_t seed)
     return b;
 }
 
-int utf8_valid(const uint8_t *s, size_t n)
+int it_utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {

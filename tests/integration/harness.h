@@ -4,14 +4,15 @@
  *
  * Server side: srv_init() makes a mkdtemp dir and writes wschat.conf from a
  * template (pid file, log, stdout/stderr captures all inside the dir);
- * srv_spawn() execs $WSCHAT_BIN in its own process group and arms a watchdog
- * process that SIGKILLs that group if the test process dies without calling
- * srv_stop() (a failed ck_assert ends a forked Check test at once, and a
- * timeout kills it). srv_stop() is QUIT, bounded wait, TERM, KILL, by pid,
- * then fails the test on any [alert]/[crit] log line or a leftover
- * /dev/shm/wschat-<port>.
+ * srv_spawn() execs $WSCHAT_BIN and arms a watchdog process (in a process
+ * group of its own, out of reach of Check's end-of-test killpg) that
+ * SIGKILLs the master and its workers, by pid, if the test process dies
+ * without calling srv_stop(): a failed ck_assert ends a forked Check test at
+ * once, and a timeout kills it. srv_stop() is QUIT, bounded wait, TERM,
+ * KILL, by pid, then fails the test on any [alert]/[crit] log line or a
+ * leftover /dev/shm/wschat-<port>.
  *
- * Client side: an independent RFC 6455 client (it never uses server/*.c):
+ * Client side: an independent RFC 6455 client (it never uses the server sources):
  * connect to 127.0.0.1, raw sends that keep reading while they write (so a
  * server echoing while we send can never deadlock us), an HTTP response
  * head reader, the handshake with Sec-WebSocket-Accept verified through
@@ -31,19 +32,19 @@
 
 /* ---- time ---------------------------------------------------------------- */
 
-int64_t now_ms(void);
-void sleep_ms(int ms);
+int64_t it_now_ms(void);
+void it_sleep_ms(int ms);
 
 /*
  * Poll COND every 10 ms until it holds or TIMEOUT_MS passes; evaluates to
  * 1 if it held. COND is re-evaluated once after the deadline.
  */
 #define WAIT_FOR(cond, timeout_ms) ({                                   \
-        int64_t wf_end_ = now_ms() + (timeout_ms); int wf_ok_ = 0;      \
+        int64_t wf_end_ = it_now_ms() + (timeout_ms); int wf_ok_ = 0;      \
         for (;;) {                                                      \
             if (cond) { wf_ok_ = 1; break; }                            \
-            if (now_ms() >= wf_end_) { wf_ok_ = (cond) ? 1 : 0; break; }\
-            sleep_ms(10);                                               \
+            if (it_now_ms() >= wf_end_) { wf_ok_ = (cond) ? 1 : 0; break; }\
+            it_sleep_ms(10);                                               \
         }                                                               \
         wf_ok_; })
 
@@ -52,7 +53,7 @@ void sleep_ms(int ms);
 #define SRV_MAX_WORKERS 64
 
 struct server {
-    char  dir[PATH_MAX];        /* mkdtemp directory, removed by srv_stop */
+    char  dir[64];              /* mkdtemp directory, removed by srv_stop */
     char  conf[PATH_MAX];       /* dir/wschat.conf */
     char  log[PATH_MAX];        /* dir/error.log */
     char  pid_file[PATH_MAX];   /* dir/wschat.pid */
@@ -60,7 +61,6 @@ struct server {
     char  err[PATH_MAX];        /* captured stderr */
     char  extra[4096];          /* directives overriding the template */
     pid_t pid;                  /* master, a child of the test process */
-    pid_t pgid;                 /* the master's own process group */
     int   port;                 /* parsed from "listening on" */
     int   running;              /* not yet reaped */
     int   status;               /* waitpid status once reaped */
@@ -97,7 +97,13 @@ int  srv_wait_exit(struct server *s, int timeout_ms);
 /* Run the binary with ARGS to completion (5 s); returns the exit status
  * (or -1 on a signal/timeout); stdout/stderr in s->out/s->err. */
 int  srv_run_sync(struct server *s, const char *const *args);
-/* Graceful stop and the no-alert / no-shm-leftover assertions; idempotent. */
+/*
+ * Graceful stop (QUIT, then TERM, then KILL, by pid), then fail the test on
+ * an [alert]/[crit] log line (except ones holding s->alert_ok), a leftover
+ * /dev/shm/wschat-PORT, a worker outliving the master, or a sanitizer
+ * report on the server's stderr. Removes the temp dir when all is well
+ * (kept when WSCHAT_IT_KEEP is set). Safe to call once the master exited.
+ */
 void srv_stop(struct server *s);
 
 /* Children of the master (ppid == master, not zombies), up to MAX. */
@@ -105,19 +111,19 @@ int  srv_workers(const struct server *s, pid_t *out, int max);
 /* Wait until exactly N workers exist; 1 on success. */
 int  srv_wait_worker_count(const struct server *s, int n, int timeout_ms);
 /* 1 while PID exists and is not a zombie. */
-int  proc_alive(pid_t pid);
+int  it_proc_alive(pid_t pid);
 /* ppid of PID from /proc, or -1. */
-pid_t proc_ppid(pid_t pid);
+pid_t it_proc_ppid(pid_t pid);
 
 /* Whole file into a malloc'd NUL-terminated buffer (or NULL); len optional. */
-char *file_read(const char *path, size_t *len);
-int  file_exists(const char *path);
+char *it_file_read(const char *path, size_t *len);
+int  it_file_exists(const char *path);
 /* Lines of PATH containing NEEDLE (0 when the file is missing). */
-int  file_count(const char *path, const char *needle);
+int  it_file_count(const char *path, const char *needle);
 /* Lines containing both A and B (B may be NULL). */
-int  file_count2(const char *path, const char *a, const char *b);
+int  it_file_count2(const char *path, const char *a, const char *b);
 /* 1-based number of the first line of PATH containing NEEDLE, or 0. */
-int  file_line_of(const char *path, const char *needle);
+int  it_file_line_of(const char *path, const char *needle);
 /* Print the last N lines of the server's log and stderr to stderr. */
 void srv_dump(const struct server *s, int n);
 
@@ -155,19 +161,19 @@ int  cli_expect_closed(struct client *c, int timeout_ms);
 /* Bytes of unconsumed input. */
 static inline size_t cli_pending(const struct client *c) { return c->len - c->off; }
 
-struct http_resp {
+struct httpc_resp {
     int    status;              /* -1: closed before a full head; -2: timeout */
     char   head[16384];         /* the head, NUL-terminated */
     size_t head_len;
 };
 
 /* Read one response head (status line + headers) into R. */
-int  http_read_head(struct client *c, struct http_resp *r, int timeout_ms);
+int  httpc_read_head(struct client *c, struct httpc_resp *r, int timeout_ms);
 /* Header value (first match, case-insensitive name) into BUF, or NULL. */
-const char *http_header(const struct http_resp *r, const char *name,
+const char *httpc_header(const struct httpc_resp *r, const char *name,
                         char *buf, size_t n);
 /* Connect, send REQ, read the head; returns the status (<0 as above). */
-int  http_get_status(int port, const char *req, struct http_resp *r);
+int  httpc_get_status(int port, const char *req, struct httpc_resp *r);
 
 /* ---- WebSocket ----------------------------------------------------------- */
 
@@ -181,7 +187,7 @@ int  http_get_status(int port, const char *req, struct http_resp *r);
 #define WS_OP_CLOSE 0x8
 #define WS_OP_PING  0x9
 #define WS_OP_PONG  0xA
-#define WS_NOMASK   0x100       /* flag for ws_frame_build: leave unmasked */
+#define WS_NOMASK   0x100       /* flag for wsc_frame_build: leave unmasked */
 #define WS_HEADER_MAX_CLIENT 14 /* 2 + 8 (64-bit length) + 4 (mask key) */
 
 /*
@@ -190,33 +196,33 @@ int  http_get_status(int port, const char *req, struct http_resp *r);
  * response head and, for 101, verify Upgrade/Connection/Accept (ck_assert).
  * Returns the status code.
  */
-int  ws_handshake(struct client *c, const char *path, const char *extra,
+int  wsc_handshake(struct client *c, const char *path, const char *extra,
                   const void *trailer, size_t trailer_len);
 /* Connect + handshake on /echo, asserting 101. */
-void ws_open(struct client *c, int port);
+void wsc_open(struct client *c, int port);
 
 /*
  * Encode one frame into a malloc'd buffer: first byte = BITS (FIN/RSV bits
  * ORed with the opcode), masked unless BITS has WS_NOMASK. Length forms are
  * minimal. *OUT_LEN gets the size.
  */
-uint8_t *ws_frame_build(int bits, const void *payload, size_t len, size_t *out_len);
+uint8_t *wsc_frame_build(int bits, const void *payload, size_t len, size_t *out_len);
 /* Append a frame to a growing buffer (*buf, *len, *cap). */
-void ws_frame_append(uint8_t **buf, size_t *len, size_t *cap,
+void wsc_frame_append(uint8_t **buf, size_t *len, size_t *cap,
                      int bits, const void *payload, size_t len_payload);
 /* Build and send one frame; 0 or -1 like cli_send. */
-int  ws_send(struct client *c, int bits, const void *payload, size_t len);
+int  wsc_send(struct client *c, int bits, const void *payload, size_t len);
 /*
  * Send only a frame header announcing LEN64 bytes (written verbatim in the
  * 64-bit form when FORCE64, else the minimal form), with a mask key.
  */
-int  ws_send_header(struct client *c, int bits, uint64_t len64, int force64);
+int  wsc_send_header(struct client *c, int bits, uint64_t len64, int force64);
 /* A close frame: code (or -1 for an empty payload) and reason bytes. */
-int  ws_send_close(struct client *c, int code, const void *reason, size_t rlen);
+int  wsc_send_close(struct client *c, int code, const void *reason, size_t rlen);
 
-struct ws_msg {
+struct wsc_msg {
     int      fin, opcode;
-    uint8_t *data;              /* malloc'd (NUL appended), free with ws_msg_free */
+    uint8_t *data;              /* malloc'd (NUL appended), free with wsc_msg_free */
     size_t   len;
 };
 
@@ -224,26 +230,26 @@ struct ws_msg {
  * Receive one frame within TIMEOUT_MS. 1 got a frame, 0 connection closed,
  * -1 timeout. The frame is checked against what a server must send.
  */
-int  ws_recv(struct client *c, struct ws_msg *m, int timeout_ms);
-void ws_msg_free(struct ws_msg *m);
+int  wsc_recv(struct client *c, struct wsc_msg *m, int timeout_ms);
+void wsc_msg_free(struct wsc_msg *m);
 /*
  * Read frames until a close frame (data/ping/pong frames are skipped and
  * counted in *SKIPPED if not NULL). Returns the close code, 0 for an empty
  * close payload, -1 if the connection ended without a close frame, -2 on
  * timeout. REASON (if not NULL) gets the reason text.
  */
-int  ws_read_close(struct client *c, int timeout_ms, int *skipped,
+int  wsc_read_close(struct client *c, int timeout_ms, int *skipped,
                    char *reason, size_t rn);
 /* Send a data message and assert the same message comes back whole. */
-void ws_echo_check(struct client *c, int opcode, const void *p, size_t len);
+void wsc_echo_check(struct client *c, int opcode, const void *p, size_t len);
 
 /* ---- misc ---------------------------------------------------------------- */
 
-void fill_random(void *buf, size_t len);
+void it_random(void *buf, size_t len);
 /* Deterministic payloads: valid UTF-8 text (mixed 1-4 byte chars) / binary. */
-uint8_t *make_text(size_t len);
-uint8_t *make_binary(size_t len, uint32_t seed);
+uint8_t *it_make_text(size_t len);
+uint8_t *it_make_binary(size_t len, uint32_t seed);
 /* 1 if BUF is valid UTF-8 (strict: no overlongs, surrogates, > U+10FFFF). */
-int  utf8_valid(const uint8_t *buf, size_t len);
+int  it_utf8_valid(const uint8_t *buf, size_t len);
 
 #endif

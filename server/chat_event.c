@@ -13,7 +13,10 @@
 #include "utf8.h"
 #include "ws_frame.h"
 
-/* A bounded append-only writer; `ok` drops to 0 on the first overflow. */
+/*
+ * A bounded append-only writer; `ok` drops to 0 on the first overflow.
+ * With buf == NULL it only measures (len counts what would be written).
+ */
 struct out {
     char  *buf;
     size_t cap, len;
@@ -26,7 +29,8 @@ static void put_raw(struct out *o, const char *s, size_t n)
         o->ok = 0;
         return;
     }
-    memcpy(o->buf + o->len, s, n);
+    if (o->buf != NULL)
+        memcpy(o->buf + o->len, s, n);
     o->len += n;
 }
 
@@ -47,7 +51,7 @@ static void put_str(struct out *o, const char *s, size_t n)
         o->ok = 0;
         return;
     }
-    o->len += json_escape(o->buf + o->len, s, n);
+    o->len += o->buf != NULL ? json_escape(o->buf + o->len, s, n) : need;
     put_raw(o, "\"", 1);
 }
 
@@ -262,25 +266,32 @@ size_t chat_event_simple(char *buf, size_t cap, const char *type)
     return done(&o);
 }
 
+static void put_gap(struct out *o, const char *room, size_t room_len,
+                    uint64_t from, uint64_t to)
+{
+    put(o, "{\"type\":\"gap\",\"room\":");
+    put_str(o, room, room_len);
+    put(o, ",\"from\":");
+    put_u64(o, from);
+    put(o, ",\"to\":");
+    put_u64(o, to);
+    put(o, "}");
+}
+
 size_t chat_event_gap(uint8_t *buf, size_t cap, const char *room, size_t room_len,
                       uint64_t from, uint64_t to)
 {
-    /* Payload first, after room for the largest header this can need (4). */
-    if (cap < 4)
-        return 0;
-    struct out o = { (char *)buf + 4, cap - 4, 0, 1 };
-    put(&o, "{\"type\":\"gap\",\"room\":");
-    put_str(&o, room, room_len);
-    put(&o, ",\"from\":");
-    put_u64(&o, from);
-    put(&o, ",\"to\":");
-    put_u64(&o, to);
-    put(&o, "}");
-    size_t n = done(&o);
-    if (n == 0)
-        return 0;
+    /* Measure first: the header size depends on the payload length. */
+    struct out m = { NULL, SIZE_MAX, 0, 1 };
+    put_gap(&m, room, room_len, from, to);
+    size_t n = done(&m);
     size_t h = ws_frame_header_size(n);
-    memmove(buf + h, buf + 4, n);
+    if (n == 0 || cap < h || cap - h < n)
+        return 0;
+    struct out o = { (char *)buf + h, n, 0, 1 };
+    put_gap(&o, room, room_len, from, to);
+    if (done(&o) != n)
+        return 0;
     ws_frame_header_encode(buf, WS_OP_TEXT, 1, n);
     return h + n;
 }

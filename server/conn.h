@@ -32,6 +32,7 @@ enum conn_endpoint { CONN_EP_NONE = 0, CONN_EP_ECHO, CONN_EP_CHAT };
 #define CONN_F_WANT_WRITE  0x01     /* EPOLLOUT registered */
 #define CONN_F_CLOSE_SENT  0x02     /* our close frame is queued */
 #define CONN_F_PING_SENT   0x04     /* idle ping outstanding */
+#define CONN_F_SERVED      0x08     /* HTTP: at least one response sent (keep-alive) */
 #define CONN_F_WR_SHUT     0x10     /* shutdown(SHUT_WR) done while lingering */
 #define CONN_F_READ_PAUSED 0x20     /* EPOLLIN dropped: the peer is not reading our output */
 

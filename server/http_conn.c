@@ -116,6 +116,11 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
     STAT_ADD(w, handshakes_ok, 1);
     STAT_ADD(w, ws_current, 1);
     ws_conn_open(w, c, endpoint);
+    if (w->stopping) {
+        /* Accepted just before we stopped: send it on to the new workers. */
+        ws_conn_close(w, c, (uint16_t)w->stopping, "server restarting");
+        return 0;
+    }
     if (endpoint == CONN_EP_CHAT && chat_join(w, c, room, room_len, query, query_len) < 0)
         return 0;
     return 1;
@@ -191,6 +196,7 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
         prev_len = 0;
         if (!dispatch(w, c, &req, data + off, len - off))
             return;     /* upgraded (rest consumed by ws) or closing */
+        c->flags |= CONN_F_SERVED;
         /* Keep-alive: the next request gets a fresh handshake_timeout. */
         worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
     }

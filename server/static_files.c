@@ -243,16 +243,19 @@ static int open_target(const char *root, const struct segments *s, struct stat *
         *name = s->v[i];
     }
     if (S_ISDIR(st->st_mode)) {
-        if (s->n > 0 && !s->trailing_slash) {
-            close(fd);
-            *redirect = 1;
-            return -1;
-        }
         int idx = open_node(fd, "index.html", file_flags, st, status);
         close(fd);
-        if (idx < 0) {
-            if (*status == 403 || *status == 404)
+        if (idx < 0 || !S_ISREG(st->st_mode)) {
+            if (idx >= 0)
+                close(idx);
+            if (idx >= 0 || *status < 500)
                 *status = 404;      /* no index: no listing either */
+            return -1;
+        }
+        if (s->n > 0 && !s->trailing_slash) {
+            /* Relative links in that index resolve against the slash form. */
+            close(idx);
+            *redirect = 1;
             return -1;
         }
         fd = idx;

@@ -342,10 +342,14 @@ static void begin_stop(struct worker *w, uint16_t code)
         if (c->state == CONN_WS) {
             ws_conn_close(w, c, code, code == WS_CLOSE_SERVICE_RESTART ?
                           "server reloading" : "server stopping");
-        } else if (c->state == CONN_HTTP) {
-            /* An idle keep-alive connection has nothing in flight. */
-            if (c->in_len == 0)
-                worker_close_now(w, c);
+        } else if (c->state == CONN_HTTP && (c->flags & CONN_F_SERVED) && c->in_len == 0) {
+            /*
+             * Idle between keep-alive requests: nothing in flight. A fresh
+             * connection is left alone even with nothing read yet: its
+             * request may be in the socket buffer, and closing now would
+             * reset it. It gets its answer (with Connection: close).
+             */
+            worker_close_now(w, c);
         }
     }
 }

@@ -28,6 +28,9 @@ for b in "$WSCHAT_BIN" "$WSBENCH"; do
     [ -x "$b" ] || { echo "run-bench: $b is not an executable" >&2; exit 2; }
 done
 
+# A broken client would blame the server: check wsbench's own codec first.
+"$WSBENCH" selftest >&2 || { echo "run-bench: wsbench selftest failed" >&2; exit 1; }
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wschat-bench.XXXXXX")
 SERVER_PID=
 
@@ -49,6 +52,7 @@ stop_server() {
     SERVER_PID=
 }
 
+# shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
     stop_server
     if [ -n "${BENCH_OUT:-}" ]; then
@@ -132,7 +136,19 @@ alerts=$(grep -cE '\[(alert|crit|emerg)\]' "$TMP/error.log" 2>/dev/null)
 jv() {
     sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$TMP/$1.json" 2>/dev/null | tail -1 | tr -d '"'
 }
-num() { printf '%.*f' "$2" "${1:-0}" 2>/dev/null || printf '%s' "${1:-?}"; }
+# Value of "key" inside the flat JSON object "obj" (no nested braces).
+jo() {
+    sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p" "$TMP/$1.json" 2>/dev/null |
+        sed -n "s/.*\"$3\":\([^,}]*\).*/\1/p" | tail -1
+}
+# A JSON number with $2 decimals; anything else (null, missing) as "-".
+num() {
+    if [[ "${1:-}" =~ ^-?[0-9.]+([eE][-+]?[0-9]+)?$ ]]; then
+        printf '%.*f' "$2" "$1"
+    else
+        printf -- '-'
+    fi
+}
 verdict() {
     case "${RC[$1]}" in
         0) echo PASS ;; 1) echo FAIL ;; 2) echo "NOT RUN" ;; 3) echo TIMEOUT ;;
@@ -145,11 +161,14 @@ echo
 echo "wschat benchmark ($MODE)   $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine   $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), workers $WORKERS"
 printf '%-8s %-8s %s\n' scenario result figures
-printf '%-8s %-8s best %s msg/s = %s deliveries/s, p99 %s ms; stopped at %s msg/s: %s (%s members, %s publishers, %s B)\n' \
-    fanout "$(verdict fanout)" "$(num "$(jv fanout best_rate)" 0)" \
-    "$(num "$(jv fanout best_deliveries_per_s)" 0)" "$(num "$(jv fanout best_p99_ms)" 2)" \
-    "$(num "$(jv fanout stop_rate)" 0)" "$(jv fanout stop_reason)" \
-    "$(jv fanout members)" "$(jv fanout publishers)" "$(jv fanout bytes)"
+fx="best $(num "$(jv fanout best_rate)" 0) msg/s = $(num "$(jv fanout best_deliveries_per_s)" 0) deliveries/s, p99 $(num "$(jv fanout best_p99_ms)" 2) ms"
+if [ "$(jv fanout ramp)" = 1 ]; then
+    fx="$fx; ramp stopped at $(num "$(jv fanout stop_rate)" 0) msg/s: $(jv fanout stop_reason)"
+else
+    fx="$fx; lost $(jv fanout lost), dup $(jv fanout duplicates), reordered $(jv fanout reorders)+$(jv fanout id_reorders)"
+fi
+printf '%-8s %-8s %s (%s members, %s publishers, %s B)\n' fanout "$(verdict fanout)" \
+    "$fx" "$(jv fanout members)" "$(jv fanout publishers)" "$(jv fanout bytes)"
 printf '%-8s %-8s %s round trips/s, p50 %s ms, p99 %s ms (%s conns, %s B)\n' \
     echo "$(verdict echo)" "$(num "$(jv echo round_trips_per_s)" 0)" \
     "$(num "$(jv echo p50_ms)" 3)" "$(num "$(jv echo p99_ms)" 3)" \
@@ -158,9 +177,10 @@ printf '%-8s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn
     conns "$(verdict conns)" "$(jv conns opened)" "$(jv conns conns)" \
     "$(num "$(jv conns handshakes_per_s)" 0)" "$(jv conns total)" \
     "$(num "$(jv conns rss_per_conn_bytes)" 0)"
-printf 'generator CPU fraction: fanout %s, echo %s, conns %s (near 1 = generator-bound)\n' \
-    "$(num "$(jv fanout cpu_fraction)" 2)" "$(num "$(jv echo cpu_fraction)" 2)" \
-    "$(num "$(jv conns cpu_fraction)" 2)"
+printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conns open %s (near 1 = the generator is the limit)\n' \
+    "$(num "$(jv fanout generator_cpu_fraction)" 2)" \
+    "$(num "$(jo echo generator_loop cpu_fraction)" 2)" \
+    "$(num "$(jo conns generator_open cpu_fraction)" 2)"
 echo "server    $([ $server_alive = 1 ] && echo "alive after the run" || echo "DIED during the run"), ${alerts:-0} alert/crit log lines"
 
 status=0
@@ -172,6 +192,6 @@ for s in fanout echo conns; do
     esac
 done
 if [ $server_alive != 1 ] || { [ "$MODE" = smoke ] && [ "${alerts:-0}" != 0 ]; }; then
-    [ $status = 0 ] && status=1
+    [ "$status" = 0 ] && status=1
 fi
-exit $status
+exit "$status"

@@ -4,11 +4,12 @@
  * wsbench is an independent RFC 6455 client: it shares no code with the
  * server so a bug in the server's codec cannot hide itself by being present
  * on both ends. One process, one thread, one epoll loop (wsb_net.c) drives
- * every connection through the pure codec in wsb_ws.c; the scenarios (wsb_fanout.c, wsb_echo.c, wsb_conns.c)
- * get callbacks for opened connections, complete messages and closes.
- * Helpers: SHA-1/base64 for Sec-WebSocket-Accept (wsb_sha1.c), a log-linear
- * latency histogram (wsb_hist.c), /proc and rlimit access (wsb_proc.c) and
- * the report writer (wsbench.c). Every wait is bounded by a deadline.
+ * every connection through the pure codec in wsb_ws.c; the scenarios
+ * (wsb_fanout.c, wsb_echo.c, wsb_conns.c) get callbacks for opened
+ * connections, complete messages and closes. Helpers: SHA-1/base64 for
+ * Sec-WebSocket-Accept (wsb_sha1.c), a log-linear latency histogram
+ * (wsb_hist.c), /proc and rlimit access (wsb_proc.c), and the command line
+ * and report writer (wsbench.c). Every wait is bounded by a deadline.
  */
 #ifndef WSB_H
 #define WSB_H
@@ -31,7 +32,7 @@ struct wsb_opts {
     double   deadline;          /* whole run, seconds */
     double   slo_ms;            /* ramp: p99 limit */
     int      max_steps;         /* ramp: bound on doublings */
-    int      ramp, json, check, text, src_bind, verbose;
+    int      ramp, json, check, text, src_bind;
     pid_t    server_pid;        /* 0 = unknown */
     const char *pid_file;
     char     room[40];
@@ -89,7 +90,8 @@ int     wsb_ws_utf8_ok(const uint8_t *s, size_t n);
 /* ---- latency histogram (wsb_hist.c) ----------------------------------- */
 
 #define WSB_HIST_SUB_BITS 7
-#define WSB_HIST_BUCKETS  ((64 - WSB_HIST_SUB_BITS + 2) << (WSB_HIST_SUB_BITS - 1))
+#define WSB_HIST_BUCKETS \
+    ((64 - WSB_HIST_SUB_BITS + 2) << (WSB_HIST_SUB_BITS - 1))
 
 /* Log-linear: ~1.6 % relative precision from 1 ns to 2^64 ns, fixed size. */
 struct wsb_hist {
@@ -252,8 +254,11 @@ void  wsb_json_num(const char *key, double v);
 void  wsb_json_int(const char *key, int64_t v);
 void  wsb_json_str(const char *key, const char *v);
 void  wsb_json_hist_ms(const char *key, const struct wsb_hist *h);
-/* Common tail of every scenario: generator CPU and server usage. */
-void  wsb_report_cpu(double wall_s, double cpu_s);
+/* Generator CPU (user+sys) over a phase, as a share of its wall time:
+ * near 1 means the single-threaded generator, not the server, is the
+ * limit. key names the JSON object ("generator" for the whole run). */
+void  wsb_report_cpu(const char *what, const char *key, double wall_s,
+                     double cpu_s);
 
 /* ---- scenarios -------------------------------------------------------- */
 
@@ -262,5 +267,7 @@ void  wsb_report_cpu(double wall_s, double cpu_s);
 int wsb_fanout_run(const struct wsb_opts *o);
 int wsb_echo_run(const struct wsb_opts *o);
 int wsb_conns_run(const struct wsb_opts *o);
+/* Known-answer checks of the codec (wsb_selftest.c); 0 ok, 1 failed. */
+int wsb_selftest(void);
 
 #endif

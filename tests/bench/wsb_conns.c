@@ -138,8 +138,11 @@ static int conns_measure(struct conns *s)
     struct wsb_hist hs;
     wsb_hist_init(&hs);
     struct wsb_open_result r = { .hs = &hs };
+    double cpu0 = wsb_cpu_s();
     wsb_open_all(s->l, s->c, s->n, conns_path, s, &r);
+    double open_cpu = wsb_cpu_s() - cpu0;
     report_open(&r, s->n, &hs);
+    wsb_report_cpu("open", "generator_open", r.seconds, open_cpu);
     if (r.opened == 0)
         return 2;
     if (idle_for(s, s->o->hold) < 0)
@@ -189,7 +192,8 @@ int wsb_conns_run(const struct wsb_opts *o)
     wsb_json_num("close_seconds", close_s);
     wsb_json_int("close_timeouts",
                  (int64_t)wsb_loop_stats(s.l)->close_timeouts);
-    wsb_report_cpu((double)(wsb_now_ns() - w0) / 1e9, wsb_cpu_s() - cpu0);
+    wsb_report_cpu("total", "generator", (double)(wsb_now_ns() - w0) / 1e9,
+                   wsb_cpu_s() - cpu0);
     wsb_json_int("pass", rc == 0);
     fprintf(wsb_human(), "  result          %s\n", rc == 0 ? "PASS" : "FAIL");
     wsb_loop_destroy(s.l);

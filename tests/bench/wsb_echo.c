@@ -25,6 +25,7 @@ struct echo {
     int       n, sending, op;
     char     *buf;         /* one generated payload */
     uint64_t  round_trips, mismatches, wrong_opcode, drops, outstanding;
+    double    loop_cpu;    /* generator CPU during the closed loop */
     struct wsb_hist rtt;
 };
 
@@ -100,6 +101,7 @@ static const char *echo_path(int i, void *ud)
 /* Closed loop for the duration, then wait (bounded) for the last echoes. */
 static int echo_loop(struct echo *s, double *active_s)
 {
+    double cpu0 = wsb_cpu_s();
     s->sending = 1;
     uint64_t t0 = wsb_now_ns();
     for (int i = 0; i < s->n; i++)
@@ -111,6 +113,7 @@ static int echo_loop(struct echo *s, double *active_s)
             return -1;
     s->sending = 0;
     *active_s = (double)(wsb_now_ns() - t0) / 1e9;
+    s->loop_cpu = wsb_cpu_s() - cpu0;
     uint64_t limit = wsb_now_ns() + (uint64_t)(s->o->drain * 1e9);
     while (s->outstanding > 0 && wsb_now_ns() < limit &&
            !wsb_deadline_passed())
@@ -155,6 +158,7 @@ static void echo_report(struct echo *s, const struct wsb_open_result *r,
     wsb_json_int("wrong_opcode", (int64_t)s->wrong_opcode);
     wsb_json_int("drops", (int64_t)s->drops);
     wsb_json_int("unanswered", (int64_t)s->outstanding);
+    wsb_report_cpu("loop", "generator_loop", active, s->loop_cpu);
 }
 
 int wsb_echo_run(const struct wsb_opts *o)
@@ -192,7 +196,8 @@ int wsb_echo_run(const struct wsb_opts *o)
                 (unsigned long long)r.fail[WSB_FAIL_REFUSED]);
     }
     wsb_close_all(s.l, s.conns, s.n);
-    wsb_report_cpu((double)(wsb_now_ns() - w0) / 1e9, wsb_cpu_s() - cpu0);
+    wsb_report_cpu("total", "generator", (double)(wsb_now_ns() - w0) / 1e9,
+                   wsb_cpu_s() - cpu0);
     wsb_json_int("pass", rc == 0);
     fprintf(wsb_human(), "  result          %s\n", rc == 0 ? "PASS" : "FAIL");
     wsb_loop_destroy(s.l);

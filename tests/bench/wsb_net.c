@@ -1,5 +1,6 @@
 /*
- * wsb_net: the client side of RFC 6455 and the epoll loop that drives it.
+ * wsb_net: client connections and the epoll loop that drives them; the
+ * byte-level rules live in the pure codec, wsb_ws.c.
  *
  * A connection goes IDLE -> CONNECTING (non-blocking connect) -> HANDSHAKE
  * (request sent, §4.1) -> OPEN -> CLOSING (§7: close sent or received,
@@ -218,11 +219,11 @@ static void set_events(struct wsb_loop *l, struct wsb_conn *c, int want_out)
 /* Keep bytes the socket did not take; -1 when that passes the bound. */
 static int out_keep(struct wsb_conn *c, const char *p, size_t n)
 {
-    if (c->out_off > 0 && c->out_len + n > c->out_cap) {
+    if (c->out_off + c->out_len + n > c->out_cap && c->out_off > 0) {
         memmove(c->out, c->out + c->out_off, c->out_len);
         c->out_off = 0;
     }
-    if (c->out_off + c->out_len + n > c->out_cap) {
+    if (c->out_len + n > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 4096;
         while (cap < c->out_len + n)
             cap *= 2;
@@ -239,22 +240,10 @@ static int out_keep(struct wsb_conn *c, const char *p, size_t n)
     return 0;
 }
 
-/* Write p (or, with p NULL, the kept output). 0, or -1 after an abort. */
-static int conn_write(struct wsb_loop *l, struct wsb_conn *c,
-                      const char *p, size_t n)
+/* send() until EAGAIN; bytes sent, or -1 after aborting the connection. */
+static ssize_t send_some(struct wsb_loop *l, struct wsb_conn *c,
+                         const char *p, size_t n)
 {
-    if (c->out_len > 0 && p) {
-        /* Order matters: new bytes go behind what is already waiting. */
-        if (out_keep(c, p, n) < 0) {
-            wsb_conn_abort(l, c, WSB_FAIL_OVERFLOW);
-            return -1;
-        }
-        return 0;
-    }
-    if (!p) {
-        p = c->out + c->out_off;
-        n = c->out_len;
-    }
     size_t done = 0;
     while (done < n) {
         ssize_t w = send(c->fd, p + done, n - done, MSG_NOSIGNAL);
@@ -270,20 +259,44 @@ static int conn_write(struct wsb_loop *l, struct wsb_conn *c,
         return -1;
     }
     l->st.bytes_out += done;
-    if (p == c->out + c->out_off) {
-        c->out_off += done;
-        c->out_len -= done;
+    return (ssize_t)done;
+}
+
+/* Flush the kept output (EPOLLOUT, or the request once connected). */
+static int conn_flush(struct wsb_loop *l, struct wsb_conn *c)
+{
+    if (c->out_len > 0) {
+        ssize_t done = send_some(l, c, c->out + c->out_off, c->out_len);
+        if (done < 0)
+            return -1;
+        c->out_off += (size_t)done;
+        c->out_len -= (size_t)done;
         if (c->out_len == 0) {
-            free(c->out);
+            free(c->out);      /* an idle connection keeps no buffer */
             c->out = NULL;
             c->out_off = c->out_cap = 0;
         }
-    } else if (done < n && out_keep(c, p + done, n - done) < 0) {
+    }
+    set_events(l, c, c->out_len > 0);
+    return 0;
+}
+
+/* Write new bytes p, behind any kept output. 0, or -1 after an abort. */
+static int conn_write(struct wsb_loop *l, struct wsb_conn *c,
+                      const char *p, size_t n)
+{
+    size_t done = 0;
+    if (c->out_len == 0) {
+        ssize_t w = send_some(l, c, p, n);
+        if (w < 0)
+            return -1;
+        done = (size_t)w;
+    }
+    if (done < n && out_keep(c, p + done, n - done) < 0) {
         wsb_conn_abort(l, c, WSB_FAIL_OVERFLOW);
         return -1;
     }
-    if (c->state != WSB_ST_CONNECTING)
-        set_events(l, c, c->out_len > 0);
+    set_events(l, c, c->out_len > 0);
     return 0;
 }
 
@@ -415,7 +428,7 @@ static void conn_connected(struct wsb_loop *l, struct wsb_conn *c)
         return;
     }
     set_state(l, c, WSB_ST_HANDSHAKE);
-    conn_write(l, c, NULL, 0);
+    conn_flush(l, c);
 }
 
 /*
@@ -662,8 +675,8 @@ static void conn_event(struct wsb_loop *l, struct wsb_conn *c, uint32_t ev)
             conn_connected(l, c);
         return;
     }
-    if ((ev & EPOLLOUT) && c->out_len > 0)
-        conn_write(l, c, NULL, 0);
+    if (ev & EPOLLOUT)
+        conn_flush(l, c);
     if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->state != WSB_ST_DONE)
         conn_readable(l, c);
 }
@@ -734,7 +747,8 @@ void wsb_open_all(struct wsb_loop *l, struct wsb_conn *conns, int n,
     l->hs_hist = hs;
     int conc = l->o->concurrency > 0 ? l->o->concurrency : 256;
     uint64_t t0 = wsb_now_ns();
-    uint64_t limit = t0 + (uint64_t)((l->o->connect_timeout + n / 1000.0) * 1e9);
+    double phase_s = l->o->connect_timeout + n / 1000.0;
+    uint64_t limit = t0 + (uint64_t)(phase_s * 1e9);
     l->last_result_ns = t0;
     int next = 0;
     while ((next < n || l->npending > 0) && !wsb_deadline_passed()) {

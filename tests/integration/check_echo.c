@@ -16,13 +16,6 @@
 
 #define ECHO_CONF "workers 2\nmax_message 16m\nmax_send_queue 64m"
 
-static uint8_t *buf_append_frame(uint8_t **b, size_t *n, size_t *cap, int bits,
-                                 const void *p, size_t len)
-{
-    wsc_frame_append(b, n, cap, bits, p, len);
-    return *b;
-}
-
 /* Close expected after a violation: CODE, nothing echoed first, then TCP close. */
 static void expect_fail(struct client *c, int code, const char *what)
 {
@@ -50,22 +43,22 @@ static void echo_fragmented(struct client *c, int opcode, const uint8_t *p, size
     size_t n = 0, cap = 0;
     int pings = 0;
     if (empty_edges) {
-        buf_append_frame(&b, &n, &cap, opcode, "", 0);
-        buf_append_frame(&b, &n, &cap, WS_OP_CONT, p, len);
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_PING, "edge", 4);
+        wsc_frame_append(&b, &n, &cap, opcode, "", 0);
+        wsc_frame_append(&b, &n, &cap, WS_OP_CONT, p, len);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_PING, "edge", 4);
         pings = 1;
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, "", 0);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CONT, "", 0);
     } else {
         size_t nfr = len == 0 ? 2 : (len + frag - 1) / frag;
         for (size_t i = 0; i < nfr; i++) {
             size_t at = i * frag < len ? i * frag : len;
             size_t k = len - at < frag ? len - at : frag;
             int fin = i == nfr - 1 ? WS_FIN : 0;
-            buf_append_frame(&b, &n, &cap, fin | (i == 0 ? opcode : WS_OP_CONT), p + at, k);
+            wsc_frame_append(&b, &n, &cap, fin | (i == 0 ? opcode : WS_OP_CONT), p + at, k);
             if (!fin && pings < 16) {
                 char ping[16];
                 int pl = snprintf(ping, sizeof ping, "ping-%d", pings++);
-                buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_PING, ping, (size_t)pl);
+                wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_PING, ping, (size_t)pl);
             }
         }
     }
@@ -143,19 +136,18 @@ START_TEST(pipelined_1000)
     srv_start(&s, ECHO_CONF);
     struct client c;
     wsc_open(&c, s.port);
-    uint8_t *b = NULL, *text = it_make_text(800);
+    uint8_t *b = NULL;
     size_t n = 0, cap = 0;
     char msg[1024];
     for (int i = 0; i < 1000; i++) {
         size_t pl = (size_t)snprintf(msg, sizeof msg, "%04d:", i);
         size_t extra = (size_t)(i * 37) % 700;
         memset(msg + pl, 'a' + i % 26, extra);
-        buf_append_frame(&b, &n, &cap, WS_FIN | (i % 3 ? WS_OP_TEXT : WS_OP_BIN), msg,
+        wsc_frame_append(&b, &n, &cap, WS_FIN | (i % 3 ? WS_OP_TEXT : WS_OP_BIN), msg,
                          pl + extra);
     }
     ck_assert_int_eq(cli_send(&c, b, n), 0);
     free(b);
-    free(text);
     for (int i = 0; i < 1000; i++) {
         struct wsc_msg m;
         int r = wsc_recv(&c, &m, 10000);
@@ -266,33 +258,33 @@ START_TEST(protocol_error_1002)
     size_t n = 0, cap = 0;
     int i = _i;
     if (i == 0)
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_TEXT | WS_NOMASK, "hello", 5);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_TEXT | WS_NOMASK, "hello", 5);
     else if (i <= 3)
-        buf_append_frame(&b, &n, &cap, WS_FIN | (WS_RSV1 >> (i - 1)) | WS_OP_TEXT, "x", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | (WS_RSV1 >> (i - 1)) | WS_OP_TEXT, "x", 1);
     else if (i <= 8)
-        buf_append_frame(&b, &n, &cap, WS_FIN | (i - 1), "x", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | (i - 1), "x", 1);
     else if (i <= 13)
-        buf_append_frame(&b, &n, &cap, WS_FIN | (0xB + i - 9), "x", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | (0xB + i - 9), "x", 1);
     else if (i == 14)
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_PING, big, 126);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_PING, big, 126);
     else if (i == 15) {
         big[0] = 0x03;  /* code 1000 */
         big[1] = 0xE8;
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CLOSE, big, 126);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CLOSE, big, 126);
     } else if (i == 16)
-        buf_append_frame(&b, &n, &cap, WS_OP_PING, "x", 1);
+        wsc_frame_append(&b, &n, &cap, WS_OP_PING, "x", 1);
     else if (i == 17)
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, "x", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CONT, "x", 1);
     else if (i == 18 || i == 19) {
-        buf_append_frame(&b, &n, &cap, WS_OP_TEXT, "a", 1);
-        buf_append_frame(&b, &n, &cap, WS_FIN | (i == 18 ? WS_OP_TEXT : WS_OP_BIN), "b", 1);
+        wsc_frame_append(&b, &n, &cap, WS_OP_TEXT, "a", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | (i == 18 ? WS_OP_TEXT : WS_OP_BIN), "b", 1);
     } else if (i == 20) {
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_TEXT, "a", 1);
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, "b", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_TEXT, "a", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CONT, "b", 1);
     } else if (i == 22)
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_PING | WS_NOMASK, "x", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_PING | WS_NOMASK, "x", 1);
     else if (i == 23)
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_RSV1 | WS_OP_PING, "x", 1);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_RSV1 | WS_OP_PING, "x", 1);
 
     if (i == 21)
         ck_assert_int_eq(wsc_send_header(&c, WS_FIN | WS_OP_BIN, 1ull << 63, 1), 0);
@@ -342,7 +334,7 @@ START_TEST(invalid_utf8_1007)
     uint8_t *b = NULL;
     size_t n = 0, cap = 0;
     for (size_t k = 0; k < bad_utf8[_i].len; k++)
-        buf_append_frame(&b, &n, &cap, (k == bad_utf8[_i].len - 1 ? WS_FIN : 0)
+        wsc_frame_append(&b, &n, &cap, (k == bad_utf8[_i].len - 1 ? WS_FIN : 0)
                          | (k == 0 ? WS_OP_TEXT : WS_OP_CONT), bad_utf8[_i].bytes + k, 1);
     ck_assert_int_eq(cli_send(&c, b, n), 0);
     free(b);
@@ -395,8 +387,8 @@ START_TEST(utf8_split_across_fragments)
     uint8_t *b = NULL;
     size_t n = 0, cap = 0;
     for (size_t k = 0; k < len; k++) {
-        buf_append_frame(&b, &n, &cap, k == 0 ? WS_OP_TEXT : WS_OP_CONT, txt + k, 1);
-        buf_append_frame(&b, &n, &cap, (k == len - 1 ? WS_FIN : 0) | WS_OP_CONT, "", 0);
+        wsc_frame_append(&b, &n, &cap, k == 0 ? WS_OP_TEXT : WS_OP_CONT, txt + k, 1);
+        wsc_frame_append(&b, &n, &cap, (k == len - 1 ? WS_FIN : 0) | WS_OP_CONT, "", 0);
     }
     ck_assert_int_eq(cli_send(&c, b, n), 0);
     free(b);
@@ -409,8 +401,8 @@ START_TEST(utf8_split_across_fragments)
     for (size_t at = 1; at < len; at++) {
         b = NULL;
         n = cap = 0;
-        buf_append_frame(&b, &n, &cap, WS_OP_TEXT, txt, at);
-        buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, txt + at, len - at);
+        wsc_frame_append(&b, &n, &cap, WS_OP_TEXT, txt, at);
+        wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CONT, txt + at, len - at);
         ck_assert_int_eq(cli_send(&c, b, n), 0);
         free(b);
         ck_assert_int_eq(wsc_recv(&c, &m, 5000), 1);
@@ -452,8 +444,8 @@ START_TEST(too_big_1009)
     wsc_open(&c, s.port);
     uint8_t *b = NULL;
     size_t n = 0, cap = 0;
-    buf_append_frame(&b, &n, &cap, WS_OP_BIN, p, 40000);
-    buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, p + 40000, 25537);
+    wsc_frame_append(&b, &n, &cap, WS_OP_BIN, p, 40000);
+    wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CONT, p + 40000, 25537);
     cli_send(&c, b, n);     /* the server may close before reading it all */
     free(b);
     expect_fail(&c, 1009, "fragments adding up to max_message + 1");
@@ -543,9 +535,9 @@ START_TEST(close_payload_rules)
     wsc_open(&c, s.port);
     uint8_t *b = NULL;
     size_t n = 0, cap = 0;
-    buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CLOSE, "\x03\xe8", 2);
-    buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_TEXT, "ignored", 7);
-    buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_PING, "ignored", 7);
+    wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CLOSE, "\x03\xe8", 2);
+    wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_TEXT, "ignored", 7);
+    wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_PING, "ignored", 7);
     ck_assert_int_eq(cli_send(&c, b, n), 0);
     free(b);
     int skipped = 0;
@@ -605,10 +597,10 @@ START_TEST(frames_with_handshake)
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
     uint8_t *b = NULL, *bin = it_make_binary(300, 5);
     size_t n = 0, cap = 0;
-    buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_TEXT, "one", 3);
-    buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_PING, "p", 1);
-    buf_append_frame(&b, &n, &cap, WS_OP_BIN, bin, 100);
-    buf_append_frame(&b, &n, &cap, WS_FIN | WS_OP_CONT, bin + 100, 200);
+    wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_TEXT, "one", 3);
+    wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_PING, "p", 1);
+    wsc_frame_append(&b, &n, &cap, WS_OP_BIN, bin, 100);
+    wsc_frame_append(&b, &n, &cap, WS_FIN | WS_OP_CONT, bin + 100, 200);
     int st = wsc_handshake(&c, "/echo", NULL, b, n);
     free(b);
     ck_assert_int_eq(st, 101);

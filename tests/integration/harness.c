@@ -190,8 +190,9 @@ void srv_dump(const struct server *s, int n)
 
 /* ---- /proc ---------------------------------------------------------------- */
 
-/* state, ppid and starttime of PID; 0, or -1 when it does not exist. */
-static int proc_stat(pid_t pid, char *state, pid_t *ppid, unsigned long long *start)
+/* state, ppid, process group and start time of PID; 0, or -1 if it is gone. */
+static int proc_stat4(pid_t pid, char *state, pid_t *ppid, pid_t *pgrp,
+                      unsigned long long *start, char *comm, size_t commlen)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -204,19 +205,31 @@ static int proc_stat(pid_t pid, char *state, pid_t *ppid, unsigned long long *st
         return -1;
     buf[n] = '\0';
     char *p = strrchr(buf, ')');   /* comm may hold blanks and parens */
-    if (p == NULL)
+    char *c = strchr(buf, '(');
+    if (p == NULL || c == NULL || c > p)
         return -1;
     char st;
-    int pp;
+    int pp, pg;
     unsigned long long t;
-    /* fields 3 (state), 4 (ppid), ... 22 (starttime) */
-    if (sscanf(p + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-                      "%*d %*d %*d %*d %llu", &st, &pp, &t) != 3)
+    /* fields 3 (state), 4 (ppid), 5 (pgrp), ... 22 (starttime) */
+    if (sscanf(p + 2, "%c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+                      "%*d %*d %*d %*d %llu", &st, &pp, &pg, &t) != 4)
         return -1;
     if (state) *state = st;
     if (ppid) *ppid = pp;
+    if (pgrp) *pgrp = pg;
     if (start) *start = t;
+    if (comm && commlen) {
+        size_t k = (size_t)(p - c - 1) < commlen - 1 ? (size_t)(p - c - 1) : commlen - 1;
+        memcpy(comm, c + 1, k);
+        comm[k] = '\0';
+    }
     return 0;
+}
+
+static int proc_stat(pid_t pid, char *state, pid_t *ppid, unsigned long long *start)
+{
+    return proc_stat4(pid, state, ppid, NULL, start, NULL, 0);
 }
 
 int it_proc_alive(pid_t pid)
@@ -253,6 +266,60 @@ static int children_of(pid_t parent, pid_t *out, unsigned long long *starts, int
         out[n++] = pid;
     }
     closedir(d);
+    return n;
+}
+
+/*
+ * Live members of the master's process group started no earlier than the
+ * master: the master and every worker, however recently forked. While the
+ * master's pid is held (alive or zombie) the group id cannot have been
+ * recycled; once it is reaped, members must also carry the master's command
+ * name, so a stranger that reused the pid (pid_max may be 32768) is never
+ * hit. SIGKILL them when KILL_THEM is set. Returns how many there were.
+ */
+static int group_scan(pid_t master, unsigned long long start, const char *comm, int kill_them)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    unsigned long long mt;
+    int held = proc_stat(master, NULL, NULL, &mt) == 0 && mt == start;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        pid_t pid = (pid_t)atoi(e->d_name), pg;
+        char st, name[32];
+        unsigned long long t;
+        if (proc_stat4(pid, &st, NULL, &pg, &t, name, sizeof name) < 0 || pg != master
+            || t < start || st == 'Z' || st == 'X' || (!held && strcmp(name, comm) != 0))
+            continue;
+        n++;
+        if (kill_them)
+            kill(pid, SIGKILL);
+    }
+    closedir(d);
+    return n;
+}
+
+/* SIGKILL the master (first: then it cannot fork) and its whole group. */
+static int kill_tree(pid_t master, unsigned long long start, const char *comm)
+{
+    unsigned long long t;
+    char st;
+    int n = 0;
+    if (proc_stat(master, &st, NULL, &t) == 0 && t == start && st != 'Z') {
+        kill(master, SIGKILL);
+        n++;
+    }
+    for (int round = 0; round < 50; round++) {
+        int k = group_scan(master, start, comm, 1);
+        n += k;
+        if (k == 0)
+            break;
+        it_sleep_ms(10);
+    }
     return n;
 }
 
@@ -422,11 +489,10 @@ static void close_from(int lo, int keep)
  * The watchdog runs in its own process group (Check's killpg of the test
  * group cannot reach it) and waits on a pipe: 'P'+port tells it the shm
  * name, 'D' disarms it, EOF means the test process died without srv_stop.
- * Then it stops the master, SIGKILLs the master's children and the master
- * (each checked by start time, so a recycled pid is never hit), unlinks
- * the shm segment and prints the log tails for whoever reads the output.
+ * Then it SIGKILLs the server's process group (kill_tree), unlinks the shm
+ * segment and prints the log tails for whoever reads the output.
  */
-static void watchdog_main(const struct server *s, unsigned long long start, int fd)
+static void watchdog_main(const struct server *s, int fd)
 {
     int port = 0;
     for (;;) {
@@ -443,19 +509,7 @@ static void watchdog_main(const struct server *s, unsigned long long start, int 
         }
         break;
     }
-    unsigned long long t;
-    char st = 0;
-    int killed = 0;
-    if (proc_stat(s->pid, &st, NULL, &t) == 0 && t == start && st != 'Z') {
-        killed = 1;
-        kill(s->pid, SIGSTOP);
-        pid_t kids[256];
-        unsigned long long ks[256];
-        int nk = children_of(s->pid, kids, ks, 256);
-        for (int i = 0; i < nk; i++)
-            kill(kids[i], SIGKILL);
-        kill(s->pid, SIGKILL);
-    }
+    int killed = kill_tree(s->pid, s->start, s->comm);
     if (port > 0) {
         char name[64];
         snprintf(name, sizeof name, "/wschat-%d", port);
@@ -473,8 +527,6 @@ static void watchdog_arm(struct server *s)
 {
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    unsigned long long start = 0;
-    proc_stat(s->pid, NULL, NULL, &start);
     pid_t w = fork();
     ck_assert_msg(w >= 0, "fork: %s", strerror(errno));
     if (w == 0) {
@@ -484,7 +536,7 @@ static void watchdog_arm(struct server *s)
             signal(sigs[i], SIG_IGN);
         close(p[1]);
         close_from(3, p[0]);
-        watchdog_main(s, start, p[0]);
+        watchdog_main(s, p[0]);
         _exit(0);
     }
     close(p[0]);
@@ -541,6 +593,7 @@ void srv_spawn(struct server *s, const char *const *args)
         dup2(out, 1);
         dup2(err, 2);
         close_from(3, -1);
+        setpgid(0, 0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -550,8 +603,12 @@ void srv_spawn(struct server *s, const char *const *args)
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+    setpgid(pid, pid);  /* both sides, so the group exists whoever runs first */
     s->pid = pid;
     s->running = 1;
+    proc_stat(pid, NULL, NULL, &s->start);
+    const char *base = strrchr(bin, '/');
+    snprintf(s->comm, sizeof s->comm, "%.15s", base ? base + 1 : bin);
     watchdog_arm(s);
 }
 
@@ -576,7 +633,7 @@ int srv_run_sync(struct server *s, const char *const *args)
 {
     srv_spawn(s, args);
     if (!srv_wait_exit(s, START_TIMEOUT_MS)) {
-        kill(s->pid, SIGKILL);
+        kill_tree(s->pid, s->start, s->comm);
         srv_wait_exit(s, 2000);
         watchdog_disarm(s);
         return -1;
@@ -651,14 +708,8 @@ void srv_start(struct server *s, const char *extra)
     if (!up) {
         int exited = !s->running;
         srv_dump(s, 20);
-        if (s->running) {
-            pid_t w[SRV_MAX_WORKERS];
-            int nw = children_of(s->pid, w, NULL, SRV_MAX_WORKERS);
-            kill(s->pid, SIGKILL);
-            for (int i = 0; i < nw; i++)
-                kill(w[i], SIGKILL);
-            srv_wait_exit(s, 2000);
-        }
+        kill_tree(s->pid, s->start, s->comm);
+        srv_wait_exit(s, 2000);
         watchdog_disarm(s);
         ck_abort_msg("server did not come up: %s (status 0x%x, port %d, pid file %s); "
                      "files in %s", exited ? "it exited" : "timeout after 5 s", s->status,
@@ -678,27 +729,20 @@ void srv_stop(struct server *s)
         return;
     int graceful = 1, workers_left = 0;
     if (s->running) {
-        pid_t w[SRV_MAX_WORKERS];
-        unsigned long long ws[SRV_MAX_WORKERS];
-        int nw = children_of(s->pid, w, ws, SRV_MAX_WORKERS);
         kill(s->pid, SIGQUIT);
         if (!srv_wait_exit(s, s->shutdown_ms + 3000)) {
             graceful = 0;
             kill(s->pid, SIGTERM);
             if (!srv_wait_exit(s, 2000)) {
-                kill(s->pid, SIGKILL);
+                kill_tree(s->pid, s->start, s->comm);
                 srv_wait_exit(s, 2000);
             }
         }
-        for (int i = 0; i < nw; i++) {
-            if (WAIT_FOR(!it_proc_alive(w[i]), 2000))
-                continue;
-            unsigned long long t;
-            if (proc_stat(w[i], NULL, NULL, &t) == 0 && t == ws[i]) {
-                workers_left++;
-                kill(w[i], SIGKILL);
-            }
-        }
+    }
+    /* the master is gone (and reaped): its group must empty out too */
+    if (!WAIT_FOR(group_scan(s->pid, s->start, s->comm, 0) == 0, 2000)) {
+        workers_left = group_scan(s->pid, s->start, s->comm, 0);
+        kill_tree(s->pid, s->start, s->comm);
     }
     watchdog_disarm(s);
 
@@ -1014,7 +1058,7 @@ static int contains_token(const char *list, const char *token)
 }
 
 int wsc_handshake(struct client *c, const char *path, const char *extra,
-                 const void *trailer, size_t trailer_len)
+                  const void *trailer, size_t trailer_len)
 {
     uint8_t raw[16];
     char key[32], accept[64], want[64];
@@ -1088,7 +1132,7 @@ static size_t header_encode(uint8_t *h, int bits, uint64_t len, int masked, int 
 }
 
 void wsc_frame_append(uint8_t **buf, size_t *len, size_t *cap,
-                     int bits, const void *payload, size_t plen)
+                      int bits, const void *payload, size_t plen)
 {
     int masked = !(bits & WS_NOMASK);
     size_t need = *len + WS_HEADER_MAX_CLIENT + plen;

@@ -4,13 +4,14 @@
  *
  * Server side: srv_init() makes a mkdtemp dir and writes wschat.conf from a
  * template (pid file, log, stdout/stderr captures all inside the dir);
- * srv_spawn() execs $WSCHAT_BIN and arms a watchdog process (in a process
- * group of its own, out of reach of Check's end-of-test killpg) that
- * SIGKILLs the master and its workers, by pid, if the test process dies
- * without calling srv_stop(): a failed ck_assert ends a forked Check test at
- * once, and a timeout kills it. srv_stop() is QUIT, bounded wait, TERM,
- * KILL, by pid, then fails the test on any [alert]/[crit] log line or a
- * leftover /dev/shm/wschat-<port>.
+ * srv_spawn() execs $WSCHAT_BIN as the leader of a new process group and
+ * arms a watchdog process (in a group of its own, out of reach of Check's
+ * killpg) that SIGKILLs the server's group if the test process dies without
+ * calling srv_stop(): a failed ck_assert ends a forked Check test at once,
+ * and a timeout kills it. srv_stop() is QUIT, bounded wait, TERM, KILL (by
+ * pid, and only processes proven ours by group, name and start time), then
+ * fails the test on any [alert]/[crit] log line or a leftover
+ * /dev/shm/wschat-<port>.
  *
  * Client side: an independent RFC 6455 client (it never uses the server sources):
  * connect to 127.0.0.1, raw sends that keep reading while they write (so a
@@ -39,13 +40,14 @@ void it_sleep_ms(int ms);
  * Poll COND every 10 ms until it holds or TIMEOUT_MS passes; evaluates to
  * 1 if it held. COND is re-evaluated once after the deadline.
  */
-#define WAIT_FOR(cond, timeout_ms) ({                                   \
-        int64_t wf_end_ = it_now_ms() + (timeout_ms); int wf_ok_ = 0;      \
-        for (;;) {                                                      \
-            if (cond) { wf_ok_ = 1; break; }                            \
-            if (it_now_ms() >= wf_end_) { wf_ok_ = (cond) ? 1 : 0; break; }\
+#define WAIT_FOR(cond, timeout_ms) ({                                      \
+        int64_t wf_end_ = it_now_ms() + (timeout_ms);                      \
+        int wf_ok_ = 0;                                                    \
+        for (;;) {                                                         \
+            if (cond) { wf_ok_ = 1; break; }                               \
+            if (it_now_ms() >= wf_end_) { wf_ok_ = (cond) ? 1 : 0; break; } \
             it_sleep_ms(10);                                               \
-        }                                                               \
+        }                                                                  \
         wf_ok_; })
 
 /* ---- server -------------------------------------------------------------- */
@@ -60,7 +62,10 @@ struct server {
     char  out[PATH_MAX];        /* captured stdout of the binary */
     char  err[PATH_MAX];        /* captured stderr */
     char  extra[4096];          /* directives overriding the template */
-    pid_t pid;                  /* master, a child of the test process */
+    pid_t pid;                  /* master, a child of the test process, and
+                                   the leader of its own process group */
+    unsigned long long start;   /* its start time (/proc/PID/stat field 22) */
+    char  comm[16];             /* its command name, to recognise the group */
     int   port;                 /* parsed from "listening on" */
     int   running;              /* not yet reaped */
     int   status;               /* waitpid status once reaped */
@@ -171,7 +176,7 @@ struct httpc_resp {
 int  httpc_read_head(struct client *c, struct httpc_resp *r, int timeout_ms);
 /* Header value (first match, case-insensitive name) into BUF, or NULL. */
 const char *httpc_header(const struct httpc_resp *r, const char *name,
-                        char *buf, size_t n);
+                         char *buf, size_t n);
 /* Connect, send REQ, read the head; returns the status (<0 as above). */
 int  httpc_get_status(int port, const char *req, struct httpc_resp *r);
 
@@ -197,7 +202,7 @@ int  httpc_get_status(int port, const char *req, struct httpc_resp *r);
  * Returns the status code.
  */
 int  wsc_handshake(struct client *c, const char *path, const char *extra,
-                  const void *trailer, size_t trailer_len);
+                   const void *trailer, size_t trailer_len);
 /* Connect + handshake on /echo, asserting 101. */
 void wsc_open(struct client *c, int port);
 
@@ -209,7 +214,7 @@ void wsc_open(struct client *c, int port);
 uint8_t *wsc_frame_build(int bits, const void *payload, size_t len, size_t *out_len);
 /* Append a frame to a growing buffer (*buf, *len, *cap). */
 void wsc_frame_append(uint8_t **buf, size_t *len, size_t *cap,
-                     int bits, const void *payload, size_t len_payload);
+                      int bits, const void *payload, size_t len_payload);
 /* Build and send one frame; 0 or -1 like cli_send. */
 int  wsc_send(struct client *c, int bits, const void *payload, size_t len);
 /*
@@ -239,7 +244,7 @@ void wsc_msg_free(struct wsc_msg *m);
  * timeout. REASON (if not NULL) gets the reason text.
  */
 int  wsc_read_close(struct client *c, int timeout_ms, int *skipped,
-                   char *reason, size_t rn);
+                    char *reason, size_t rn);
 /* Send a data message and assert the same message comes back whole. */
 void wsc_echo_check(struct client *c, int opcode, const void *p, size_t len);
 

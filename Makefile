@@ -69,7 +69,7 @@ $(B)/integration_tests: $(INTEG_SRC:%.c=$(B)/%.o) $(SERVER_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS)
 
 test: deps
-	$(MAKE) test-unit test-integration fuzz-smoke
+	$(MAKE) test-unit test-integration fuzz-smoke bench-smoke
 	$(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1 test-unit
 
 test-unit: $(B)/unit_tests
@@ -108,6 +108,23 @@ fuzz-smoke: $(FUZZ_TARGETS:%=build/fuzz/%)
 
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=60
+
+# wsbench: an independent RFC 6455 client (libc only), never the server's code.
+BENCH_SRC = $(wildcard tests/bench/*.c)
+$(B)/wsbench: $(BENCH_SRC) tests/bench/wsb.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_WARN) $(OPT) -g $(SAN) -D_GNU_SOURCE $(CFLAGS) -o $@ $(BENCH_SRC) $(ALL_LDFLAGS)
+
+BENCH_ENV = WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster WSBENCH=$(CURDIR)/$(B)/wsbench WSCHAT_ROOT=$(CURDIR)
+
+# Speed and memory, printed as one table (takes a few minutes).
+bench: deps
+	$(MAKE) $(B)/wsmaster $(B)/wsbench
+	$(BENCH_ENV) bash tests/bench/run-bench.sh
+
+# The same scenarios at tiny scale: asserts correctness only, never a time.
+bench-smoke: $(B)/wsmaster $(B)/wsbench
+	$(BENCH_ENV) bash tests/bench/run-bench.sh --smoke
 
 clean:
 	rm -rf build wsmaster

@@ -253,7 +253,11 @@
     return true;
   }
 
+  // Spoken once per change of kind, never per countdown tick.
+  const SPOKEN = { waiting: 'Connection lost. Reconnecting…', offline: 'Offline.' };
+
   function setStatus(kind, text) {
+    if (ui.status.dataset.state !== kind && SPOKEN[kind] && state.everSynced) announce(SPOKEN[kind]);
     ui.status.dataset.state = kind;
     ui.statusText.textContent = text;
     ui.retry.hidden = kind !== 'waiting' && kind !== 'offline';
@@ -324,6 +328,7 @@
     }
     state.historyMark = null;
     state.synced = true;
+    if (state.everSynced && state.attempt > 0) announce('Reconnected.');
     state.everSynced = true;
     state.attempt = 0;
     setStatus('open', 'Connected');

@@ -86,9 +86,16 @@ static int parse_u64(const char **p, const char *end, char delim,
 /* Token "~b:R:S:P:Q:T~" in p[0..n); 1 found and valid, 0 absent, -1 bad. */
 static int token_find(const char *p, size_t n, uint64_t v[5])
 {
-    const char *t = memmem(p, n, "~b:", 3);
-    if (!t)
-        return 0;
+    /* memchr is vectorised: cheaper than memmem on every delivered frame. */
+    const char *t = p, *stop = p + n;
+    for (;;) {
+        t = memchr(t, '~', (size_t)(stop - t));
+        if (t == NULL || stop - t < 3)
+            return 0;
+        if (t[1] == 'b' && t[2] == ':')
+            break;
+        t++;
+    }
     const char *s = t + 3, *end = p + n;
     if (parse_u64(&s, end, ':', &v[0]) || parse_u64(&s, end, ':', &v[1]) ||
         parse_u64(&s, end, ':', &v[2]) || parse_u64(&s, end, ':', &v[3]) ||

@@ -203,6 +203,16 @@ int wsb_ws_utf8_ok(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        /* ASCII runs (nearly all JSON) eight bytes at a time. */
+        while (i + 8 <= n) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (word & 0x8080808080808080ull)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t b = s[i];
         if (b < 0x80) {
             i++;

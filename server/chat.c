@@ -619,9 +619,16 @@ void chat_leave(struct worker *w, struct conn *c)
     c->member = NULL;
 
     shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
-    int online = shm_room_online(w->ctx.seg, lr->idx);
-    mb->room = lr;
-    publish_presence(w, mb, "leave", NULL, 0, online);
+    /*
+     * A worker that is stopping closes every member at once and they come
+     * straight back (1012): a leave event each would cost every other
+     * member of the room one delivery per leaver, for nothing.
+     */
+    if (!w->stopping) {
+        int online = shm_room_online(w->ctx.seg, lr->idx);
+        mb->room = lr;
+        publish_presence(w, mb, "leave", NULL, 0, online);
+    }
     free(mb);
     /* Freed at the next flush pass, after every iteration over it is done. */
     mark_dirty(w->chat, lr);

@@ -16,8 +16,12 @@
  *      followed, whether it points in or out (403), and nothing can be
  *      swapped in between a check and the open. web_root itself may be a
  *      symlink: that is the administrator's choice, not the client's.
- *   4. fstat() on the opened fd must say regular file (a directory is served
- *      through its index.html, a missing one is 404, never a listing).
+ *   4. fstat() on the opened fd must say regular file. A directory is served
+ *      through its index.html (named without its trailing slash: 301 to the
+ *      slash form, so relative links in it work); without one it is 404,
+ *      never a listing. FIFOs, devices and sockets are 404.
+ * Validators: ETag "inode-size-mtime_ns" and Last-Modified; If-None-Match
+ * (weak comparison, lists, "*") or else If-Modified-Since gives 304.
  * Files are small, so each one is read whole per request (capped at
  * STATIC_FILE_MAX; larger ones are 403 with a warn line) and queued through
  * http_conn_respond(); HEAD and 304 never read the file at all.

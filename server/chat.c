@@ -426,26 +426,48 @@ static void new_uid(struct chat_worker *cw, char out[37])
     cw->rnd_left -= 16;
 }
 
-/* Queue the room's history up to what this worker drained. */
+/* Copy the entry at ring position AT into C's output. 0, or -1 if it was overwritten. */
+static int copy_entry(struct worker *w, struct conn *c, uint64_t at, uint32_t len)
+{
+    struct ring_entry e;
+    uint8_t *dst = conn_out_reserve(&w->conns, c, len);
+    if (dst == NULL)
+        return -1;
+    if (ring_read(ring_of(w), &at, &e, dst, len) != (ssize_t)len) {
+        c->out_len -= len;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Queue the room's history: its last history_size messages, or with since=
+ * every message after that id, preceded by a gap event when the ring no
+ * longer reaches back to since + 1. Only entries this worker has drained
+ * count (later ones reach the member through the stream), so nothing is
+ * sent twice. If a writer laps the scan, the output is rolled back and the
+ * scan starts again from the new oldest entry.
+ */
 static void send_history(struct worker *w, struct conn *c, struct local_room *lr,
                          int have_since, uint64_t since)
 {
     struct chat_worker *cw = w->chat;
     struct ring *r = ring_of(w);
     uint32_t want = w->cfg->history_size;
-    uint64_t p = ring_tail(r), count = 0, first_id = 0;
+    /* Where this history starts, counted from out_off: growing may slide the buffer. */
+    size_t mark = conn_out_pending(c);
+    uint64_t count = 0, first_id = 0;
     struct ring_entry e;
 
-    /* Pass 1: positions of the room's messages (the last `want`, or all after since). */
-    for (;;) {
+restart:
+    c->out_len = c->out_off + (uint32_t)mark;
+    count = 0;
+    first_id = 0;
+    for (uint64_t p = ring_tail(r);;) {
         uint64_t at = p;
         ssize_t n = ring_peek(r, &p, &e);
-        if (n == RING_LAPPED) {
-            p = ring_tail(r);
-            count = 0;
-            first_id = 0;
-            continue;
-        }
+        if (n == RING_LAPPED)
+            goto restart;
         if (n < 0 || at >= cw->pos)
             break;
         if (first_id == 0)
@@ -453,53 +475,30 @@ static void send_history(struct worker *w, struct conn *c, struct local_room *lr
         if (e.kind != RING_KIND_MESSAGE || room_for(cw, &e) != lr)
             continue;
         if (have_since) {
-            if (e.id <= since)
-                continue;
-        } else if (want == 0) {
-            continue;
-        }
-        if (!have_since) {
-            cw->hist[count % want] = at;
-            count++;
-        } else {
-            /* since= mode sends as it scans: there is no cap to remember. */
-            uint64_t q = at;
-            uint8_t *dst = conn_out_reserve(&w->conns, c, e.len);
-            if (dst == NULL)
-                return;
-            if (ring_read(r, &q, &e, dst, e.len) < 0)
-                c->out_len -= e.len;    /* overwritten meanwhile: the gap event covers it */
-        }
-    }
-    if (have_since && first_id > since + 1) {
-        char buf[256];
-        size_t n = chat_event_gap((uint8_t *)buf, sizeof buf, lr->name, lr->name_len,
-                                  since + 1, first_id - 1);
-        /* The gap is announced before the messages that follow it. */
-        uint8_t *tmp = malloc(conn_out_pending(c));
-        size_t pend = conn_out_pending(c);
-        if (tmp != NULL) {
-            memcpy(tmp, c->out + c->out_off, pend);
-            c->out_len = c->out_off;
-            conn_out_append(&w->conns, c, buf, n);
-            conn_out_append(&w->conns, c, tmp, pend);
-            free(tmp);
+            if (e.id > since && copy_entry(w, c, at, e.len) < 0)
+                goto restart;
+        } else if (want > 0) {
+            cw->hist[count++ % want] = at;
         }
     }
     if (!have_since) {
-        uint64_t from = count > want ? count - want : 0;
-        for (uint64_t i = from; i < count; i++) {
-            uint64_t q = cw->hist[i % want];
-            struct ring_entry h;
-            uint64_t peek = q;
-            if (ring_peek(r, &peek, &h) < 0)
-                continue;
-            uint8_t *dst = conn_out_reserve(&w->conns, c, h.len);
-            if (dst == NULL)
-                return;
-            if (ring_read(r, &q, &h, dst, h.len) < 0)
-                c->out_len -= h.len;
+        for (uint64_t i = count > want ? count - want : 0; i < count; i++) {
+            uint64_t at = cw->hist[i % want], q = at;
+            if (ring_peek(r, &q, &e) < 0 || copy_entry(w, c, at, e.len) < 0)
+                goto restart;
         }
+        return;
+    }
+    if (first_id > since + 1) {
+        /* The gap goes first: move what was queued since MARK behind it. */
+        uint8_t gap[256];
+        size_t n = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, since + 1, first_id - 1);
+        size_t hist = conn_out_pending(c) - mark;
+        if (conn_out_reserve(&w->conns, c, n) == NULL)
+            return;
+        uint8_t *base = c->out + c->out_off + mark;
+        memmove(base + n, base, hist);
+        memcpy(base, gap, n);
     }
 }
 

@@ -3,7 +3,7 @@
  *
  * Safety model (never read outside web_root):
  *   1. The raw path is percent-decoded once into a bounded buffer. A bad
- *      escape is 400; a decoded path longer than STATIC_PATH_MAX is 414.
+ *      escape is 400; a decoded path over STATIC_PATH_MAX (1024) bytes is 414.
  *      Bytes that no file we serve has in its name are refused with 404:
  *      NUL, other control bytes, backslashes, and an encoded '/' (%2f), so a
  *      segment boundary only ever comes from a literal '/'.

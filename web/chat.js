@@ -16,6 +16,8 @@
 (() => {
   const ROOM_RE = /^[A-Za-z0-9_-]{1,32}$/;
   const NICK_KEY = 'wschat.nick';
+  const UIDS_KEY = 'wschat.uids';
+  const UIDS_KEPT = 200;              // own uids remembered across reloads
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   const SYNC_TIMEOUT_MS = 15000;      // connect + welcome + history, or retry
@@ -39,7 +41,7 @@
     nick: loadNick(),
     ws: null,
     gen: 0,                 // bumped per connection; stale socket callbacks check it
-    uids: new Set(),        // every uid the server gave this page: "own" messages
+    uids: loadUids(),       // every uid the server gave this browser: "own" messages
     lastId: null,           // highest event id seen in this room (null: none yet)
     sinceSent: null,        // the since= of the current connection
     welcomeLastId: 0,
@@ -63,6 +65,22 @@
 
   function loadNick() {
     try { return localStorage.getItem(NICK_KEY) || ''; } catch { return ''; }
+  }
+
+  // Each connection gets a fresh uid; remembering ours lets a reloaded page
+  // still tell its own messages in the replayed history.
+  function loadUids() {
+    try {
+      const list = JSON.parse(localStorage.getItem(UIDS_KEY) || '[]');
+      return new Set(Array.isArray(list) ? list.filter((u) => typeof u === 'string') : []);
+    } catch { return new Set(); }
+  }
+
+  function rememberUid(uid) {
+    if (typeof uid !== 'string' || state.uids.has(uid)) return;
+    state.uids.add(uid);
+    if (state.uids.size > 2 * UIDS_KEPT) state.uids = new Set([...state.uids].slice(-UIDS_KEPT));
+    try { localStorage.setItem(UIDS_KEY, JSON.stringify([...state.uids].slice(-UIDS_KEPT))); } catch { /* memory only */ }
   }
 
   function saveNick(nick) {
@@ -302,7 +320,7 @@
       return;
     }
     if (m.epoch !== undefined) state.epoch = m.epoch;
-    state.uids.add(m.uid);
+    rememberUid(m.uid);
     state.welcomeLastId = typeof m.last_id === 'number' ? m.last_id : 0;
     if (typeof m.nick === 'string') setNick(m.nick, true);
     setOnline(m.online);
@@ -592,6 +610,12 @@
   ui.nickCancel.addEventListener('click', () => { closeNickForm(); ui.nickButton.focus(); });
   ui.nickForm.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') { closeNickForm(); ui.nickButton.focus(); }
+  });
+  // A click anywhere else dismisses the nickname form, as a popover should.
+  document.addEventListener('click', (e) => {
+    if (!ui.nickForm.hidden && !ui.nickForm.contains(e.target) && !ui.nickButton.contains(e.target)) {
+      closeNickForm();
+    }
   });
   ui.nickForm.addEventListener('submit', (e) => {
     e.preventDefault();

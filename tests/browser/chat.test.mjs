@@ -368,6 +368,28 @@ test('server restart: pages reconnect and get what was sent meanwhile, once', { 
   }
 });
 
+test('network loss: the page waits for the network, then resumes', { timeout: 60000 }, async () => {
+  const { alice, bob } = pages;
+  await resetStates(alice);
+  await alice.context().setOffline(true);
+  await alice.waitForSelector('#status[data-state="offline"]', { timeout: T });
+  const text = 'Posted while Alice was offline';
+  await send(bob, text);
+  await expectOnce(bob, text, 'bob');
+  await sleep(300);
+  assert.equal((await rows(alice, text)).length, 0, 'delivered to an offline page?');
+  // Typed while offline: shown as pending, sent once the page is back.
+  await send(alice, 'Typed while offline');
+  assert.equal(await alice.locator('#messages li.pending').count(), 1);
+  await alice.context().setOffline(false);
+  await waitReconnected(alice);
+  const r = await expectOnce(alice, text, 'alice');
+  assert.equal(r.history, true, 'came back through since= replay');
+  await expectOnce(bob, 'Typed while offline', 'bob');
+  await expectOnce(alice, 'Typed while offline', 'alice');
+  assert.equal(await alice.locator('#messages li.pending').count(), 0, 'pending row left behind');
+});
+
 test('rooms come from the URL and can be switched in the page', { timeout: 30000 }, async () => {
   const { carol, bob } = pages;
   await carol.fill('#room-input', 'ops');
@@ -397,6 +419,9 @@ test('nick survives a reload; screenshots', { timeout: 60000 }, async () => {
   await bob.reload();
   await waitOpen(bob);
   assert.equal(await bob.textContent('#nick-display'), 'Bob 🚀');
+  const before = await rows(bob, 'Only e2e can see this');
+  assert.deepEqual([before.length, before[0].own, before[0].history], [1, true, true],
+    'own messages in the replayed history stay marked as own after a reload');
   await send(bob, 'Reloaded and still Bob 🚀 — looks good on a phone too.');
   await expectOnce(alice, 'Reloaded and still Bob 🚀 — looks good on a phone too.', 'alice');
   await waitRow(bob, 'Reloaded and still Bob 🚀 — looks good on a phone too.');

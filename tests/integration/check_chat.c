@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -518,7 +517,8 @@ static void expect_text(struct peer *p, const char *text, int timeout_ms)
 static void peer_finish(struct peer *p, const char *path)
 {
     int st = wsc_handshake(&p->c, path, NULL, NULL, 0);
-    ck_assert_msg(st == 101, "upgrade of %s: status %d", path, st);
+    ck_assert_msg(st == 101, "upgrade of %s: status %d%s", path, st,
+                  st == -3 ? " (the response does not start with an HTTP status line)" : "");
     ck_assert_msg(peer_until(p, p_ended, NULL, 5000), "%s: no history_end within 5 s "
                   "(%zu events, closed %d)", path, p->n, p->closed);
     const struct rec *w = &p->r[0];
@@ -1181,17 +1181,19 @@ START_TEST(error_events_keep_connection)
     peer_open(&b, s.port, "/chat/err?nick=b");
     static char big[4097];
     memset(big, 'x', sizeof big);
+#define LIT(x) x, sizeof(x) - 1
     struct { int op; const char *data; size_t len; const char *code; } bad[] = {
-        { WS_OP_TEXT, "", 0, "empty" },
-        { WS_OP_TEXT, "{\"type\":\"message\",\"text\":\"\"}", 28, "empty" },
+        { WS_OP_TEXT, LIT(""), "empty" },
+        { WS_OP_TEXT, LIT("{\"type\":\"message\",\"text\":\"\"}"), "empty" },
         { WS_OP_TEXT, big, 4097, "too_long" },
-        { WS_OP_BIN, "abc", 3, "binary" },
-        { WS_OP_BIN, "", 0, "binary" },
-        { WS_OP_TEXT, "{\"type\":\"shout\",\"text\":\"x\"}", 27, "bad_type" },
-        { WS_OP_TEXT, "{\"text\":\"x\"}", 12, "bad_type" },
-        { WS_OP_TEXT, "{\"type\":\"message\"}", 18, "bad_request" },
-        { WS_OP_TEXT, "{\"type\":\"message\",\"text\":7}", 27, "bad_request" },
+        { WS_OP_BIN, LIT("abc"), "binary" },
+        { WS_OP_BIN, LIT(""), "binary" },
+        { WS_OP_TEXT, LIT("{\"type\":\"shout\",\"text\":\"x\"}"), "bad_type" },
+        { WS_OP_TEXT, LIT("{\"text\":\"x\"}"), "bad_type" },
+        { WS_OP_TEXT, LIT("{\"type\":\"message\"}"), "bad_request" },
+        { WS_OP_TEXT, LIT("{\"type\":\"message\",\"text\":7}"), "bad_request" },
     };
+#undef LIT
     size_t at = a.n;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(wsc_send(&a.c, WS_FIN | bad[i].op, bad[i].data, bad[i].len), 0);

@@ -33,8 +33,9 @@ all: wsmaster
 deps:
 	@scripts/install-deps.sh
 
+# Copy then rename: a running ./wsmaster must not make the build fail.
 wsmaster: $(B)/wsmaster
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(B)/wsmaster: $(B)/server/main.o $(SERVER_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -108,6 +109,13 @@ fuzz-smoke: $(FUZZ_TARGETS:%=build/fuzz/%)
 
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=60
+
+# Browser test of web/: installs chromium, fonts and playwright-core when
+# missing (as root), then drives the page in headless Chromium against the
+# real server. Screenshots go to tests/browser/out/.
+test-browser: deps
+	$(MAKE) $(B)/wsmaster
+	WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster tests/browser/run.sh
 
 # wsbench: an independent RFC 6455 client (libc only), never the server's code.
 BENCH_SRC = $(wildcard tests/bench/*.c)

@@ -489,10 +489,19 @@ restart:
         }
         return;
     }
-    if (first_id > since + 1) {
+    /*
+     * Ids this client has not seen but the ring no longer holds: from
+     * since + 1 (or, for since=0, "nothing seen", from the first id this
+     * ring issued) up to its oldest entry. An id below first_id comes from
+     * before a restart, and that history is gone too.
+     */
+    uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
+    if (first_id == 0)          /* nothing in the ring: the next id is the oldest */
+        first_id = cw->last_id + 1 > ring_first_id(r) ? cw->last_id + 1 : ring_first_id(r);
+    if (first_id > lo) {
         /* The gap goes first: move what was queued since MARK behind it. */
         uint8_t gap[256];
-        size_t n = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, since + 1, first_id - 1);
+        size_t n = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, lo, first_id - 1);
         size_t hist = conn_out_pending(c) - mark;
         if (conn_out_reserve(&w->conns, c, n) == NULL)
             return;

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -427,6 +428,15 @@ void master_run(const struct config *cfg)
         fprintf(stderr, "wsmaster: %s\n", err);
         exit(1);
     }
+    /*
+     * Ids start from the clock (ms x 1000, below 2^53 so JavaScript reads
+     * them exactly) instead of 1: after a full restart they still rise, so a
+     * client resuming with since=<an old id> gets everything the new server
+     * has, announced by a gap event, instead of nothing.
+     */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ring_start_ids(&M.seg->ring, ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) * 1000);
     for (int s = 0; s < SHM_MAX_SLOTS; s++) {
         M.eventfds[s] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (M.eventfds[s] < 0) {

@@ -74,6 +74,7 @@ struct ring *ring_init(void *mem, size_t bytes)
     memset(r, 0, sizeof *r);
     r->capacity = (uint64_t)(bytes - sizeof *r) & ~(uint64_t)7;
     r->next_id = 1;
+    r->first_id = 1;
     return r;
 }
 
@@ -114,6 +115,17 @@ void *ring_reserve(struct ring *r, uint32_t len)
         __atomic_thread_fence(__ATOMIC_RELEASE);
     }
     return r->data + start % r->capacity + HDR;
+}
+
+void ring_start_ids(struct ring *r, uint64_t first)
+{
+    r->next_id = first;
+    r->first_id = first;
+}
+
+uint64_t ring_first_id(const struct ring *r)
+{
+    return r->first_id;
 }
 
 uint64_t ring_next_id(const struct ring *r)

@@ -48,6 +48,7 @@ _Static_assert(sizeof(struct ring_entry) == 64, "ring_entry is ABI");
 struct ring {
     uint64_t capacity;              /* bytes in data[], multiple of 8 */
     uint64_t next_id;               /* id the next commit gets (writer only) */
+    uint64_t first_id;              /* id of the first entry this ring ever held (set once) */
     _Alignas(64) uint64_t head;     /* end of the committed entries (atomic) */
     _Alignas(64) uint64_t tail;     /* start of the oldest complete entry (atomic) */
     _Alignas(64) uint64_t last_id;  /* id of the newest committed entry (atomic), 0 if none */
@@ -68,6 +69,13 @@ uint64_t ring_max_entry(const struct ring *r);
  * len > ring_max_entry(). Nothing is visible to readers until ring_commit().
  */
 void *ring_reserve(struct ring *r, uint32_t len);
+
+/*
+ * Before any publish (the creator only): number entries from FIRST instead
+ * of 1. Readers see it through ring_first_id().
+ */
+void ring_start_ids(struct ring *r, uint64_t first);
+uint64_t ring_first_id(const struct ring *r);
 
 /* Writer: ring_next_id() is the id the next commit will carry. */
 uint64_t ring_next_id(const struct ring *r);

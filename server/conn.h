@@ -59,6 +59,7 @@ struct conn_table {
     struct conn *conns;
     uint32_t     cap;
     uint32_t     used;
+    uint32_t     fresh;         /* conns[fresh..cap) have never been used */
     struct conn *free_list;
     uint8_t     *spare;         /* one cached output buffer (see conn_out_release) */
     uint32_t     spare_cap;

@@ -337,7 +337,7 @@ static void begin_stop(struct worker *w, uint16_t code)
     w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_timeout_ms;
     log_write(LOG_LVL_NOTICE, 0, "stopping: closing %u connections with %u",
               w->conns.used, code);
-    for (uint32_t i = 0; i < w->conns.cap; i++) {
+    for (uint32_t i = 0; i < w->conns.fresh; i++) {
         struct conn *c = &w->conns.conns[i];
         if (c->state == CONN_WS) {
             ws_conn_close(w, c, code, code == WS_CLOSE_SERVICE_RESTART ?
@@ -382,7 +382,7 @@ static int handle_signals(struct worker *w)
 static void stop_now(struct worker *w)
 {
     /* Fast stop: one best-effort close frame each, no waiting. */
-    for (uint32_t i = 0; i < w->conns.cap; i++) {
+    for (uint32_t i = 0; i < w->conns.fresh; i++) {
         struct conn *c = &w->conns.conns[i];
         if (c->state == CONN_WS)
             ws_conn_fail(w, c, WS_CLOSE_GOING_AWAY, "server stopping");

@@ -740,7 +740,7 @@ START_TEST(fanout_50_members_one_order)
     static struct peer p[FAN_N];
     open_spread(p, FAN_N, s.port, "/chat/fan?nick=c%02d");
     for (int i = 0; i < FAN_N; i++) {
-        char want[8];
+        char want[16];
         snprintf(want, sizeof want, "c%02d", i);
         ck_assert_str_eq(p[i].nick, want);
         ck_assert_str_eq(p[i].room, "fan");

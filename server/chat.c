@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "chat_event.h"
+#include "chat_history.h"
 #include "conn.h"
 #include "log.h"
 #include "notify.h"
@@ -60,7 +61,8 @@ struct chat_worker {
     size_t   frame_cap;
     struct local_room *rooms[SHM_MAX_ROOMS];
     struct local_room *dirty;
-    uint64_t *hist;             /* positions of the last history_size messages */
+    uint64_t *hist;             /* history_size ring positions, for one join */
+    struct chat_history index;  /* where each room's recent messages are */
     char    *input;             /* decoded JSON input */
     size_t   input_cap;
     uint8_t  rnd[512];          /* getrandom() pool for uids */
@@ -96,9 +98,29 @@ int chat_worker_init(struct worker *w)
     cw->input = malloc(cw->input_cap);
     if (cw->frame == NULL || cw->hist == NULL || cw->input == NULL)
         return -1;
-    /* A new worker has no members yet: start at the present. */
-    cw->pos = ring_head(ring_of(w));
-    cw->last_id = ring_last_id(ring_of(w));
+    /*
+     * A new worker has no members yet, but joins will ask for history:
+     * index what the ring holds (one walk per worker start), then go live.
+     */
+    chat_history_init(&cw->index, w->cfg->history_size);
+    struct ring *r = ring_of(w);
+    cw->last_id = ring_last_id(r);
+    cw->pos = ring_tail(r);
+    for (;;) {
+        struct ring_entry e;
+        uint64_t at = cw->pos;
+        ssize_t n = ring_peek(r, &cw->pos, &e);
+        if (n == RING_LAPPED) {
+            chat_history_fini(&cw->index);
+            chat_history_init(&cw->index, w->cfg->history_size);
+            cw->pos = ring_tail(r);
+            continue;
+        }
+        if (n < 0)
+            break;
+        chat_history_note(&cw->index, &e, at);
+        cw->last_id = e.id;
+    }
     w->chat = cw;
     return 0;
 }
@@ -305,6 +327,7 @@ static void drain(struct worker *w)
         }
         struct local_room *lr = room_for(cw, &e);
         if (lr == NULL || lr->nmembers == 0) {
+            chat_history_note(&cw->index, &e, cw->pos);
             cw->pos = next;
             cw->last_id = e.id;
             continue;
@@ -321,6 +344,7 @@ static void drain(struct worker *w)
             cw->pos = next;
             continue;
         }
+        chat_history_note(&cw->index, &e, cw->pos);
         cw->pos = at;
         cw->last_id = e.id;
         stream_append(w, lr, cw->frame, (size_t)n);
@@ -427,42 +451,44 @@ static void new_uid(struct chat_worker *cw, char out[37])
 }
 
 /* Copy the entry at ring position AT into C's output. 0, or -1 if it was overwritten. */
-static int copy_entry(struct worker *w, struct conn *c, uint64_t at, uint32_t len)
+static int copy_entry(struct worker *w, struct conn *c, uint64_t at)
 {
     struct ring_entry e;
-    uint8_t *dst = conn_out_reserve(&w->conns, c, len);
+    uint64_t q = at;
+    if (ring_peek(ring_of(w), &q, &e) < 0)
+        return -1;
+    uint8_t *dst = conn_out_reserve(&w->conns, c, e.len);
     if (dst == NULL)
         return -1;
-    if (ring_read(ring_of(w), &at, &e, dst, len) != (ssize_t)len) {
-        c->out_len -= len;
+    if (ring_read(ring_of(w), &at, &e, dst, e.len) != (ssize_t)e.len) {
+        c->out_len -= e.len;
         return -1;
     }
     return 0;
 }
 
+static int is_room_message(const struct ring_entry *e, const struct local_room *lr)
+{
+    return e->kind == RING_KIND_MESSAGE && e->room_len == lr->name_len &&
+           memcmp(e->room, lr->name, lr->name_len) == 0;
+}
+
 /*
- * Queue the room's history: its last history_size messages, or with since=
- * every message after that id, preceded by a gap event when the ring no
- * longer reaches back to since + 1. Only entries this worker has drained
- * count (later ones reach the member through the stream), so nothing is
- * sent twice. If a writer laps the scan, the output is rolled back and the
- * scan starts again from the new oldest entry.
+ * The slow path of send_history(): walk the ring from its tail up to what
+ * this worker drained. If a writer laps the walk, the output is rolled back
+ * to MARK (counted from out_off) and the walk starts again.
  */
-static void send_history(struct worker *w, struct conn *c, struct local_room *lr,
-                         int have_since, uint64_t since)
+static void scan_history(struct worker *w, struct conn *c, struct local_room *lr,
+                         int have_since, uint64_t since, size_t mark)
 {
     struct chat_worker *cw = w->chat;
     struct ring *r = ring_of(w);
     uint32_t want = w->cfg->history_size;
-    /* Where this history starts, counted from out_off: growing may slide the buffer. */
-    size_t mark = conn_out_pending(c);
-    uint64_t count = 0, first_id = 0;
     struct ring_entry e;
-
+    uint64_t count;
 restart:
     c->out_len = c->out_off + (uint32_t)mark;
     count = 0;
-    first_id = 0;
     for (uint64_t p = ring_tail(r);;) {
         uint64_t at = p;
         ssize_t n = ring_peek(r, &p, &e);
@@ -470,44 +496,76 @@ restart:
             goto restart;
         if (n < 0 || at >= cw->pos)
             break;
-        if (first_id == 0)
-            first_id = e.id;
-        if (e.kind != RING_KIND_MESSAGE || room_for(cw, &e) != lr)
+        if (!is_room_message(&e, lr))
             continue;
         if (have_since) {
-            if (e.id > since && copy_entry(w, c, at, e.len) < 0)
+            if (e.id > since && copy_entry(w, c, at) < 0)
                 goto restart;
         } else if (want > 0) {
             cw->hist[count++ % want] = at;
         }
     }
-    if (!have_since) {
-        for (uint64_t i = count > want ? count - want : 0; i < count; i++) {
-            uint64_t at = cw->hist[i % want], q = at;
-            if (ring_peek(r, &q, &e) < 0 || copy_entry(w, c, at, e.len) < 0)
-                goto restart;
+    for (uint64_t i = count > want ? count - want : 0; !have_since && i < count; i++)
+        if (copy_entry(w, c, cw->hist[i % want]) < 0)
+            goto restart;
+}
+
+/* Id of the oldest entry the ring holds, or of the next one when it is empty. */
+static uint64_t ring_oldest_id(struct worker *w)
+{
+    struct ring *r = ring_of(w);
+    struct ring_entry e;
+    for (;;) {
+        uint64_t p = ring_tail(r);
+        ssize_t n = ring_peek(r, &p, &e);
+        if (n >= 0)
+            return e.id;
+        if (n == RING_EMPTY) {
+            uint64_t last = ring_last_id(r);
+            return last + 1 > ring_first_id(r) ? last + 1 : ring_first_id(r);
         }
-        return;
     }
+}
+
+/*
+ * Queue the room's history: its last history_size messages, or with since=
+ * every message after that id, preceded by a gap event when the ring no
+ * longer reaches back to since + 1. Only entries this worker has drained
+ * count (later ones reach the member through its stream), so nothing is
+ * sent twice. The worker's index answers most joins; a ring scan the rest.
+ */
+static void send_history(struct worker *w, struct conn *c, struct local_room *lr,
+                         int have_since, uint64_t since)
+{
+    struct chat_worker *cw = w->chat;
+    /* Where this history starts, counted from out_off: growing may slide the buffer. */
+    size_t mark = conn_out_pending(c);
+    long n = chat_history_select(&cw->index, lr->idx, lr->name, lr->name_len,
+                                 have_since, since, cw->hist);
+    if (n < 0)
+        scan_history(w, c, lr, have_since, since, mark);
+    for (long i = 0; i < n; i++)
+        copy_entry(w, c, cw->hist[i]);  /* one lapped meanwhile is covered by the gap check */
+    if (!have_since)
+        return;
     /*
      * Ids this client has not seen but the ring no longer holds: from
      * since + 1 (or, for since=0, "nothing seen", from the first id this
-     * ring issued) up to its oldest entry. An id below first_id comes from
-     * before a restart, and that history is gone too.
+     * ring issued) up to its oldest entry. An id below the ring's first
+     * comes from before a restart, and that history is gone too.
      */
-    uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
-    if (first_id == 0)          /* nothing in the ring: the next id is the oldest */
-        first_id = cw->last_id + 1 > ring_first_id(r) ? cw->last_id + 1 : ring_first_id(r);
-    if (first_id > lo) {
+    uint64_t lo = since == 0 ? ring_first_id(ring_of(w)) : since + 1;
+    uint64_t oldest = ring_oldest_id(w);
+    if (oldest > lo) {
         /* The gap goes first: move what was queued since MARK behind it. */
         uint8_t gap[256];
-        size_t n = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, lo, first_id - 1);
+        size_t g = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, lo, oldest - 1);
         size_t hist = conn_out_pending(c) - mark;
-        if (conn_out_reserve(&w->conns, c, n) == NULL)
+        if (conn_out_reserve(&w->conns, c, g) == NULL)
             return;
         uint8_t *base = c->out + c->out_off + mark;
-        memmove(base + n, base, hist);
-        memcpy(base, gap, n);
+        memmove(base + g, base, hist);
+        memcpy(base, gap, g);
     }
 }
 

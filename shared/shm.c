@@ -123,7 +123,7 @@ int shm_room_join(struct shm_segment *seg, const char *name, size_t len,
     if (len == 0 || len > RING_ROOM_MAX || slot < 0 ||
         (uint32_t)slot >= seg->nslots)
         return -1;
-    int spare = -1;
+    int spare = -1, unused = -1;
     for (int i = 0; i < SHM_MAX_ROOMS; i++) {
         struct shm_room *room = &seg->rooms[i];
         uint8_t nl = __atomic_load_n(&room->name_len, __ATOMIC_RELAXED);
@@ -135,9 +135,19 @@ int shm_room_join(struct shm_segment *seg, const char *name, size_t len,
          * Counts only drop without the lock (leave, slot reset) and we hold
          * it, so a sum of zero stays zero and the entry is safe to reuse.
          */
-        if (spare < 0 && (nl == 0 || room_sum(room, seg->nslots) == 0))
+        if (nl == 0) {
+            if (unused < 0)
+                unused = i;
+        } else if (spare < 0 && room_sum(room, seg->nslots) == 0) {
             spare = i;
+        }
     }
+    /*
+     * A never-used entry first: an empty room keeps its entry (and so the
+     * index its ring entries carry) until the table has no other room left.
+     */
+    if (unused >= 0)
+        spare = unused;
     if (spare < 0)
         return -1;
     struct shm_room *room = &seg->rooms[spare];

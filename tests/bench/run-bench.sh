@@ -120,9 +120,11 @@ run_scenario() {
     "$WSBENCH" "$name" "${COMMON[@]}" "$@" > "$TMP/$name.json"
     RC[$name]=$?
 }
+# conns first: memory per idle connection is measured on a fresh server,
+# before the other scenarios have grown its heap (which would flatter it).
+run_scenario conns "${CONNS[@]}"
 run_scenario fanout "${FANOUT[@]}"
 run_scenario echo "${ECHO[@]}"
-run_scenario conns "${CONNS[@]}"
 
 server_alive=1
 kill -0 "$SERVER_PID" 2>/dev/null || server_alive=0

@@ -134,7 +134,7 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     size_t path_len, query_len;
     split_target(req, &path, &path_len, &query, &query_len);
 
-    if (http_slice_ieq(path, path_len, "/echo") && memcmp(path, "/echo", 5) == 0) {
+    if (path_len == 5 && memcmp(path, "/echo", 5) == 0) {
         if (upgrade(w, c, req, CONN_EP_ECHO, query, query_len, NULL, 0))
             ws_conn_input(w, c, rest, rest_len);
         return 0;

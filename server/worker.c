@@ -144,11 +144,9 @@ void worker_linger(struct worker *w, struct conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
-    if (c->state == CONN_WS || c->state == CONN_WS_CLOSING) {
-        /* Keep ws_current balanced: the endpoint stays set while lingering. */
-    } else {
+    /* A WebSocket keeps its endpoint while lingering, so ws_current stays balanced. */
+    if (c->state != CONN_WS && c->state != CONN_WS_CLOSING)
         c->endpoint = CONN_EP_NONE;
-    }
     c->state = CONN_LINGER;
     conn_in_clear(c);
     conn_msg_clear(c);

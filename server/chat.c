@@ -87,6 +87,17 @@ int chat_route(const char *path, size_t len, const char **room, size_t *room_len
     return chat_room_name_valid(*room, *room_len) ? 1 : -1;
 }
 
+/*
+ * Positions indexed per room: history_size, capped so that a huge
+ * history_size does not cost 16 bytes x history_size x rooms per worker.
+ * A plain join asking for more than the cap scans the ring instead.
+ */
+#define INDEX_MAX 1024u
+static uint32_t index_size(const struct worker *w)
+{
+    return w->cfg->history_size < INDEX_MAX ? w->cfg->history_size : INDEX_MAX;
+}
+
 int chat_worker_init(struct worker *w)
 {
     struct chat_worker *cw = &chat_state;
@@ -102,7 +113,7 @@ int chat_worker_init(struct worker *w)
      * A new worker has no members yet, but joins will ask for history:
      * index what the ring holds (one walk per worker start), then go live.
      */
-    chat_history_init(&cw->index, w->cfg->history_size);
+    chat_history_init(&cw->index, index_size(w));
     struct ring *r = ring_of(w);
     cw->last_id = ring_last_id(r);
     cw->pos = ring_tail(r);
@@ -112,7 +123,7 @@ int chat_worker_init(struct worker *w)
         ssize_t n = ring_peek(r, &cw->pos, &e);
         if (n == RING_LAPPED) {
             chat_history_fini(&cw->index);
-            chat_history_init(&cw->index, w->cfg->history_size);
+            chat_history_init(&cw->index, index_size(w));
             cw->pos = ring_tail(r);
             continue;
         }
@@ -540,8 +551,10 @@ static void send_history(struct worker *w, struct conn *c, struct local_room *lr
     struct chat_worker *cw = w->chat;
     /* Where this history starts, counted from out_off: growing may slide the buffer. */
     size_t mark = conn_out_pending(c);
-    long n = chat_history_select(&cw->index, lr->idx, lr->name, lr->name_len,
-                                 have_since, since, cw->hist);
+    long n = -1;
+    if (have_since || w->cfg->history_size <= cw->index.per_room)
+        n = chat_history_select(&cw->index, lr->idx, lr->name, lr->name_len,
+                                have_since, since, cw->hist);
     if (n < 0)
         scan_history(w, c, lr, have_since, since, mark);
     for (long i = 0; i < n; i++)

@@ -918,6 +918,33 @@ START_TEST(resume_beyond_history_size)
 }
 END_TEST
 
+/* history_size above the per-worker index cap (1024): a join walks the ring. */
+START_TEST(history_larger_than_index)
+{
+    struct server s;
+    srv_start(&s, "workers 2\nhistory_size 1500");
+    struct peer a, b;
+    peer_open(&a, s.port, "/chat/big?nick=a");
+    char t[32];
+    for (int i = 0; i < 1100; i++) {
+        snprintf(t, sizeof t, "h%04d", i);
+        say(&a, t);
+    }
+    expect_text(&a, "h1099", 20000);
+    peer_open(&b, s.port, "/chat/big?nick=b");
+    size_t k = 0;
+    for (size_t i = 1; i < b.n && strcmp(b.r[i].type, "history_end") != 0; i++) {
+        snprintf(t, sizeof t, "h%04zu", k);
+        ck_assert_str_eq(b.r[i].text, t);
+        k++;
+    }
+    ck_assert_uint_eq(k, 1100);
+    peer_free(&a);
+    peer_free(&b);
+    srv_stop(&s);
+}
+END_TEST
+
 START_TEST(resume_no_gap)
 {
     struct server s;
@@ -1556,6 +1583,7 @@ Suite *chat_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, history_on_join);
     tcase_add_test(tc, resume_no_gap);
+    tcase_add_test(tc, history_larger_than_index);
     tcase_add_test(tc, resume_beyond_history_size);
     tcase_add_test(tc, resume_with_gap);
     tcase_add_test(tc, presence_counts_across_workers);

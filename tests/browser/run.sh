@@ -4,7 +4,8 @@
 # emoji, node/npm, playwright-core from package-lock.json; Playwright never
 # downloads a browser), builds wsmaster, then runs chat.test.mjs under node's
 # test runner, which starts and stops the server itself. Screenshots land in
-# tests/browser/out/. WSCHAT_BIN=path skips the build and tests that binary.
+# tests/browser/out/. interop.test.mjs drives the server with npm's `ws`
+# client library. WSCHAT_BIN=path skips the build and tests that binary.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +30,8 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${apt_missing[@]}"
 fi
 
-if [ ! -d "$HERE/node_modules/playwright-core" ]; then
-    echo "run.sh: installing playwright-core"
+if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/ws" ]; then
+    echo "run.sh: installing playwright-core and ws"
     (cd "$HERE" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 
@@ -45,4 +46,4 @@ mkdir -p "$WSCHAT_OUT"
 
 cd "$HERE"
 # The test bounds each step; this bounds the whole run (browser hangs included).
-exec timeout -k 10 600 node --test --test-concurrency=1 chat.test.mjs
+exec timeout -k 10 600 node --test --test-concurrency=1 chat.test.mjs interop.test.mjs

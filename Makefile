@@ -55,9 +55,9 @@ $(B)/unit_suites.h: $(UNIT_CHECKS) | $(B)/server
 $(B)/integ_suites.h: $(INTEG_CHECKS) | $(B)/server
 	for f in $(INTEG_CHECKS); do n=$$(basename $$f .c); echo "SUITE($${n#check_})"; done > $@
 
-$(B)/tests/unit/%.o: tests/unit/%.c $(HEADERS) $(B)/unit_suites.h
+$(B)/tests/unit/%.o: tests/unit/%.c $(HEADERS) $(wildcard tests/common/*.h) $(B)/unit_suites.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -I$(B) -Itests/unit -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -I$(B) -Itests/unit -Itests/common -c -o $@ $<
 
 $(B)/tests/integration/%.o: tests/integration/%.c $(HEADERS) $(wildcard tests/integration/*.h) $(B)/integ_suites.h
 	@mkdir -p $(dir $@)
@@ -96,8 +96,8 @@ headers:
 	@for h in $(HEADERS); do echo "#include \"$$h\"" | $(CC) $(ALL_CFLAGS) -x c -fsyntax-only - || exit 1; done; echo "headers OK"
 
 # libFuzzer targets (clang): tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/.
-FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL) $(PKG_CFLAGS)
-build/fuzz/%: tests/fuzz/fuzz_%.c $(SERVER_SRC) $(HEADERS)
+FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL) -Itests/common $(PKG_CFLAGS)
+build/fuzz/%: tests/fuzz/fuzz_%.c $(SERVER_SRC) $(HEADERS) $(wildcard tests/common/*.h)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(SERVER_SRC) $(PKG_LIBS)
 

@@ -50,4 +50,39 @@ static inline int ref_prefix_ok(const unsigned char *s, size_t m)
     return 0;
 }
 
+/*
+ * What a writer that replaces each maximal subpart of ill-formed UTF-8 with
+ * U+FFFD (Unicode §3.9) makes of s[0..len): into out (3 x len bytes at
+ * most). *was_valid, when not NULL, says whether nothing was replaced.
+ */
+static inline size_t ref_substitute(unsigned char *out, const unsigned char *s,
+                                    size_t len, int *was_valid)
+{
+    size_t o = 0, i = 0;
+    if (was_valid != NULL)
+        *was_valid = 1;
+    while (i < len) {
+        size_t take = 0;
+        for (size_t n = 1; n <= 4 && i + n <= len; n++)
+            if (ref_valid(s + i, n))
+                take = n;
+        if (take > 0) {
+            memcpy(out + o, s + i, take);
+            o += take;
+            i += take;
+            continue;
+        }
+        if (was_valid != NULL)
+            *was_valid = 0;
+        size_t m = 1;
+        if (ref_prefix_ok(s + i, 1))
+            while (m < 3 && i + m < len && ref_prefix_ok(s + i, m + 1))
+                m++;
+        memcpy(out + o, "\xEF\xBF\xBD", 3);
+        o += 3;
+        i += m;
+    }
+    return o;
+}
+
 #endif

@@ -17,35 +17,6 @@
 
 #define CHECK(cond) do { if (!(cond)) abort(); } while (0)
 
-/* Expected decode of escape(s): s with U+FFFD per maximal subpart. */
-static size_t ref_substitute(unsigned char *out, const unsigned char *s,
-                             size_t len, int *was_valid)
-{
-    size_t o = 0, i = 0;
-    *was_valid = 1;
-    while (i < len) {
-        size_t take = 0;
-        for (size_t n = 1; n <= 4 && i + n <= len; n++)
-            if (ref_valid(s + i, n))
-                take = n;
-        if (take > 0) {
-            memcpy(out + o, s + i, take);
-            o += take;
-            i += take;
-            continue;
-        }
-        *was_valid = 0;
-        size_t m = 1;
-        if (ref_prefix_ok(s + i, 1))
-            while (m < 3 && i + m < len && ref_prefix_ok(s + i, m + 1))
-                m++;
-        memcpy(out + o, "\xEF\xBF\xBD", 3);
-        o += 3;
-        i += m;
-    }
-    return o;
-}
-
 static int utf8_ok(const unsigned char *s, size_t len)
 {
     int valid;

@@ -10,6 +10,12 @@ command -v gcc >/dev/null        || pkgs+=(gcc)
 command -v make >/dev/null       || pkgs+=(make)
 command -v pkg-config >/dev/null || pkgs+=(pkg-config)
 command -v clang >/dev/null      || pkgs+=(clang)      # libFuzzer targets
+# libFuzzer's runtime is only a Recommends of clang on Debian: check it links.
+fuzz_links() {
+    printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
+        clang -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1
+}
+if ! command -v clang >/dev/null || ! fuzz_links; then pkgs+=(libclang-rt-dev); fi
 if ! command -v pkg-config >/dev/null || ! have_pc libcrypto; then pkgs+=(libssl-dev); fi
 if ! command -v pkg-config >/dev/null || ! have_pc check; then pkgs+=(check); fi
 

@@ -602,26 +602,15 @@ static struct local_room *local_room_get(struct worker *w, int idx, const char *
     return lr;
 }
 
-int chat_join(struct worker *w, struct conn *c, const char *room, size_t room_len,
-              const char *query, size_t query_len)
+/*
+ * Make MB (identity filled in) a member of ROOM on C: count it in the shm
+ * presence table, and start its stream at what this worker has drained, so
+ * everything older is the caller's to send as history. Returns the room's
+ * online count, or -1 with C closed (MB freed).
+ */
+static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
+                  const char *room, size_t room_len)
 {
-    struct chat_worker *cw = w->chat;
-    struct chat_query q;
-    chat_query_parse(query, query_len, &q);
-
-    struct chat_member *mb = calloc(1, sizeof *mb);
-    if (mb == NULL) {
-        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
-        return -1;
-    }
-    new_uid(cw, mb->id.uid);
-    if (q.nick_ok) {
-        memcpy(mb->id.nick, q.nick, q.nick_len);
-        mb->id.nick_len = q.nick_len;
-    } else {
-        mb->id.nick_len = (uint8_t)chat_guest_nick(mb->id.uid, mb->id.nick);
-    }
-
     struct shm_segment *seg = w->ctx.seg;
     if (lock_acquire(&seg->lock) < 0) {
         free(mb);
@@ -650,8 +639,33 @@ int chat_join(struct worker *w, struct conn *c, const char *room, size_t room_le
         lr->members->prev = mb;
     lr->members = mb;
     lr->nmembers++;
+    mark_dirty(w->chat, lr);
+    return shm_room_online(seg, idx);
+}
 
-    int online = shm_room_online(seg, idx);
+int chat_join(struct worker *w, struct conn *c, const char *room, size_t room_len,
+              const char *query, size_t query_len)
+{
+    struct chat_worker *cw = w->chat;
+    struct chat_query q;
+    chat_query_parse(query, query_len, &q);
+
+    struct chat_member *mb = calloc(1, sizeof *mb);
+    if (mb == NULL) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return -1;
+    }
+    new_uid(cw, mb->id.uid);
+    if (q.nick_ok) {
+        memcpy(mb->id.nick, q.nick, q.nick_len);
+        mb->id.nick_len = (uint8_t)q.nick_len;
+    } else {
+        mb->id.nick_len = (uint8_t)chat_guest_nick(mb->id.uid, mb->id.nick);
+    }
+    int online = attach(w, c, mb, room, room_len);
+    if (online < 0)
+        return -1;
+    struct local_room *lr = mb->room;
     char buf[1024];
     size_t n = chat_event_welcome(buf, sizeof buf, &mb->id, lr->name, lr->name_len, online,
                                   cw->last_id);
@@ -663,8 +677,47 @@ int chat_join(struct worker *w, struct conn *c, const char *room, size_t room_le
     send_history(w, c, lr, q.since_present && q.since_ok, q.since);
     n = chat_event_simple(buf, sizeof buf, "history_end");
     ws_conn_send(w, c, WS_OP_TEXT, buf, n);
-    mark_dirty(cw, lr);
     publish_presence(w, mb, "join", NULL, 0, online);
+    return 0;
+}
+
+int chat_handoff_take(struct worker *w, struct conn *c, struct chat_handoff *h)
+{
+    struct chat_member *mb = c->member;
+    /* Only a member with nothing of its stream pending: then it has seen every entry drained here. */
+    if (mb == NULL || mb->off != 0 || mb->pos != mb->room->head)
+        return -1;
+    struct local_room *lr = mb->room;
+    h->identity = mb->id;
+    h->room_len = lr->name_len;
+    memcpy(h->room, lr->name, lr->name_len);
+    h->resume_id = w->chat->last_id;
+    if (mb->prev) mb->prev->next = mb->next; else lr->members = mb->next;
+    if (mb->next) mb->next->prev = mb->prev;
+    lr->nmembers--;
+    c->member = NULL;
+    shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
+    free(mb);
+    mark_dirty(w->chat, lr);
+    return 0;
+}
+
+int chat_handoff_adopt(struct worker *w, struct conn *c, const struct chat_handoff *h)
+{
+    struct chat_member *mb = calloc(1, sizeof *mb);
+    if (mb == NULL) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return -1;
+    }
+    mb->id = h->identity;
+    if (attach(w, c, mb, h->room, h->room_len) < 0)
+        return -1;
+    /*
+     * The old worker had sent everything up to resume_id; attach() drained
+     * this worker to the ring head, which is at least that far, so what the
+     * member misses in between is exactly the history after resume_id.
+     */
+    send_history(w, c, mb->room, 1, h->resume_id);
     return 0;
 }
 

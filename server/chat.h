@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include "chat_event.h"
 
 struct worker;
 struct conn;
@@ -34,6 +35,27 @@ int  chat_worker_init(struct worker *w);
  */
 int  chat_join(struct worker *w, struct conn *c, const char *room, size_t room_len,
                const char *query, size_t query_len);
+
+/* What a retiring worker passes on with a chat connection (same binary on both ends). */
+struct chat_handoff {
+    struct chat_identity identity;
+    uint8_t  room_len;
+    char     room[RING_ROOM_MAX];
+    uint64_t resume_id;         /* every entry up to this id has been written */
+};
+
+/*
+ * Retiring worker: if C's member has nothing pending, describe it in H and
+ * remove it from its room without a leave event. 0, or -1 (not now).
+ */
+int  chat_handoff_take(struct worker *w, struct conn *c, struct chat_handoff *h);
+
+/*
+ * Adopting worker: make C (already a WebSocket here) the member H describes,
+ * without welcome or join event, and queue what it missed since resume_id.
+ * 0, or -1 when C was closed.
+ */
+int  chat_handoff_adopt(struct worker *w, struct conn *c, const struct chat_handoff *h);
 
 /* C leaves its room (closing); publishes the leave event. Idempotent. */
 void chat_leave(struct worker *w, struct conn *c);

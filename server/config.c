@@ -36,7 +36,7 @@
 
 enum dtype {
     D_LISTEN, D_WORKERS, D_INT, D_U32, D_SIZE, D_DURATION,
-    D_PATH, D_LOG_LEVEL, D_ORIGINS
+    D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG
 };
 
 struct directive {
@@ -67,6 +67,7 @@ static const struct directive directives[] = {
     { "history_size",            D_U32,       F(history_size), 0, 100000 },
     { "ring_size",               D_SIZE,      F(ring_size), MIB, 4 * GIB },
     { "origins",                 D_ORIGINS,   0, 0, 0 },
+    { "reload_handoff",          D_FLAG,      F(reload_handoff), 0, 1 },
 };
 
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -395,6 +396,13 @@ static int set_value(struct parser *p, unsigned line,
         }
         return fail(p, line, "invalid log level \"%.*s\" (expected alert, crit, "
                     "error, warn, notice, info or debug)", CONF_ECHO_MAX, val[0]);
+    case D_FLAG:
+        if (strcmp(val[0], "on") == 0 || strcmp(val[0], "off") == 0) {
+            *(int *)(void *)field = val[0][1] == 'n';
+            return 0;
+        }
+        return fail(p, line, "\"%s\" takes on or off, not \"%.*s\"", d->name,
+                    CONF_ECHO_MAX, val[0]);
     case D_ORIGINS:
         for (int i = 0; i < nval; i++) {
             size_t n = strlen(val[i]);
@@ -644,6 +652,7 @@ void config_defaults(struct config *cfg)
     cfg->max_text = 4 * KIB;
     cfg->history_size = 100;
     cfg->ring_size = 16 * MIB;
+    cfg->reload_handoff = 1;
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

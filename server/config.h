@@ -55,6 +55,7 @@ struct config {
     uint64_t ring_size;             /* bytes of the shared ring */
     char     origins[CONFIG_MAX_ORIGINS][256];
     int      norigins;              /* 0 = any origin accepted */
+    int      reload_handoff;        /* pass live WebSockets to new workers on reload */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

@@ -1,12 +1,15 @@
 /*
- * master: owns the listen sockets, the shm room and the per-slot eventfds;
- * forks, supervises and replaces workers; never serves a client.
+ * master: owns the listen sockets, the shm room, and per worker slot an
+ * eventfd and a hand-over socket pair; forks, supervises and replaces
+ * workers; never serves a client.
  *
  * Signals are read from a signalfd in a poll loop (no work in handlers).
  * Worker slots: a generation of N workers occupies N of SHM_MAX_SLOTS slots;
  * a reload starts the new generation in free slots before the old one is
  * told (SIGUSR2) to retire, so some worker is always accepting on the
- * listen sockets, which stay open in the master throughout.
+ * listen sockets, which stay open in the master throughout. Retiring
+ * workers pass idle WebSockets to the new ones over the socket pairs
+ * (handoff.c); every worker inherits all of them, as with the eventfds.
  */
 #include "master.h"
 
@@ -54,6 +57,7 @@ struct master {
     char shm_name[64];
     struct shm_segment *seg;
     int eventfds[SHM_MAX_SLOTS];
+    int handoff[SHM_MAX_SLOTS][2];  /* per slot: [0] its worker receives, [1] others send */
     struct worker_proc procs[SHM_MAX_SLOTS];
     uint32_t generation;
     int sigfd;
@@ -161,7 +165,7 @@ static void spawn(int slot)
         struct worker_ctx ctx = {
             .cfg = &M.cfg, .slot = slot, .generation = p->generation,
             .listen_fds = M.listen_fds, .nlisten = M.nlisten,
-            .seg = M.seg, .eventfds = M.eventfds,
+            .seg = M.seg, .eventfds = M.eventfds, .handoff = M.handoff,
         };
         worker_run(&ctx);
     }
@@ -439,11 +443,17 @@ void master_run(const struct config *cfg)
     ring_start_ids(&M.seg->ring, ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) * 1000);
     for (int s = 0; s < SHM_MAX_SLOTS; s++) {
         M.eventfds[s] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (M.eventfds[s] < 0) {
-            fprintf(stderr, "wsmaster: eventfd() failed: %s\n", strerror(errno));
+        /* Datagram-like pairs keep one handed-over connection per message. */
+        if (M.eventfds[s] < 0 ||
+            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, M.handoff[s]) < 0) {
+            fprintf(stderr, "wsmaster: eventfd()/socketpair() failed: %s\n", strerror(errno));
             shm_destroy(M.seg, M.shm_name);
             exit(1);
         }
+        /* Room for a whole worker's connections at once (root may exceed wmem_max). */
+        int sndbuf = 8 << 20;
+        if (setsockopt(M.handoff[s][1], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
+            setsockopt(M.handoff[s][1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     }
     log_write(LOG_LVL_NOTICE, 0, "wschat %s starting: %d workers, ring %llu bytes, config %s",
               WSCHAT_VERSION, M.cfg.workers, (unsigned long long)M.cfg.ring_size, M.cfg.path);

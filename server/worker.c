@@ -25,17 +25,23 @@
 #include <unistd.h>
 
 #include "chat.h"
+#include "handoff.h"
 #include "http_conn.h"
 #include "log.h"
 #include "ws_conn.h"
 
 /* epoll data tags below CONN_TAG_BASE are special fds, the rest conn ids. */
-enum { TAG_SIGNAL, TAG_TIMER, TAG_WAKE, TAG_LISTEN0, CONN_TAG_BASE = TAG_LISTEN0 + CONFIG_MAX_LISTEN };
+enum { TAG_SIGNAL, TAG_TIMER, TAG_WAKE, TAG_HANDOFF, TAG_LISTEN0, CONN_TAG_BASE = TAG_LISTEN0 + CONFIG_MAX_LISTEN };
 
 #define RBUF_SIZE     (256u * 1024u)
 #define MAX_EVENTS    512
 #define ACCEPT_BATCH  64
 #define TICK_MS       250
+
+uint64_t worker_conn_tag(const struct conn *c)
+{
+    return CONN_TAG_BASE + (uint64_t)c->id;
+}
 
 uint64_t worker_clock_ms(void)
 {
@@ -333,11 +339,15 @@ static void begin_stop(struct worker *w, uint16_t code)
     for (int i = 0; i < w->ctx.nlisten; i++)
         close(w->ctx.listen_fds[i]);
     w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_timeout_ms;
-    log_write(LOG_LVL_NOTICE, 0, "stopping: closing %u connections with %u",
-              w->conns.used, code);
+    uint32_t before = w->conns.used, moved = 0;
     for (uint32_t i = 0; i < w->conns.fresh; i++) {
         struct conn *c = &w->conns.conns[i];
         if (c->state == CONN_WS) {
+            /* On reload, an idle WebSocket moves to a new worker unseen. */
+            if (code == WS_CLOSE_SERVICE_RESTART && handoff_send(w, c) == 0) {
+                moved++;
+                continue;
+            }
             ws_conn_close(w, c, code, code == WS_CLOSE_SERVICE_RESTART ?
                           "server reloading" : "server stopping");
         } else if (c->state == CONN_HTTP && (c->flags & CONN_F_SERVED) && c->in_len == 0) {
@@ -350,6 +360,8 @@ static void begin_stop(struct worker *w, uint16_t code)
             worker_close_now(w, c);
         }
     }
+    log_write(LOG_LVL_NOTICE, 0, "stopping: %u of %u connections handed to new workers, "
+              "the rest closed with %u", moved, before, code);
 }
 
 static int handle_signals(struct worker *w)
@@ -445,7 +457,8 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (add_fd(w, w->sigfd, EPOLLIN, TAG_SIGNAL) < 0 ||
         add_fd(w, w->timerfd, EPOLLIN, TAG_TIMER) < 0 ||
-        add_fd(w, w->wakefd, EPOLLIN, TAG_WAKE) < 0)
+        add_fd(w, w->wakefd, EPOLLIN, TAG_WAKE) < 0 ||
+        add_fd(w, ctx->handoff[ctx->slot][0], EPOLLIN, TAG_HANDOFF) < 0)
         return -1;
     for (int i = 0; i < ctx->nlisten; i++)
         if (add_fd(w, ctx->listen_fds[i], EPOLLIN | EPOLLEXCLUSIVE, TAG_LISTEN0 + (uint64_t)i) < 0)
@@ -494,6 +507,8 @@ void worker_run(const struct worker_ctx *ctx)
                 sweep_timers(w);
             } else if (tag == TAG_WAKE) {
                 chat_on_wake(w);
+            } else if (tag == TAG_HANDOFF) {
+                handoff_receive(w);
             } else if (!w->stopping) {
                 on_acceptable(w, (int)(tag - TAG_LISTEN0));
             }

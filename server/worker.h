@@ -23,6 +23,7 @@ struct worker_ctx {
     int nlisten;
     struct shm_segment *seg;
     const int *eventfds;        /* one per shm slot, created by the master */
+    int (*handoff)[2];          /* per shm slot: [0] to receive connections, [1] to send */
 };
 
 enum timer_list { TIMER_HANDSHAKE, TIMER_IDLE, TIMER_CLOSE, TIMER_NLISTS };
@@ -54,6 +55,9 @@ struct worker {
 
 /* Run the loop; never returns (exits 0 after a stop, 2 if it cannot start). */
 void worker_run(const struct worker_ctx *ctx) __attribute__((noreturn));
+
+/* The epoll data value that names connection C. */
+uint64_t worker_conn_tag(const struct conn *c);
 
 /* Monotonic milliseconds. */
 uint64_t worker_clock_ms(void);

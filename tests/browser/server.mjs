@@ -31,6 +31,9 @@ export class Server {
       'log_level info',
       `web_root ${WEB}`,
       'worker_shutdown_timeout 2s',
+      // The SIGHUP scenario tests the reconnect path (1012, resume by id);
+      // the integration suites cover the default hand-over of live sockets.
+      'reload_handoff off',
       ...this.extra,
       '',
     ].join('\n'));

@@ -1425,12 +1425,76 @@ END_TEST
 
 /* ---- SIGHUP ------------------------------------------------------------------------------- */
 
+/*
+ * Default reload: idle members move to the new workers with their sockets.
+ * A publisher keeps talking through the reload; every member, moved or not,
+ * gets every message exactly once, in one order, and nobody is closed.
+ */
+START_TEST(sighup_hands_over_members)
+{
+    enum { M = 6, MSGS = 40 };
+    struct server s;
+    srv_start(&s, "workers 2\nhistory_size 50\nmax_connections 4");
+    static struct peer p[M];
+    open_spread(p, M, s.port, "/chat/move?nick=m%d");
+    for (int i = 0; i < M; i++)
+        expect_event(&p[i], "join", 0, p[M - 1].uid, 5000);
+    pid_t old[SRV_MAX_WORKERS];
+    int nold = srv_workers(&s, old, SRV_MAX_WORKERS);
+
+    char t[32];
+    for (int k = 0; k < MSGS; k++) {
+        snprintf(t, sizeof t, "move-%02d", k);
+        say(&p[k % M], t);
+        if (k == MSGS / 2)
+            ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
+        pump_all(p, M, 20);
+    }
+    for (int i = 0; i < M; i++) {
+        expect_text(&p[i], "move-39", 10000);
+        ck_assert_msg(!p[i].closed, "member %d was closed (%d)", i, p[i].close_code);
+    }
+    int64_t end = mono_ms() + s.shutdown_ms + 2000;
+    for (int i = 0; i < nold; i++)
+        while (kill(old[i], 0) == 0 && mono_ms() < end)
+            pump_all(p, M, 50);
+    for (int i = 0; i < nold; i++)
+        ck_assert_msg(kill(old[i], 0) != 0, "old worker %d still alive", (int)old[i]);
+
+    /* After the old workers are gone, the moved sockets still carry the room. */
+    say(&p[0], "after-move");
+    static uint64_t ref[256], ids[256];
+    size_t nref = 0;
+    for (int i = 0; i < M; i++) {
+        expect_text(&p[i], "after-move", 5000);
+        ck_assert(!p[i].closed);
+        expect_ids_increasing(&p[i]);
+        ck_assert_uint_le(live_ids(&p[i], NULL), 256);
+        size_t n = live_ids(&p[i], ids);
+        if (i == 0) {
+            nref = n;
+            memcpy(ref, ids, n * sizeof *ids);
+        }
+        ck_assert_uint_eq(n, MSGS + 1);
+        ck_assert_uint_eq(n, nref);
+        ck_assert_msg(memcmp(ids, ref, n * sizeof *ids) == 0, "member %d: other order", i);
+        for (int k = 0; k < MSGS; k++) {
+            snprintf(t, sizeof t, "move-%02d", k);
+            ck_assert_msg(find_text(&p[i], t) >= 0, "member %d lacks %s", i, t);
+        }
+    }
+    for (int i = 0; i < M; i++)
+        peer_free(&p[i]);
+    srv_stop(&s);
+}
+END_TEST
+
 #define HUP_N 4
 
 START_TEST(sighup_history_and_resume)
 {
     struct server s;
-    srv_start(&s, "workers 2\nhistory_size 50");
+    srv_start(&s, "workers 2\nhistory_size 50\nreload_handoff off");
     static struct peer p[HUP_N], q[HUP_N];
     open_spread(p, HUP_N, s.port, "/chat/hup?nick=u%d");
     char t[32];
@@ -1597,6 +1661,7 @@ Suite *chat_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, worker_sigkill_room_survives);
     tcase_add_test(tc, sighup_history_and_resume);
+    tcase_add_test(tc, sighup_hands_over_members);
     tcase_add_test(tc, slow_reader_cut_with_1013);
     suite_add_tcase(s, tc);
     return s;

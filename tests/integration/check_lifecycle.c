@@ -152,7 +152,8 @@ END_TEST
 START_TEST(reload_valid_config)
 {
     struct server s;
-    srv_start(&s, "workers 2");
+    /* This test is about the 1012 path; reload_hands_over covers the default. */
+    srv_start(&s, "workers 2\nreload_handoff off");
     ck_assert(srv_wait_worker_count(&s, 2, 3000));
     ck_assert(WAIT_FOR(it_file_count(s.log, "worker started") >= 2, 3000));
     pid_t old[SRV_MAX_WORKERS];
@@ -163,7 +164,7 @@ START_TEST(reload_valid_config)
     wsc_open(&c, s.port);
     wsc_echo_check(&c, WS_OP_TEXT, "before", 6);
 
-    srv_write_config(&s, "workers 3");
+    srv_write_config(&s, "workers 3\nreload_handoff off");
     int64_t t0 = it_now_ms();
     ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
 
@@ -185,6 +186,38 @@ START_TEST(reload_valid_config)
     wsc_open(&c, s.port);
     wsc_echo_check(&c, WS_OP_TEXT, "after", 5);
     cli_close(&c);
+    srv_stop(&s);
+}
+END_TEST
+
+/*
+ * Default reload: an idle WebSocket of an old worker is passed to a new
+ * worker with its socket. The client sees no close frame, the old workers
+ * still exit, and the same connection keeps echoing.
+ */
+START_TEST(reload_hands_over)
+{
+    struct server s;
+    srv_start(&s, "workers 2");
+    ck_assert(srv_wait_worker_count(&s, 2, 3000));
+    pid_t old[SRV_MAX_WORKERS];
+    int nold = srv_workers(&s, old, SRV_MAX_WORKERS);
+    enum { N = 6 };
+    struct client c[N];
+    for (int i = 0; i < N; i++) {
+        wsc_open(&c[i], s.port);
+        wsc_echo_check(&c[i], WS_OP_TEXT, "before", 6);
+    }
+    srv_write_config(&s, "workers 3");
+    ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
+    ck_assert_msg(WAIT_FOR(none_alive(old, nold), s.shutdown_ms + 1000),
+                  "old workers alive after worker_shutdown_timeout + 1 s");
+    ck_assert(WAIT_FOR(it_file_count(s.log, "handed to new workers") >= nold, 2000));
+    for (int i = 0; i < N; i++) {
+        /* Still the same TCP connection: no close frame, echo works. */
+        wsc_echo_check(&c[i], WS_OP_BIN, "after the reload", 16);
+        cli_close(&c[i]);
+    }
     srv_stop(&s);
 }
 END_TEST
@@ -230,7 +263,7 @@ END_TEST
 START_TEST(reload_broken_config_keeps_workers)
 {
     struct server s;
-    srv_start(&s, "workers 2");
+    srv_start(&s, "workers 2\nreload_handoff off");
     ck_assert(srv_wait_worker_count(&s, 2, 3000));
     pid_t old[SRV_MAX_WORKERS];
     int nold = srv_workers(&s, old, SRV_MAX_WORKERS);
@@ -257,7 +290,7 @@ START_TEST(reload_broken_config_keeps_workers)
     assert_serves(&s, 4);
 
     /* and a fixed file reloads normally afterwards */
-    srv_write_config(&s, "workers 3");
+    srv_write_config(&s, "workers 3\nreload_handoff off");
     ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
     ck_assert_int_eq(wsc_read_close(&c, s.shutdown_ms + 1000, NULL, NULL, 0), 1012);
     wsc_send_close(&c, 1012, NULL, 0);
@@ -492,6 +525,7 @@ Suite *lifecycle_suite(void)
     tc = tcase_create("reload");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, reload_valid_config);
+    tcase_add_test(tc, reload_hands_over);
     tcase_add_test(tc, reload_under_connect_loop);
     tcase_add_test(tc, reload_broken_config_keeps_workers);
     suite_add_tcase(s, tc);

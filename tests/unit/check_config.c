@@ -108,6 +108,23 @@ START_TEST(defaults_struct)
 }
 END_TEST
 
+START_TEST(reload_handoff_flag)
+{
+    config_defaults(&cfg);
+    ck_assert_int_eq(cfg.reload_handoff, 1);
+    parse_ok(&cfg, "reload_handoff off\n");
+    ck_assert_int_eq(cfg.reload_handoff, 0);
+    parse_ok(&cfg, "reload_handoff on;\n");
+    ck_assert_int_eq(cfg.reload_handoff, 1);
+    const char *bad = "\nreload_handoff yes\n";
+    const char *twice = "reload_handoff on\nreload_handoff off\n";
+    const char *bare = "reload_handoff\n";
+    parse_fails(bad, strlen(bad), 2, "takes on or off");
+    parse_fails(twice, strlen(twice), 2, "duplicate");
+    parse_fails(bare, strlen(bare), 1, "needs a value");
+}
+END_TEST
+
 START_TEST(defaults_empty_file)
 {
     char parent[PATH_MAX], want[PATH_MAX + 32];
@@ -886,6 +903,7 @@ Suite *config_suite(void)
     tc = tcase_create("defaults");
     tcase_add_test(tc, defaults_struct);
     tcase_add_test(tc, defaults_empty_file);
+    tcase_add_test(tc, reload_handoff_flag);
     tcase_add_test(tc, defaults_zero_length);
     suite_add_tcase(s, tc);
 

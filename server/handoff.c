@@ -55,6 +55,7 @@ static int pick_target(const struct worker *w)
 static int send_fd(int channel, int fd, const struct handoff_rec *rec)
 {
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+    memset(&ctl, 0, sizeof ctl);    /* CMSG_SPACE pads past the fd: no stack bytes leak */
     struct iovec iov = { (void *)rec, sizeof *rec };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
                           .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };

@@ -104,20 +104,9 @@ int handoff_send(struct worker *w, struct conn *c)
 
 static void adopt(struct worker *w, int fd, const struct handoff_rec *rec)
 {
-    struct conn *c = conn_alloc(&w->conns, fd);
-    if (c == NULL) {
-        log_write(LOG_LVL_WARN, 0, "no free connection for a handed-over socket: dropping it");
-        close(fd);
+    struct conn *c = worker_register(w, fd);
+    if (c == NULL)
         return;
-    }
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = worker_conn_tag(c) };
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        log_write(LOG_LVL_ALERT, errno, "epoll_ctl(ADD, %d) failed", fd);
-        close(fd);
-        conn_release(&w->conns, c);
-        return;
-    }
-    STAT_ADD(w, conns_current, 1);
     STAT_ADD(w, ws_current, 1);
     ws_conn_open(w, c, (int)rec->endpoint);
     if (rec->endpoint == CONN_EP_CHAT && chat_handoff_adopt(w, c, &rec->chat) < 0)

@@ -33,14 +33,36 @@
 /* epoll data tags below CONN_TAG_BASE are special fds, the rest conn ids. */
 enum { TAG_SIGNAL, TAG_TIMER, TAG_WAKE, TAG_HANDOFF, TAG_LISTEN0, CONN_TAG_BASE = TAG_LISTEN0 + CONFIG_MAX_LISTEN };
 
+static int start_accepting(struct worker *w);
+
 #define RBUF_SIZE     (256u * 1024u)
 #define MAX_EVENTS    512
 #define ACCEPT_BATCH  64
 #define TICK_MS       250
 
-uint64_t worker_conn_tag(const struct conn *c)
+static uint64_t conn_tag(const struct conn *c)
 {
     return CONN_TAG_BASE + (uint64_t)c->id;
+}
+
+struct conn *worker_register(struct worker *w, int fd)
+{
+    struct conn *c = conn_alloc(&w->conns, fd);
+    if (c == NULL) {
+        log_write(LOG_LVL_WARN, 0, "max_connections (%u) reached: dropping a connection",
+                  w->conns.cap);
+        close(fd);
+        return NULL;
+    }
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = conn_tag(c) };
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        log_write(LOG_LVL_ALERT, errno, "epoll_ctl(ADD, %d) failed", fd);
+        close(fd);
+        conn_release(&w->conns, c);
+        return NULL;
+    }
+    STAT_ADD(w, conns_current, 1);
+    return c;
 }
 
 uint64_t worker_clock_ms(void)
@@ -109,7 +131,11 @@ void worker_close_now(struct worker *w, struct conn *c)
         (c->state == CONN_LINGER && c->endpoint != CONN_EP_NONE))
         STAT_SUB(w, ws_current, 1);
     STAT_SUB(w, conns_current, 1);
-    /* close() also removes the fd from the epoll set: it is never dup'ed. */
+    /*
+     * close() also removes the fd from the epoll set, as nothing else refers
+     * to the socket; handoff.c, whose socket lives on in flight, deletes it
+     * from the set before calling this.
+     */
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
@@ -126,15 +152,23 @@ static void release_closed(struct worker *w)
         conn_release(&w->conns, c);
     }
     /* A slot is free again: resume accepting if max_connections had stopped us. */
-    if (freed && !w->accepting && !w->stopping && w->conns.used < w->conns.cap) {
-        for (int i = 0; i < w->ctx.nlisten; i++) {
-            struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
-                                      .data.u64 = TAG_LISTEN0 + (uint64_t)i };
-            if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ctx.listen_fds[i], &ev) < 0)
-                log_write(LOG_LVL_ALERT, errno, "epoll_ctl(ADD, listen %d) failed", i);
+    if (freed && !w->accepting && !w->stopping && w->conns.used < w->conns.cap)
+        start_accepting(w);
+}
+
+/* EPOLLEXCLUSIVE: a new connection wakes one worker, not all. 0 or -1. */
+static int start_accepting(struct worker *w)
+{
+    for (int i = 0; i < w->ctx.nlisten; i++) {
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
+                                  .data.u64 = TAG_LISTEN0 + (uint64_t)i };
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->ctx.listen_fds[i], &ev) < 0) {
+            log_write(LOG_LVL_ALERT, errno, "epoll_ctl(ADD, listen %d) failed", i);
+            return -1;
         }
-        w->accepting = 1;
     }
+    w->accepting = 1;
+    return 0;
 }
 
 static void stop_accepting(struct worker *w)
@@ -175,7 +209,7 @@ static void update_events(struct worker *w, struct conn *c, int pending)
     if ((c->flags & (CONN_F_WANT_WRITE | CONN_F_READ_PAUSED)) == want)
         return;
     struct epoll_event ev = { .events = (paused ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0),
-                              .data.u64 = CONN_TAG_BASE + (uint64_t)c->id };
+                              .data.u64 = conn_tag(c) };
     if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
         log_write(LOG_LVL_ALERT, errno, "epoll_ctl(MOD, %d) failed", c->fd);
         worker_close_now(w, c);
@@ -313,17 +347,10 @@ static void on_acceptable(struct worker *w, int idx)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct conn *c = conn_alloc(&w->conns, fd);
-        struct epoll_event ev = { .events = EPOLLIN,
-                                  .data.u64 = CONN_TAG_BASE + (uint64_t)c->id };
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            log_write(LOG_LVL_ALERT, errno, "epoll_ctl(ADD, %d) failed", fd);
-            close(fd);
-            conn_release(&w->conns, c);
+        struct conn *c = worker_register(w, fd);
+        if (c == NULL)
             continue;
-        }
         STAT_ADD(w, conns_accepted, 1);
-        STAT_ADD(w, conns_current, 1);
         worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
     }
 }
@@ -460,10 +487,8 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
         add_fd(w, w->wakefd, EPOLLIN, TAG_WAKE) < 0 ||
         add_fd(w, ctx->handoff[ctx->slot][0], EPOLLIN, TAG_HANDOFF) < 0)
         return -1;
-    for (int i = 0; i < ctx->nlisten; i++)
-        if (add_fd(w, ctx->listen_fds[i], EPOLLIN | EPOLLEXCLUSIVE, TAG_LISTEN0 + (uint64_t)i) < 0)
-            return -1;
-    w->accepting = 1;
+    if (start_accepting(w) < 0)
+        return -1;
     if (chat_worker_init(w) < 0)
         return -1;
     return 0;

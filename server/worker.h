@@ -56,8 +56,12 @@ struct worker {
 /* Run the loop; never returns (exits 0 after a stop, 2 if it cannot start). */
 void worker_run(const struct worker_ctx *ctx) __attribute__((noreturn));
 
-/* The epoll data value that names connection C. */
-uint64_t worker_conn_tag(const struct conn *c);
+/*
+ * Take FD (a connected, nonblocking socket) as a new connection: table
+ * entry, epoll registration (readable), counted. NULL when that fails, with
+ * FD closed and the reason logged.
+ */
+struct conn *worker_register(struct worker *w, int fd);
 
 /* Monotonic milliseconds. */
 uint64_t worker_clock_ms(void);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http.h"
 #include "json.h"
 #include "utf8.h"
 #include "ws_frame.h"
@@ -113,14 +114,6 @@ size_t chat_guest_nick(const char *uid, char *out)
     return 10;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode (and '+' → space) into out; -1 on a bad escape or overflow. */
 static long form_decode(const char *s, size_t n, char *out, size_t cap)
 {
@@ -132,7 +125,7 @@ static long form_decode(const char *s, size_t n, char *out, size_t cap)
         } else if (ch == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = http_hex_value(s[i + 1]), lo = http_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (char)(hi << 4 | lo);

@@ -69,6 +69,15 @@ int http_has_token(const char *value, size_t value_len, const char *token);
 /* Case-insensitive compare of a slice with a NUL-terminated literal. */
 int http_slice_ieq(const char *s, size_t len, const char *lit);
 
+/* Value of a hex digit (percent-encoding, RFC 3986 §2.1), or -1. */
+static inline int http_hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
 /* The reason phrase for STATUS ("Not Found"), or "Unknown". */
 const char *http_reason(int status);
 

@@ -99,14 +99,6 @@ static const char *mime_for(const char *name)
     return "application/octet-stream";
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /*
  * Percent-decode SRC[0..len) into DST (STATIC_PATH_MAX + 1 bytes), NUL-
  * terminated, length in *OUT_LEN. 0, or the HTTP status refusing the path
@@ -121,9 +113,9 @@ static int path_decode(const char *src, size_t len, char *dst, size_t *out_len)
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)src[i];
         if (ch == '%') {
-            if (len - i < 3 || hexval(src[i + 1]) < 0 || hexval(src[i + 2]) < 0)
+            if (len - i < 3 || http_hex_value(src[i + 1]) < 0 || http_hex_value(src[i + 2]) < 0)
                 return 400;
-            ch = (unsigned char)(hexval(src[i + 1]) << 4 | hexval(src[i + 2]));
+            ch = (unsigned char)(http_hex_value(src[i + 1]) << 4 | http_hex_value(src[i + 2]));
             i += 2;
             /* A decoded '/' would hide a segment boundary from step 2. */
             if (ch == '/')

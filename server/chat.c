@@ -573,12 +573,7 @@ static void send_history(struct worker *w, struct conn *c, struct local_room *lr
         /* The gap goes first: move what was queued since MARK behind it. */
         uint8_t gap[256];
         size_t g = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, lo, oldest - 1);
-        size_t hist = conn_out_pending(c) - mark;
-        if (conn_out_reserve(&w->conns, c, g) == NULL)
-            return;
-        uint8_t *base = c->out + c->out_off + mark;
-        memmove(base + g, base, hist);
-        memcpy(base, gap, g);
+        conn_out_insert(&w->conns, c, mark, gap, g);
     }
 }
 
@@ -681,6 +676,23 @@ int chat_join(struct worker *w, struct conn *c, const char *room, size_t room_le
     return 0;
 }
 
+/*
+ * Take C's member out of its room's list and the shm presence count (no
+ * event). The member struct stays allocated (the caller frees it); the room
+ * is freed at the next flush pass once it has no members.
+ */
+static void detach(struct worker *w, struct conn *c)
+{
+    struct chat_member *mb = c->member;
+    struct local_room *lr = mb->room;
+    if (mb->prev) mb->prev->next = mb->next; else lr->members = mb->next;
+    if (mb->next) mb->next->prev = mb->prev;
+    lr->nmembers--;
+    c->member = NULL;
+    shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
+    mark_dirty(w->chat, lr);
+}
+
 int chat_handoff_take(struct worker *w, struct conn *c, struct chat_handoff *h)
 {
     struct chat_member *mb = c->member;
@@ -692,13 +704,8 @@ int chat_handoff_take(struct worker *w, struct conn *c, struct chat_handoff *h)
     h->room_len = lr->name_len;
     memcpy(h->room, lr->name, lr->name_len);
     h->resume_id = w->chat->last_id;
-    if (mb->prev) mb->prev->next = mb->next; else lr->members = mb->next;
-    if (mb->next) mb->next->prev = mb->prev;
-    lr->nmembers--;
-    c->member = NULL;
-    shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
+    detach(w, c);
     free(mb);
-    mark_dirty(w->chat, lr);
     return 0;
 }
 
@@ -730,27 +737,13 @@ void chat_leave(struct worker *w, struct conn *c)
     if (mb->off > 0 && c->state != CONN_DEAD) {
         /* Half a frame is on the wire: its rest must precede anything private. */
         uint64_t end = mb->pos + frame_len_at(lr, mb->pos);
-        size_t pend = conn_out_pending(c);
-        uint8_t *tmp = pend ? malloc(pend) : NULL;
-        if (pend == 0 || tmp != NULL) {
-            if (pend)
-                memcpy(tmp, c->out + c->out_off, pend);
-            c->out_len = c->out_off;
-            struct iovec iov[2];
-            int k = stream_iov(lr, mb->pos + mb->off, end, iov, 2);
-            for (int i = 0; i < k; i++)
-                conn_out_append(&w->conns, c, iov[i].iov_base, iov[i].iov_len);
-            if (pend)
-                conn_out_append(&w->conns, c, tmp, pend);
-            free(tmp);
-        }
+        struct iovec iov[2];
+        int k = stream_iov(lr, mb->pos + mb->off, end, iov, 2);
+        size_t at = 0;
+        for (int i = 0; i < k; at += iov[i].iov_len, i++)
+            conn_out_insert(&w->conns, c, at, iov[i].iov_base, iov[i].iov_len);
     }
-    if (mb->prev) mb->prev->next = mb->next; else lr->members = mb->next;
-    if (mb->next) mb->next->prev = mb->prev;
-    lr->nmembers--;
-    c->member = NULL;
-
-    shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
+    detach(w, c);
     /*
      * A worker that is stopping closes every member at once and they come
      * straight back (1012): a leave event each would cost every other
@@ -758,12 +751,9 @@ void chat_leave(struct worker *w, struct conn *c)
      */
     if (!w->stopping) {
         int online = shm_room_online(w->ctx.seg, lr->idx);
-        mb->room = lr;
         publish_presence(w, mb, "leave", NULL, 0, online);
     }
     free(mb);
-    /* Freed at the next flush pass, after every iteration over it is done. */
-    mark_dirty(w->chat, lr);
 }
 
 void chat_on_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data, size_t len)

@@ -126,6 +126,18 @@ int conn_out_append(struct conn_table *t, struct conn *c, const void *p, size_t 
     return 0;
 }
 
+int conn_out_insert(struct conn_table *t, struct conn *c, size_t at, const void *p, size_t n)
+{
+    size_t tail = conn_out_pending(c) - at;
+    /* Reserving may slide or move the buffer: positions are taken after it. */
+    if (conn_out_reserve(t, c, n) == NULL)
+        return -1;
+    uint8_t *dst = c->out + c->out_off + at;
+    memmove(dst + n, dst, tail);
+    memcpy(dst, p, n);
+    return 0;
+}
+
 void conn_out_consume(struct conn_table *t, struct conn *c, size_t n)
 {
     c->out_off += (uint32_t)n;

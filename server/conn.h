@@ -78,6 +78,11 @@ void conn_release(struct conn_table *t, struct conn *c);
 int  conn_out_append(struct conn_table *t, struct conn *c, const void *p, size_t n);
 /* Reserve n bytes at the end of pending output and return where to write them. */
 uint8_t *conn_out_reserve(struct conn_table *t, struct conn *c, size_t n);
+/*
+ * Insert p[0..n) into the pending output AT bytes after its first unwritten
+ * byte (0 = in front of everything still to write). 0, or -1 (ENOMEM).
+ */
+int  conn_out_insert(struct conn_table *t, struct conn *c, size_t at, const void *p, size_t n);
 /* Bytes of private output still to write. */
 static inline size_t conn_out_pending(const struct conn *c) { return c->out_len - c->out_off; }
 /* Mark n bytes written; drops the buffer (to the table's spare) once empty. */

@@ -48,6 +48,8 @@ static int send_close(struct worker *w, struct conn *c, uint16_t code, const cha
     /* 1005 means "no code was given": answer with an empty close as well. */
     if (code != WS_CLOSE_NO_STATUS)
         n = ws_close_payload_encode(payload, code, reason ? reason : "");
+    /* Nothing may follow our close frame (§5.5.1): a chat member leaves first. */
+    chat_leave(w, c);
     c->flags |= CONN_F_CLOSE_SENT;
     return ws_conn_send(w, c, WS_OP_CLOSE, payload, n);
 }
@@ -56,8 +58,6 @@ void ws_conn_close(struct worker *w, struct conn *c, uint16_t code, const char *
 {
     if (c->state != CONN_WS)
         return;
-    if (c->member != NULL)
-        chat_leave(w, c);
     if (send_close(w, c, code, reason) < 0)
         return;
     c->state = CONN_WS_CLOSING;
@@ -73,8 +73,6 @@ void ws_conn_fail(struct worker *w, struct conn *c, uint16_t code, const char *r
     log_at(LOG_LVL_INFO, 0, "conn %u: failing the connection with %u (%s)", c->id, code, reason);
     if (code == WS_CLOSE_PROTOCOL_ERROR || code == WS_CLOSE_INVALID_DATA || code == WS_CLOSE_TOO_BIG)
         STAT_ADD(w, closes_protocol, 1);
-    if (c->member != NULL)
-        chat_leave(w, c);
     if (!(c->flags & CONN_F_CLOSE_SENT) && send_close(w, c, code, reason) < 0)
         return;
     worker_linger(w, c);
@@ -113,8 +111,6 @@ static void on_close_frame(struct worker *w, struct conn *c, uint8_t *data, size
     }
     if (c->state == CONN_WS) {
         /* Echo the peer's code (§5.5.1), then let it see our FIN. */
-        if (c->member != NULL)
-            chat_leave(w, c);
         if (send_close(w, c, code, "") < 0)
             return;
     }

@@ -258,6 +258,22 @@ size_t ws_frame_header_size(uint64_t len)
     return len <= 125 ? 2 : len <= 0xFFFF ? 4 : 10;
 }
 
+uint64_t ws_frame_length(const uint8_t *hdr, size_t avail)
+{
+    if (avail < 2)
+        return 0;
+    uint64_t len = hdr[1] & 0x7F;
+    size_t ext = len == 126 ? 2 : len == 127 ? 8 : 0;
+    if (avail < 2 + ext)
+        return 0;
+    if (ext > 0) {
+        len = 0;
+        for (size_t i = 0; i < ext; i++)
+            len = len << 8 | hdr[2 + i];
+    }
+    return 2 + ext + len;
+}
+
 size_t ws_frame_header_encode(uint8_t *dst, int opcode, int fin, uint64_t len)
 {
     size_t size = ws_frame_header_size(len);

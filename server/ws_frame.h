@@ -98,6 +98,14 @@ int ws_close_code_valid(unsigned code);
 size_t ws_frame_header_size(uint64_t len);
 
 /*
+ * Total length (header + payload) of the unmasked frame whose first bytes
+ * are HDR[0..avail): what a buffer of frames the server built itself (the
+ * room stream) needs to step from one frame to the next. Returns the
+ * length, or 0 when avail is too short to know it yet.
+ */
+uint64_t ws_frame_length(const uint8_t *hdr, size_t avail);
+
+/*
  * Write an unmasked header (minimal length encoding, network byte order) at
  * dst, which has room for ws_frame_header_size(len) bytes. Returns its size.
  */

@@ -780,6 +780,19 @@ START_TEST(encode_header)
 }
 END_TEST
 
+/* The stream's length decode: the whole frame once the header is there, 0 before. */
+START_TEST(frame_length_of_header)
+{
+    const struct evec *e = &evecs[_i];
+    uint8_t buf[WS_HEADER_MAX];
+    memcpy(buf, e->hdr, e->size);
+    for (size_t avail = 0; avail < e->size; avail++)
+        ck_assert_uint_eq(ws_frame_length(buf, avail), 0);
+    ck_assert_uint_eq(ws_frame_length(buf, e->size), e->size + e->len);
+    ck_assert_uint_eq(ws_frame_length(buf, sizeof buf), e->size + e->len);
+}
+END_TEST
+
 /* Decode what we encode: unmasked through the client parser, masked through the server's. */
 START_TEST(encode_round_trip)
 {
@@ -1059,6 +1072,7 @@ Suite *ws_frame_suite(void)
     tc = tcase_create("encoder");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, encode_header, 0, (int)NEVEC);
+    tcase_add_loop_test(tc, frame_length_of_header, 0, (int)NEVEC);
     tcase_add_loop_test(tc, encode_round_trip, 0, (int)NEVEC);
     tcase_add_test(tc, encode_fin_and_opcodes);
     suite_add_tcase(s, tc);

@@ -1,17 +1,18 @@
 /*
- * chat: rooms, members and delivery (see chat.h for the data path).
+ * chat: the /chat endpoint: rooms, members, publishing and delivery on top
+ * of the shm ring (DESIGN.md "Data path"). A row of endpoints.c.
  *
- * Per worker, a room with local members has a stream: a power-of-two byte
- * ring holding the complete frames of that room in id order, appended once
- * per entry drained from the shm ring. A member's pending output is
- * [pos + off, head) of its room's stream, written with writev straight from
- * it; `pos` is always a frame start and `off` the bytes of that frame
- * already sent, so a private frame (pong, error) is only ever inserted at a
- * frame boundary. Events are built in chat_event.c; this file owns state.
+ * Publishing: a complete message becomes one ring entry holding the whole
+ * server frame, built once (chat_proto.c), under the shm lock (the id and
+ * timestamp are only known there). Delivery: on a wake-up every worker
+ * copies new entries once into a per-room local stream (stream.c); a
+ * member is a cursor into its room's stream, which worker_flush() writes
+ * straight from, so a broadcast costs one copy per worker and no
+ * per-recipient encoding. This file owns the state; the wire text is
+ * chat_proto.c's.
  */
-#include "chat.h"
-
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -20,23 +21,26 @@
 #include "chat_event.h"
 #include "chat_history.h"
 #include "conn.h"
+#include "lock.h"
 #include "log.h"
 #include "notify.h"
 #include "shm.h"
+#include "stream.h"
 #include "worker.h"
 #include "ws_conn.h"
 #include "ws_frame.h"
 
+/* A room's first stream size on a worker; it grows for slow members. */
 #define STREAM_MIN   (64u * 1024u)
 
 struct local_room;
 
+/* A member is its connection's cursor (conn->cursor points at `cur`). */
 struct chat_member {
+    struct stream_cursor cur;
     struct conn *conn;
     struct local_room *room;
-    struct chat_member *prev, *next;
-    uint64_t pos;               /* stream position of the frame being sent */
-    uint64_t off;               /* bytes of that frame already written */
+    int announced;              /* its join was published: a leave follows */
     struct chat_identity id;
 };
 
@@ -44,15 +48,21 @@ struct local_room {
     int      idx;               /* shm room index */
     uint8_t  name_len;
     char     name[RING_ROOM_MAX + 1];
-    uint8_t *buf;               /* stream bytes, cap a power of two */
-    uint64_t cap;
-    uint64_t head;              /* logical end of the stream */
-    uint64_t low;               /* lower bound of every member's pos */
-    struct chat_member *members;
-    uint32_t nmembers;
+    struct stream stream;       /* its cursors are the local members */
     int      dirty;
     struct local_room *dirty_next;
 };
+
+static struct chat_member *member_of(const struct conn *c)
+{
+    return c->cursor != NULL
+           ? (struct chat_member *)((char *)c->cursor - offsetof(struct chat_member, cur)) : NULL;
+}
+
+static struct chat_member *cursor_member(struct stream_cursor *cur)
+{
+    return (struct chat_member *)((char *)cur - offsetof(struct chat_member, cur));
+}
 
 struct chat_worker {
     uint64_t pos;               /* shm ring position drained up to */
@@ -70,21 +80,14 @@ struct chat_worker {
 };
 
 static struct chat_worker chat_state;
+static struct chat_worker *const cw = &chat_state;
 
 static struct ring *ring_of(struct worker *w) { return &w->ctx.seg->ring; }
 
-int chat_route(const char *path, size_t len, const char **room, size_t *room_len)
+/* /chat is the lobby; /chat/<room> must be a valid room name. */
+static int chat_check(const char *sub, size_t sub_len)
 {
-    if (len == 5 && memcmp(path, "/chat", 5) == 0) {
-        *room = "lobby";
-        *room_len = 5;
-        return 1;
-    }
-    if (len < 6 || memcmp(path, "/chat/", 6) != 0)
-        return 0;
-    *room = path + 6;
-    *room_len = len - 6;
-    return chat_room_name_valid(*room, *room_len) ? 1 : -1;
+    return sub == NULL || chat_room_name_valid(sub, sub_len) ? 0 : 404;
 }
 
 /*
@@ -98,9 +101,8 @@ static uint32_t index_size(const struct worker *w)
     return w->cfg->history_size < INDEX_MAX ? w->cfg->history_size : INDEX_MAX;
 }
 
-int chat_worker_init(struct worker *w)
+static int chat_init(struct worker *w)
 {
-    struct chat_worker *cw = &chat_state;
     cw->frame_cap = ring_max_entry(ring_of(w));
     cw->frame = malloc(cw->frame_cap);
     cw->hist = calloc(w->cfg->history_size ? w->cfg->history_size : 1, sizeof *cw->hist);
@@ -108,7 +110,7 @@ int chat_worker_init(struct worker *w)
     cw->input_cap = w->cfg->max_text * 6 + 4096;
     cw->input = malloc(cw->input_cap);
     if (cw->frame == NULL || cw->hist == NULL || cw->input == NULL)
-        return -1;
+        return -ENOMEM;
     /*
      * A new worker has no members yet, but joins will ask for history:
      * index what the ring holds (one walk per worker start), then go live.
@@ -132,134 +134,18 @@ int chat_worker_init(struct worker *w)
         chat_history_note(&cw->index, &e, at);
         cw->last_id = e.id;
     }
-    w->chat = cw;
     return 0;
 }
 
 /* ---- streams ---- */
 
-/* Total length of the frame starting at stream position POS. */
-static uint64_t frame_len_at(const struct local_room *lr, uint64_t pos)
-{
-    uint8_t h[10];
-    uint64_t m = lr->cap - 1;
-    h[0] = lr->buf[pos & m];
-    h[1] = lr->buf[(pos + 1) & m];
-    uint64_t len = h[1] & 0x7f;
-    if (len == 126) {
-        len = (uint64_t)lr->buf[(pos + 2) & m] << 8 | lr->buf[(pos + 3) & m];
-        return 4 + len;
-    }
-    if (len == 127) {
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | lr->buf[(pos + 2 + (uint64_t)i) & m];
-        return 10 + len;
-    }
-    return 2 + len;
-}
-
-static void advance(struct chat_member *mb, uint64_t n)
-{
-    struct local_room *lr = mb->room;
-    mb->off += n;
-    while (mb->pos < lr->head) {
-        uint64_t fl = frame_len_at(lr, mb->pos);
-        if (mb->off < fl)
-            break;
-        mb->off -= fl;
-        mb->pos += fl;
-    }
-}
-
-/* Up to two iovecs covering stream bytes [from, to). */
-static int stream_iov(const struct local_room *lr, uint64_t from, uint64_t to,
-                      struct iovec *iov, int max)
-{
-    int n = 0;
-    while (from < to && n < max) {
-        uint64_t at = from & (lr->cap - 1);
-        uint64_t run = lr->cap - at < to - from ? lr->cap - at : to - from;
-        iov[n].iov_base = lr->buf + at;
-        iov[n].iov_len = run;
-        n++;
-        from += run;
-    }
-    return n;
-}
-
-int chat_stream_iov(struct worker *w, struct conn *c, struct iovec *iov, int max)
-{
-    struct chat_member *mb = c->member;
-    struct local_room *lr = mb->room;
-    int n = 0;
-    uint64_t from = mb->pos + mb->off;
-    if (mb->off > 0) {
-        /* Finish the frame under way before any private frame goes out. */
-        uint64_t end = mb->pos + frame_len_at(lr, mb->pos);
-        n += stream_iov(lr, from, end, iov, max);
-        from = end;
-    }
-    if (conn_out_pending(c) > 0 && n < max) {
-        iov[n].iov_base = c->out + c->out_off;
-        iov[n].iov_len = conn_out_pending(c);
-        n++;
-    }
-    n += stream_iov(lr, from, lr->head, iov + n, max - n);
-    (void)w;
-    return n;
-}
-
-void chat_stream_consumed(struct worker *w, struct conn *c, size_t n)
-{
-    struct chat_member *mb = c->member;
-    if (mb->off > 0) {
-        uint64_t rest = frame_len_at(mb->room, mb->pos) - mb->off;
-        uint64_t take = n < rest ? n : rest;
-        advance(mb, take);
-        n -= take;
-    }
-    size_t priv = conn_out_pending(c) < n ? conn_out_pending(c) : n;
-    if (priv > 0)
-        conn_out_consume(&w->conns, c, priv);
-    n -= priv;
-    if (n > 0)
-        advance(mb, n);
-}
-
+/* Stream bytes plus private output a member has still to receive. */
 static uint64_t backlog(const struct chat_member *mb)
 {
-    return mb->room->head - mb->pos - mb->off + conn_out_pending(mb->conn);
+    return stream_pending(&mb->cur) + conn_out_pending(mb->conn);
 }
 
-static int stream_grow(struct local_room *lr, uint64_t need)
-{
-    uint64_t cap = lr->cap ? lr->cap : STREAM_MIN;
-    while (cap < need)
-        cap *= 2;
-    if (cap == lr->cap)
-        return 0;
-    uint8_t *nb = malloc(cap);
-    if (nb == NULL)
-        return -1;
-    /* Live bytes keep their logical positions: copy [low, head) over. */
-    for (uint64_t p = lr->low; p < lr->head;) {
-        uint64_t at = p & (lr->cap - 1);
-        uint64_t run = lr->cap - at < lr->head - p ? lr->cap - at : lr->head - p;
-        uint64_t nat = p & (cap - 1);
-        uint64_t nrun = cap - nat < run ? cap - nat : run;
-        memcpy(nb + nat, lr->buf + at, nrun);
-        if (nrun < run)
-            memcpy(nb, lr->buf + at + nrun, run - nrun);
-        p += run;
-    }
-    free(lr->buf);
-    lr->buf = nb;
-    lr->cap = cap;
-    return 0;
-}
-
-static void mark_dirty(struct chat_worker *cw, struct local_room *lr)
+static void mark_dirty(struct local_room *lr)
 {
     if (!lr->dirty) {
         lr->dirty = 1;
@@ -268,33 +154,21 @@ static void mark_dirty(struct chat_worker *cw, struct local_room *lr)
     }
 }
 
-static void stream_append(struct worker *w, struct local_room *lr, const uint8_t *frame, size_t len)
+/* One frame for every local member of LR. */
+static void room_append(struct worker *w, struct local_room *lr, const uint8_t *frame, size_t len)
 {
-    if (lr->head + len - lr->low > lr->cap) {
-        uint64_t low = lr->head;
-        for (struct chat_member *mb = lr->members; mb; mb = mb->next)
-            low = mb->pos < low ? mb->pos : low;
-        lr->low = low;
-        if (lr->head + len - low > lr->cap && stream_grow(lr, lr->head + len - low) < 0) {
-            log_write(LOG_LVL_ALERT, ENOMEM, "growing the stream of room %s failed", lr->name);
-            return;
-        }
+    if (stream_append(&lr->stream, frame, len) < 0) {
+        log_write(LOG_LVL_ALERT, ENOMEM, "growing the stream of room %s failed", lr->name);
+        return;
     }
-    uint64_t at = lr->head & (lr->cap - 1);
-    uint64_t run = lr->cap - at < len ? lr->cap - at : len;
-    memcpy(lr->buf + at, frame, run);
-    if (run < len)
-        memcpy(lr->buf, frame + run, len - run);
-    lr->head += len;
-    STAT_ADD(w, deliveries, lr->nmembers);
-    mark_dirty(w->chat, lr);
+    STAT_ADD(w, deliveries, lr->stream.ncursors);
+    mark_dirty(lr);
 }
 
 /* ---- draining the shm ring ---- */
 
 static void on_overrun(struct worker *w)
 {
-    struct chat_worker *cw = w->chat;
     struct ring_entry oldest;
     uint64_t p = ring_tail(ring_of(w));
     uint64_t first = ring_peek(ring_of(w), &p, &oldest) >= 0 ? oldest.id : cw->last_id + 1;
@@ -303,11 +177,11 @@ static void on_overrun(struct worker *w)
               (unsigned long long)cw->last_id + 1, (unsigned long long)first - 1);
     for (int i = 0; i < SHM_MAX_ROOMS; i++) {
         struct local_room *lr = cw->rooms[i];
-        if (lr == NULL || lr->nmembers == 0)
+        if (lr == NULL || lr->stream.ncursors == 0)
             continue;
         size_t n = chat_event_gap(cw->frame, cw->frame_cap, lr->name, lr->name_len,
                                   cw->last_id + 1, first - 1);
-        stream_append(w, lr, cw->frame, n);
+        room_append(w, lr, cw->frame, n);
     }
     cw->pos = ring_tail(ring_of(w));
 }
@@ -324,7 +198,6 @@ static struct local_room *room_for(struct chat_worker *cw, const struct ring_ent
 
 static void drain(struct worker *w)
 {
-    struct chat_worker *cw = w->chat;
     struct ring *r = ring_of(w);
     for (;;) {
         struct ring_entry e;
@@ -337,7 +210,7 @@ static void drain(struct worker *w)
             continue;
         }
         struct local_room *lr = room_for(cw, &e);
-        if (lr == NULL || lr->nmembers == 0) {
+        if (lr == NULL || lr->stream.ncursors == 0) {
             chat_history_note(&cw->index, &e, cw->pos);
             cw->pos = next;
             cw->last_id = e.id;
@@ -358,31 +231,36 @@ static void drain(struct worker *w)
         chat_history_note(&cw->index, &e, cw->pos);
         cw->pos = at;
         cw->last_id = e.id;
-        stream_append(w, lr, cw->frame, (size_t)n);
+        room_append(w, lr, cw->frame, (size_t)n);
     }
 }
 
-void chat_on_wake(struct worker *w)
+/* Another worker published: deliver it now. */
+static void chat_wake(struct worker *w)
 {
-    notify_ack(w->ctx.seg, w->ctx.eventfds, w->ctx.slot);
     drain(w);
 }
 
-void chat_flush_dirty(struct worker *w)
+/*
+ * End of a loop pass: drain what this worker published itself, write to
+ * the members of every room that got frames, and close with 1013 a member
+ * that is further behind than max_send_queue (it resumes by id).
+ */
+static void chat_pass_end(struct worker *w)
 {
-    struct chat_worker *cw = w->chat;
     drain(w);
     while (cw->dirty != NULL) {
         struct local_room *lr = cw->dirty;
         cw->dirty = lr->dirty_next;
         /* lr->dirty stays set during the walk: a leave inside it must not re-queue lr. */
-        struct chat_member *mb = lr->members, *next;
-        for (; mb != NULL; mb = next) {
-            next = mb->next;
+        struct stream_cursor *cur = lr->stream.cursors, *next;
+        for (; cur != NULL; cur = next) {
+            next = cur->next;
+            struct chat_member *mb = cursor_member(cur);
             struct conn *c = mb->conn;
             if (!(c->flags & CONN_F_WANT_WRITE))
                 worker_flush(w, c);
-            if (c->member == mb && backlog(mb) > w->cfg->max_send_queue) {
+            if (c->state == CONN_WS && backlog(mb) > w->cfg->max_send_queue) {
                 STAT_ADD(w, drops_slow, 1);
                 log_at(LOG_LVL_WARN, 0, "conn %u: send queue over %llu bytes: closing with 1013",
                        c->id, (unsigned long long)w->cfg->max_send_queue);
@@ -390,9 +268,9 @@ void chat_flush_dirty(struct worker *w)
             }
         }
         lr->dirty = 0;
-        if (lr->nmembers == 0) {
+        if (lr->stream.ncursors == 0) {
             cw->rooms[lr->idx] = NULL;
-            free(lr->buf);
+            stream_fini(&lr->stream);
             free(lr);
         }
     }
@@ -430,7 +308,6 @@ static int publish(struct worker *w, int kind, int room_idx, const char *room, s
 static int publish_presence(struct worker *w, struct chat_member *mb, const char *type,
                             const char *old_nick, size_t old_len, int online)
 {
-    struct chat_worker *cw = w->chat;
     size_t n = chat_event_presence_body((char *)cw->frame, cw->frame_cap, mb->room->name,
                                         mb->room->name_len, &mb->id, old_nick, old_len, online);
     return publish(w, RING_KIND_PRESENCE, mb->room->idx, mb->room->name, mb->room->name_len,
@@ -439,14 +316,16 @@ static int publish_presence(struct worker *w, struct chat_member *mb, const char
 
 /* ---- members ---- */
 
-static void send_error(struct worker *w, struct conn *c, const char *code, const char *reason)
+static int send_text(struct worker *w, struct conn *c, const char *text, ssize_t len);
+
+/* An error event to C. 0, or < 0 when C could not take it (C is closed). */
+static int send_error(struct worker *w, struct conn *c, const char *code, const char *reason)
 {
     char buf[512];
-    size_t n = chat_event_error(buf, sizeof buf, code, reason);
-    ws_conn_send(w, c, WS_OP_TEXT, buf, n);
+    return send_text(w, c, buf, (ssize_t)chat_event_error(buf, sizeof buf, code, reason));
 }
 
-static void new_uid(struct chat_worker *cw, char out[37])
+static void new_uid(char out[37])
 {
     if (cw->rnd_left < 16) {
         ssize_t got = getrandom(cw->rnd, sizeof cw->rnd, 0);
@@ -461,19 +340,22 @@ static void new_uid(struct chat_worker *cw, char out[37])
     cw->rnd_left -= 16;
 }
 
-/* Copy the entry at ring position AT into C's output. 0, or -1 if it was overwritten. */
+/*
+ * Copy the entry at ring position AT into C's output. 0, RING_LAPPED if it
+ * was overwritten (nothing copied), or -ENOMEM.
+ */
 static int copy_entry(struct worker *w, struct conn *c, uint64_t at)
 {
     struct ring_entry e;
     uint64_t q = at;
     if (ring_peek(ring_of(w), &q, &e) < 0)
-        return -1;
+        return RING_LAPPED;
     uint8_t *dst = conn_out_reserve(&w->conns, c, e.len);
     if (dst == NULL)
-        return -1;
+        return -ENOMEM;
     if (ring_read(ring_of(w), &at, &e, dst, e.len) != (ssize_t)e.len) {
         c->out_len -= e.len;
-        return -1;
+        return RING_LAPPED;
     }
     return 0;
 }
@@ -487,16 +369,17 @@ static int is_room_message(const struct ring_entry *e, const struct local_room *
 /*
  * The slow path of send_history(): walk the ring from its tail up to what
  * this worker drained. If a writer laps the walk, the output is rolled back
- * to MARK (counted from out_off) and the walk starts again.
+ * to MARK (counted from out_off) and the walk starts again. 0, or -ENOMEM
+ * (the output is rolled back).
  */
-static void scan_history(struct worker *w, struct conn *c, struct local_room *lr,
-                         int have_since, uint64_t since, size_t mark)
+static int scan_history(struct worker *w, struct conn *c, struct local_room *lr,
+                        int have_since, uint64_t since, size_t mark)
 {
-    struct chat_worker *cw = w->chat;
     struct ring *r = ring_of(w);
     uint32_t want = w->cfg->history_size;
     struct ring_entry e;
     uint64_t count;
+    int rc;
 restart:
     c->out_len = c->out_off + (uint32_t)mark;
     count = 0;
@@ -510,15 +393,21 @@ restart:
         if (!is_room_message(&e, lr))
             continue;
         if (have_since) {
-            if (e.id > since && copy_entry(w, c, at) < 0)
-                goto restart;
+            if (e.id > since && (rc = copy_entry(w, c, at)) < 0)
+                goto failed;
         } else if (want > 0) {
             cw->hist[count++ % want] = at;
         }
     }
     for (uint64_t i = count > want ? count - want : 0; !have_since && i < count; i++)
-        if (copy_entry(w, c, cw->hist[i % want]) < 0)
-            goto restart;
+        if ((rc = copy_entry(w, c, cw->hist[i % want])) < 0)
+            goto failed;
+    return 0;
+failed:
+    if (rc == RING_LAPPED)
+        goto restart;
+    c->out_len = c->out_off + (uint32_t)mark;
+    return rc;
 }
 
 /* Id of the oldest entry the ring holds, or of the next one when it is empty. */
@@ -544,23 +433,25 @@ static uint64_t ring_oldest_id(struct worker *w)
  * longer reaches back to since + 1. Only entries this worker has drained
  * count (later ones reach the member through its stream), so nothing is
  * sent twice. The worker's index answers most joins; a ring scan the rest.
+ * 0, or -ENOMEM (the caller fails C).
  */
-static void send_history(struct worker *w, struct conn *c, struct local_room *lr,
-                         int have_since, uint64_t since)
+static int send_history(struct worker *w, struct conn *c, struct local_room *lr,
+                        int have_since, uint64_t since)
 {
-    struct chat_worker *cw = w->chat;
     /* Where this history starts, counted from out_off: growing may slide the buffer. */
     size_t mark = conn_out_pending(c);
     long n = -1;
     if (have_since || w->cfg->history_size <= cw->index.per_room)
         n = chat_history_select(&cw->index, lr->idx, lr->name, lr->name_len,
                                 have_since, since, cw->hist);
-    if (n < 0)
-        scan_history(w, c, lr, have_since, since, mark);
+    if (n < 0 && scan_history(w, c, lr, have_since, since, mark) < 0)
+        return -ENOMEM;
     for (long i = 0; i < n; i++)
-        copy_entry(w, c, cw->hist[i]);  /* one lapped meanwhile is covered by the gap check */
+        /* One lapped meanwhile is covered by the gap check below. */
+        if (copy_entry(w, c, cw->hist[i]) == -ENOMEM)
+            return -ENOMEM;
     if (!have_since)
-        return;
+        return 0;
     /*
      * Ids this client has not seen but the ring no longer holds: from
      * since + 1 (or, for since=0, "nothing seen", from the first id this
@@ -573,27 +464,37 @@ static void send_history(struct worker *w, struct conn *c, struct local_room *lr
         /* The gap goes first: move what was queued since MARK behind it. */
         uint8_t gap[256];
         size_t g = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, lo, oldest - 1);
-        conn_out_insert(&w->conns, c, mark, gap, g);
+        if (conn_out_insert(&w->conns, c, mark, gap, g) < 0)
+            return -ENOMEM;
     }
+    return 0;
 }
 
-static struct local_room *local_room_get(struct worker *w, int idx, const char *name, size_t len)
+/*
+ * This worker's room for shm room IDX, made on first use. A room whose last
+ * member left is only freed at the end of the pass, and its shm index may
+ * meanwhile have gone to another name: then it is renamed for the new one
+ * (it has no members, so nothing in its stream is anyone's).
+ */
+static struct local_room *local_room_get(int idx, const char *name, size_t len)
 {
-    struct chat_worker *cw = w->chat;
     struct local_room *lr = cw->rooms[idx];
-    if (lr != NULL)
+    if (lr == NULL) {
+        lr = calloc(1, sizeof *lr);
+        if (lr == NULL)
+            return NULL;
+        if (stream_init(&lr->stream, STREAM_MIN) < 0) {
+            free(lr);
+            return NULL;
+        }
+        lr->idx = idx;
+        cw->rooms[idx] = lr;
+    } else if (lr->name_len == len && memcmp(lr->name, name, len) == 0) {
         return lr;
-    lr = calloc(1, sizeof *lr);
-    if (lr == NULL)
-        return NULL;
-    lr->idx = idx;
+    }
     lr->name_len = (uint8_t)len;
     memcpy(lr->name, name, len);
-    if (stream_grow(lr, STREAM_MIN) < 0) {
-        free(lr);
-        return NULL;
-    }
-    cw->rooms[idx] = lr;
+    lr->name[len] = '\0';
     return lr;
 }
 
@@ -601,165 +502,209 @@ static struct local_room *local_room_get(struct worker *w, int idx, const char *
  * Make MB (identity filled in) a member of ROOM on C: count it in the shm
  * presence table, and start its stream at what this worker has drained, so
  * everything older is the caller's to send as history. Returns the room's
- * online count, or -1 with C closed (MB freed).
+ * online count, or < 0 with C failed (MB freed).
  */
 static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
                   const char *room, size_t room_len)
 {
     struct shm_segment *seg = w->ctx.seg;
-    if (lock_acquire(&seg->lock) < 0) {
+    int lk = lock_acquire(&seg->lock);
+    if (lk < 0) {
         free(mb);
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "lock failed");
-        return -1;
+        return lk;
     }
     int idx = shm_room_join(seg, room, room_len, w->ctx.slot);
     lock_release(&seg->lock);
-    struct local_room *lr = idx < 0 ? NULL : local_room_get(w, idx, room, room_len);
+    struct local_room *lr = idx < 0 ? NULL : local_room_get(idx, room, room_len);
     if (lr == NULL) {
         if (idx >= 0)
             shm_room_leave(seg, idx, w->ctx.slot);
         free(mb);
         ws_conn_close(w, c, WS_CLOSE_TRY_AGAIN, idx < 0 ? "too many rooms" : "out of memory");
-        return -1;
+        return idx < 0 ? -ENOSPC : -ENOMEM;
     }
     mb->conn = c;
     mb->room = lr;
-    c->member = mb;
-
     /* Everything drained so far is history; what comes later is live. */
     drain(w);
-    mb->pos = lr->head;
-    mb->next = lr->members;
-    if (lr->members)
-        lr->members->prev = mb;
-    lr->members = mb;
-    lr->nmembers++;
-    mark_dirty(w->chat, lr);
+    stream_attach(&lr->stream, &mb->cur);
+    c->cursor = &mb->cur;
+    mark_dirty(lr);
     return shm_room_online(seg, idx);
 }
 
-int chat_join(struct worker *w, struct conn *c, const char *room, size_t room_len,
-              const char *query, size_t query_len)
+/* A member's own frame. 0, or < 0 when C could not take it (C is closed). */
+static int send_text(struct worker *w, struct conn *c, const char *text, ssize_t len)
 {
-    struct chat_worker *cw = w->chat;
+    if (len < 0) {
+        /* Our builders' buffers are sized for the largest event: a bug, not input. */
+        log_write(LOG_LVL_ALERT, 0, "conn %u: an event did not fit its buffer", c->id);
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "internal error");
+        return (int)len;
+    }
+    return ws_conn_send(w, c, WS_OP_TEXT, text, (size_t)len);
+}
+
+/*
+ * Queue welcome, the query's errors, history and history_end for a new
+ * member, then announce it. 0, or < 0 with C failed or closed.
+ */
+static int greet(struct worker *w, struct conn *c, struct chat_member *mb,
+                 const struct chat_query *q, int online)
+{
+    struct local_room *lr = mb->room;
+    char buf[1024];
+    int rc = send_text(w, c, buf, (ssize_t)chat_event_welcome(buf, sizeof buf, &mb->id, lr->name,
+                                                               lr->name_len, online, cw->last_id));
+    if (rc == 0 && q->nick_present && !q->nick_ok)
+        rc = send_error(w, c, "bad_nick", "nick must be 1-32 characters without control characters");
+    if (rc == 0 && q->since_present && !q->since_ok)
+        rc = send_error(w, c, "bad_since", "since must be a message id");
+    if (rc == 0 && (rc = send_history(w, c, lr, q->since_present && q->since_ok, q->since)) < 0)
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+    if (rc == 0)
+        rc = send_text(w, c, buf, (ssize_t)chat_event_simple(buf, sizeof buf, "history_end"));
+    if (rc < 0)
+        return rc;
+    mb->announced = 1;
+    publish_presence(w, mb, "join", NULL, 0, online);
+    return 0;
+}
+
+/* The open hook: C was upgraded on /chat[/SUB] with QUERY. */
+static int chat_open(struct worker *w, struct conn *c, const char *sub, size_t sub_len,
+                     const char *query, size_t query_len)
+{
     struct chat_query q;
     chat_query_parse(query, query_len, &q);
-
     struct chat_member *mb = calloc(1, sizeof *mb);
     if (mb == NULL) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
-    new_uid(cw, mb->id.uid);
+    new_uid(mb->id.uid);
     if (q.nick_ok) {
         memcpy(mb->id.nick, q.nick, q.nick_len);
         mb->id.nick_len = (uint8_t)q.nick_len;
     } else {
         mb->id.nick_len = (uint8_t)chat_guest_nick(mb->id.uid, mb->id.nick);
     }
-    int online = attach(w, c, mb, room, room_len);
+    int online = sub == NULL ? attach(w, c, mb, "lobby", 5) : attach(w, c, mb, sub, sub_len);
     if (online < 0)
-        return -1;
-    struct local_room *lr = mb->room;
-    char buf[1024];
-    size_t n = chat_event_welcome(buf, sizeof buf, &mb->id, lr->name, lr->name_len, online,
-                                  cw->last_id);
-    ws_conn_send(w, c, WS_OP_TEXT, buf, n);
-    if (q.nick_present && !q.nick_ok)
-        send_error(w, c, "bad_nick", "nick must be 1-32 characters without control characters");
-    if (q.since_present && !q.since_ok)
-        send_error(w, c, "bad_since", "since must be a message id");
-    send_history(w, c, lr, q.since_present && q.since_ok, q.since);
-    n = chat_event_simple(buf, sizeof buf, "history_end");
-    ws_conn_send(w, c, WS_OP_TEXT, buf, n);
-    publish_presence(w, mb, "join", NULL, 0, online);
-    return 0;
+        return online;
+    return greet(w, c, mb, &q, online);
 }
 
 /*
- * Take C's member out of its room's list and the shm presence count (no
- * event). The member struct stays allocated (the caller frees it); the room
- * is freed at the next flush pass once it has no members.
+ * Take C's member out of its room's stream and the shm presence count (no
+ * event), and return it (the caller frees it); NULL if C is no member. The
+ * room is freed at the end of the pass once it has no members.
  */
-static void detach(struct worker *w, struct conn *c)
+static struct chat_member *detach(struct worker *w, struct conn *c)
 {
-    struct chat_member *mb = c->member;
+    struct chat_member *mb = member_of(c);
+    if (mb == NULL)
+        return NULL;
     struct local_room *lr = mb->room;
-    if (mb->prev) mb->prev->next = mb->next; else lr->members = mb->next;
-    if (mb->next) mb->next->prev = mb->prev;
-    lr->nmembers--;
-    c->member = NULL;
+    stream_detach(&mb->cur);
+    c->cursor = NULL;
     shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
-    mark_dirty(w->chat, lr);
+    mark_dirty(lr);
+    return mb;
 }
 
-int chat_handoff_take(struct worker *w, struct conn *c, struct chat_handoff *h)
+/* What a retiring worker passes on with a chat connection (same binary on both ends). */
+struct chat_handoff {
+    struct chat_identity identity;
+    uint8_t  room_len;
+    char     room[RING_ROOM_MAX];
+    uint64_t resume_id;         /* every entry up to this id has been written */
+};
+
+/* Only a member with nothing of its stream pending moves: it has seen every entry drained here. */
+static ssize_t chat_handoff_take(struct worker *w, struct conn *c, void *rec, size_t cap)
 {
-    struct chat_member *mb = c->member;
-    /* Only a member with nothing of its stream pending: then it has seen every entry drained here. */
-    if (mb == NULL || mb->off != 0 || mb->pos != mb->room->head)
-        return -1;
-    struct local_room *lr = mb->room;
-    h->identity = mb->id;
-    h->room_len = lr->name_len;
-    memcpy(h->room, lr->name, lr->name_len);
-    h->resume_id = w->chat->last_id;
-    detach(w, c);
-    free(mb);
-    return 0;
+    struct chat_member *mb = member_of(c);
+    struct chat_handoff h;
+    if (mb == NULL || stream_pending(&mb->cur) != 0 || cap < sizeof h)
+        return -EAGAIN;
+    memset(&h, 0, sizeof h);
+    h.identity = mb->id;
+    h.room_len = mb->room->name_len;
+    memcpy(h.room, mb->room->name, h.room_len);
+    h.resume_id = cw->last_id;
+    free(detach(w, c));
+    memcpy(rec, &h, sizeof h);
+    return (ssize_t)sizeof h;
 }
 
-int chat_handoff_adopt(struct worker *w, struct conn *c, const struct chat_handoff *h)
+static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec, size_t len)
 {
+    struct chat_handoff h;
+    if (len != sizeof h) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "bad handoff record");
+        return -EINVAL;
+    }
+    memcpy(&h, rec, sizeof h);
     struct chat_member *mb = calloc(1, sizeof *mb);
     if (mb == NULL) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
-    mb->id = h->identity;
-    if (attach(w, c, mb, h->room, h->room_len) < 0)
-        return -1;
+    mb->id = h.identity;
+    mb->announced = 1;
+    int rc = attach(w, c, mb, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len);
+    if (rc < 0)
+        return rc;
     /*
      * The old worker had sent everything up to resume_id; attach() drained
      * this worker to the ring head, which is at least that far, so what the
      * member misses in between is exactly the history after resume_id.
      */
-    send_history(w, c, mb->room, 1, h->resume_id);
+    if (send_history(w, c, mb->room, 1, h.resume_id) < 0) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return -ENOMEM;
+    }
     return 0;
 }
 
-void chat_leave(struct worker *w, struct conn *c)
+/*
+ * The close hook: C leaves its room, from its close frame being queued or
+ * its release, whichever comes first; the leave event is published here.
+ */
+static void chat_close(struct worker *w, struct conn *c)
 {
-    struct chat_member *mb = c->member;
+    struct chat_member *mb = member_of(c);
     if (mb == NULL)
         return;
+    struct iovec rest[2];
+    int k = c->state != CONN_DEAD ? stream_rest_of_frame(&mb->cur, rest) : 0;
+    /* Half a frame is on the wire: its rest must precede anything private. */
+    for (int i = 0, at = 0; i < k; at += (int)rest[i].iov_len, i++)
+        if (conn_out_insert(&w->conns, c, (size_t)at, rest[i].iov_base, rest[i].iov_len) < 0) {
+            worker_close_now(w, c);     /* the peer would see a cut frame */
+            break;
+        }
     struct local_room *lr = mb->room;
-    if (mb->off > 0 && c->state != CONN_DEAD) {
-        /* Half a frame is on the wire: its rest must precede anything private. */
-        uint64_t end = mb->pos + frame_len_at(lr, mb->pos);
-        struct iovec iov[2];
-        int k = stream_iov(lr, mb->pos + mb->off, end, iov, 2);
-        size_t at = 0;
-        for (int i = 0; i < k; at += iov[i].iov_len, i++)
-            conn_out_insert(&w->conns, c, at, iov[i].iov_base, iov[i].iov_len);
-    }
     detach(w, c);
     /*
      * A worker that is stopping closes every member at once and they come
      * straight back (1012): a leave event each would cost every other
      * member of the room one delivery per leaver, for nothing.
      */
-    if (!w->stopping) {
+    if (mb->announced && !w->stopping) {
         int online = shm_room_online(w->ctx.seg, lr->idx);
         publish_presence(w, mb, "leave", NULL, 0, online);
     }
     free(mb);
 }
 
-void chat_on_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data, size_t len)
+/* The message hook: a complete text or binary message from member C. */
+static void chat_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
+                         size_t len)
 {
-    struct chat_worker *cw = w->chat;
-    struct chat_member *mb = c->member;
+    struct chat_member *mb = member_of(c);
     if (mb == NULL)
         return;
     if (opcode != WS_OP_TEXT) {
@@ -799,3 +744,18 @@ void chat_on_message(struct worker *w, struct conn *c, int opcode, const uint8_t
                 "message", (const char *)cw->frame, n) < 0)
         send_error(w, c, "internal", "the message could not be published");
 }
+
+const struct ws_endpoint chat_endpoint = {
+    .name = "chat",
+    .path = "/chat",
+    .subpaths = 1,
+    .check = chat_check,
+    .init = chat_init,
+    .open = chat_open,
+    .message = chat_message,
+    .close = chat_close,
+    .handoff_take = chat_handoff_take,
+    .handoff_adopt = chat_handoff_adopt,
+    .wake = chat_wake,
+    .pass_end = chat_pass_end,
+};

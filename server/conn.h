@@ -6,9 +6,11 @@
  * only while needed: `in` (unconsumed input: a partial request head, frame
  * header or control frame), `msg` (a fragmented or partially received
  * message being reassembled) and `out` (bytes not yet written). An idle
- * WebSocket connection owns none of them. Closing is deferred: conn_close()
- * marks the connection and puts it on the worker's close list; it is freed
- * after the event loop pass, never in the middle of a broadcast.
+ * WebSocket connection owns none of them. Closing is deferred:
+ * worker_close_now() closes the socket, marks the connection CONN_DEAD and
+ * puts it on the worker's close list; the struct is released (and its
+ * endpoint told) after the event loop pass, never in the middle of a
+ * broadcast or a flush.
  */
 #ifndef WSM_CONN_H
 #define WSM_CONN_H
@@ -26,8 +28,6 @@ enum conn_state {
     CONN_DEAD           /* on the close list, freed after this loop pass */
 };
 
-enum conn_endpoint { CONN_EP_NONE = 0, CONN_EP_ECHO, CONN_EP_CHAT };
-
 /* Flags */
 #define CONN_F_WANT_WRITE  0x01     /* EPOLLOUT registered */
 #define CONN_F_CLOSE_SENT  0x02     /* our close frame is queued */
@@ -36,12 +36,12 @@ enum conn_endpoint { CONN_EP_NONE = 0, CONN_EP_ECHO, CONN_EP_CHAT };
 #define CONN_F_WR_SHUT     0x10     /* shutdown(SHUT_WR) done while lingering */
 #define CONN_F_READ_PAUSED 0x20     /* EPOLLIN dropped: the peer is not reading our output */
 
-struct chat_member;
+struct ws_endpoint;
+struct stream_cursor;
 
 struct conn {
     int      fd;
     uint8_t  state;             /* enum conn_state */
-    uint8_t  endpoint;          /* enum conn_endpoint */
     uint8_t  flags;
     uint8_t  tlist;             /* timer list + 1, 0 = on none */
     uint32_t id;                /* index in the worker's table */
@@ -51,7 +51,12 @@ struct conn {
     uint8_t *out; uint32_t out_off, out_len, out_cap;
     uint8_t *msg; uint64_t msg_len, msg_cap;
     struct ws_parser parser;
-    struct chat_member *member; /* chat state, NULL unless on /chat */
+    const struct ws_endpoint *ep; /* set from the upgrade until release, else NULL */
+    struct stream_cursor *cursor; /* NULL, or the stream this connection
+                                     receives (a chat member's room; the
+                                     endpoint embeds the cursor in its own
+                                     per-connection state): worker_flush()
+                                     interleaves it with private output */
     struct conn *next_free;     /* free list / close list link */
 };
 

@@ -11,18 +11,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "chat.h"
 #include "conn.h"
+#include "endpoints.h"
 #include "log.h"
 #include "worker.h"
 #include "ws_conn.h"
 
-#define HANDOFF_MAGIC 0x77736831u   /* "wsh1" */
+#define HANDOFF_MAGIC 0x77736832u   /* "wsh2" */
 
+/* The endpoint's record travels opaque: only the endpoint reads it. */
 struct handoff_rec {
     uint32_t magic;
-    uint32_t endpoint;          /* enum conn_endpoint */
-    struct chat_handoff chat;   /* endpoint == CONN_EP_CHAT only */
+    uint32_t endpoint;          /* endpoints_index() */
+    uint32_t len;               /* bytes of data used */
+    uint8_t  data[WS_HANDOFF_MAX];
 };
 
 /* Nothing half-received (input tail, open message, frame) or half-sent. */
@@ -68,30 +70,37 @@ static int send_fd(int channel, int fd, const struct handoff_rec *rec)
     do {
         rc = sendmsg(channel, &msg, MSG_NOSIGNAL);
     } while (rc < 0 && errno == EINTR);
-    return rc == (ssize_t)sizeof *rec ? 0 : -1;
+    if (rc < 0)
+        return -errno;
+    return rc == (ssize_t)sizeof *rec ? 0 : -EIO;
 }
 
 int handoff_send(struct worker *w, struct conn *c)
 {
-    if (!w->cfg->reload_handoff || (c->endpoint != CONN_EP_ECHO && c->endpoint != CONN_EP_CHAT))
-        return -1;
+    if (!w->cfg->reload_handoff || c->ep == NULL || c->ep->handoff_take == NULL)
+        return -EAGAIN;
     worker_flush(w, c);     /* whatever can still go out now */
     if (c->state != CONN_WS || !idle(c))
-        return -1;
+        return -EAGAIN;
     int target = pick_target(w);
     if (target < 0)
-        return -1;
+        return -EAGAIN;
     struct handoff_rec rec;
     memset(&rec, 0, sizeof rec);
     rec.magic = HANDOFF_MAGIC;
-    rec.endpoint = c->endpoint;
-    /* Take the member out first: a chat connection with pending stream stays here. */
-    if (c->endpoint == CONN_EP_CHAT && chat_handoff_take(w, c, &rec.chat) < 0)
-        return -1;
+    rec.endpoint = endpoints_index(c->ep);
+    /* The endpoint decides and lets go first: a chat member with stream pending stays. */
+    ssize_t len = c->ep->handoff_take(w, c, rec.data, sizeof rec.data);
+    if (len < 0)
+        return -EAGAIN;
+    rec.len = (uint32_t)len;
     if (send_fd(w->ctx.handoff[target][1], c->fd, &rec) < 0) {
-        /* Channel full (or gone): this one closes with 1012 and resumes by id. */
+        /*
+         * Channel full (or gone): this one closes with 1012 and resumes by
+         * id. The endpoint already let go of it, without a trace.
+         */
         log_at(LOG_LVL_INFO, errno, "conn %u: handing over failed", c->id);
-        return -1;
+        return -EAGAIN;
     }
     /*
      * The descriptor in flight keeps the socket open, so close() alone would
@@ -102,14 +111,13 @@ int handoff_send(struct worker *w, struct conn *c)
     return 0;
 }
 
-static void adopt(struct worker *w, int fd, const struct handoff_rec *rec)
+static void adopt(struct worker *w, int fd, const struct ws_endpoint *ep,
+                  const struct handoff_rec *rec)
 {
     struct conn *c = worker_register(w, fd);
     if (c == NULL)
         return;
-    STAT_ADD(w, ws_current, 1);
-    ws_conn_open(w, c, (int)rec->endpoint);
-    if (rec->endpoint == CONN_EP_CHAT && chat_handoff_adopt(w, c, &rec->chat) < 0)
+    if (ws_conn_adopt(w, c, ep, rec->data, rec->len) < 0)
         return;
     if (w->stopping)
         ws_conn_close(w, c, (uint16_t)w->stopping, "server restarting");
@@ -138,12 +146,13 @@ void handoff_receive(struct worker *w)
             memcpy(&fd, CMSG_DATA(cm), sizeof fd);
         if (fd < 0)
             continue;
-        if (n != (ssize_t)sizeof rec || rec.magic != HANDOFF_MAGIC ||
-            (rec.endpoint != CONN_EP_ECHO && rec.endpoint != CONN_EP_CHAT)) {
+        const struct ws_endpoint *ep = endpoints_at(rec.endpoint);
+        if (n != (ssize_t)sizeof rec || rec.magic != HANDOFF_MAGIC || ep == NULL ||
+            rec.len > sizeof rec.data) {
             log_write(LOG_LVL_ALERT, 0, "malformed handoff record: dropping the socket");
             close(fd);
             continue;
         }
-        adopt(w, fd, &rec);
+        adopt(w, fd, ep, &rec);
     }
 }

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "chat.h"
 #include "conn.h"
+#include "endpoints.h"
 #include "http.h"
 #include "log.h"
 #include "static_files.h"
@@ -90,17 +90,23 @@ static int wants_keepalive(const struct http_request *req)
 }
 
 /*
- * Upgrade to ENDPOINT. Returns 1 when the connection is now a WebSocket,
- * 0 when an error response was queued.
+ * Upgrade to EP (SUB: the path after the endpoint's, NULL for its own).
+ * Returns 1 when the connection is now a WebSocket, 0 when an error
+ * response was queued or C was closed.
  */
 static int upgrade(struct worker *w, struct conn *c, const struct http_request *req,
-                   int endpoint, const char *query, size_t query_len,
-                   const char *room, size_t room_len)
+                   const struct ws_endpoint *ep, const char *sub, size_t sub_len,
+                   const char *query, size_t query_len)
 {
     struct ws_origins origins = { w->cfg->origins, w->cfg->norigins };
     char accept[WS_ACCEPT_LEN + 1];
     char head[256];
-    int status = ws_handshake_check(req, &origins, accept);
+    int status = ep->check != NULL ? ep->check(sub, sub_len) : 0;
+    if (status != 0) {
+        http_conn_error(w, c, status, NULL);    /* no such resource: not a failed handshake */
+        return 0;
+    }
+    status = ws_handshake_check(req, &origins, accept);
     if (status == 0 && has_body(req))
         status = 400;
     if (status != 0) {
@@ -114,16 +120,7 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
         return 0;
     }
     STAT_ADD(w, handshakes_ok, 1);
-    STAT_ADD(w, ws_current, 1);
-    ws_conn_open(w, c, endpoint);
-    if (w->stopping) {
-        /* Accepted just before we stopped: send it on to the new workers. */
-        ws_conn_close(w, c, (uint16_t)w->stopping, "server restarting");
-        return 0;
-    }
-    if (endpoint == CONN_EP_CHAT && chat_join(w, c, room, room_len, query, query_len) < 0)
-        return 0;
-    return 1;
+    return ws_conn_open(w, c, ep, sub, sub_len, query, query_len) == 0 && c->state == CONN_WS;
 }
 
 /* Handle one complete request. Returns 1 to keep reading requests. */
@@ -134,21 +131,12 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     size_t path_len, query_len;
     split_target(req, &path, &path_len, &query, &query_len);
 
-    if (path_len == 5 && memcmp(path, "/echo", 5) == 0) {
-        if (upgrade(w, c, req, CONN_EP_ECHO, query, query_len, NULL, 0))
+    const char *sub;
+    size_t sub_len;
+    const struct ws_endpoint *ep = endpoints_route(path, path_len, &sub, &sub_len);
+    if (ep != NULL) {
+        if (upgrade(w, c, req, ep, sub, sub_len, query, query_len))
             ws_conn_input(w, c, rest, rest_len);
-        return 0;
-    }
-    const char *room;
-    size_t room_len;
-    int r = chat_route(path, path_len, &room, &room_len);
-    if (r > 0) {
-        if (upgrade(w, c, req, CONN_EP_CHAT, query, query_len, room, room_len))
-            ws_conn_input(w, c, rest, rest_len);
-        return 0;
-    }
-    if (r < 0) {
-        http_conn_error(w, c, 404, NULL);
         return 0;
     }
 

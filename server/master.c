@@ -34,6 +34,7 @@
 #include "log.h"
 #include "shm.h"
 #include "worker.h"
+#include "worker_loop.h"
 
 #define BACKOFF_FIRST_MS  100
 #define BACKOFF_MAX_MS    5000
@@ -167,7 +168,7 @@ static void spawn(int slot)
             .listen_fds = M.listen_fds, .nlisten = M.nlisten,
             .seg = M.seg, .eventfds = M.eventfds, .handoff = M.handoff,
         };
-        worker_run(&ctx);
+        worker_loop_run(&ctx);
     }
     p->pid = pid;
     p->started_ms = worker_clock_ms();

@@ -1,11 +1,13 @@
 /*
- * worker: one single-threaded epoll loop per worker process.
+ * worker: the state of one worker process and the services it offers the
+ * protocol modules above it (http_conn, ws_conn, the endpoints): sockets
+ * registered in epoll, timers, writing a connection's output, closing.
  *
- * The loop owns the connection table, the per-worker receive buffer (every
+ * A worker owns the connection table, the per-worker receive buffer (every
  * read lands there; connections keep only unconsumed tails), three timer
  * lists (handshake, idle, closing; each FIFO, so sorted by deadline), and the
- * wake-up eventfd of its shm slot. http_conn.c, ws_conn.c and chat.c
- * implement what happens on a connection; this file does the I/O around them.
+ * wake-up eventfd of its shm slot. worker_loop.c runs the event loop that
+ * drives it; nothing here knows which protocol a connection speaks.
  */
 #ifndef WSM_WORKER_H
 #define WSM_WORKER_H
@@ -30,7 +32,14 @@ enum timer_list { TIMER_HANDSHAKE, TIMER_IDLE, TIMER_CLOSE, TIMER_NLISTS };
 
 struct timer_fifo { struct conn *head, *tail; };
 
-struct chat_worker;
+/* epoll data tags below CONN_TAG_BASE are the loop's own fds, the rest conn ids. */
+enum { TAG_SIGNAL, TAG_TIMER, TAG_WAKE, TAG_HANDOFF, TAG_LISTEN0,
+       CONN_TAG_BASE = TAG_LISTEN0 + CONFIG_MAX_LISTEN };
+
+static inline uint64_t conn_tag(const struct conn *c)
+{
+    return CONN_TAG_BASE + (uint64_t)c->id;
+}
 
 struct worker {
     struct worker_ctx ctx;
@@ -50,11 +59,7 @@ struct worker {
     uint8_t *rbuf;              /* receive buffer shared by all connections */
     size_t rbuf_cap;
     struct shm_counters *stats; /* this worker's counters in shm */
-    struct chat_worker *chat;   /* chat.c state, NULL until chat is used */
 };
-
-/* Run the loop; never returns (exits 0 after a stop, 2 if it cannot start). */
-void worker_run(const struct worker_ctx *ctx) __attribute__((noreturn));
 
 /*
  * Take FD (a connected, nonblocking socket) as a new connection: table
@@ -70,10 +75,18 @@ uint64_t worker_clock_ms(void);
 void worker_timer_set(struct worker *w, struct conn *c, int list, uint64_t after_ms);
 void worker_timer_clear(struct worker *w, struct conn *c);
 
-/* Write what C has pending; arms EPOLLOUT on EAGAIN; may close C. */
+/*
+ * Write what C has pending (private output, and the stream of its cursor
+ * if it has one, in the order stream_iov() gives); arms EPOLLOUT on EAGAIN;
+ * may close C.
+ */
 void worker_flush(struct worker *w, struct conn *c);
 
-/* Close the socket now and queue C for release after this loop pass. */
+/*
+ * Close the socket now and queue C for release after this loop pass: the
+ * struct stays valid (state CONN_DEAD) until then, and its endpoint is told
+ * at release, never in the middle of whatever called this.
+ */
 void worker_close_now(struct worker *w, struct conn *c);
 
 /*

@@ -1,7 +1,6 @@
 /*
- * ws_conn: WebSocket connection behaviour on top of the pure codec (see
- * ws_conn.h). Complete messages go to the endpoint: /echo answers with the
- * same opcode and payload as one frame; /chat hands them to chat.c.
+ * ws_conn: WebSocket connection behaviour on top of the pure codec, and
+ * the endpoint hooks' call sites (see ws_conn.h).
  *
  * A message that arrives whole in one read is used in place (no copy);
  * only a fragmented or partially received message is reassembled in the
@@ -10,20 +9,51 @@
  */
 #include "ws_conn.h"
 
+#include <errno.h>
 #include <string.h>
 
-#include "chat.h"
 #include "conn.h"
 #include "log.h"
 #include "worker.h"
 #include "ws_frame.h"
 
-void ws_conn_open(struct worker *w, struct conn *c, int endpoint)
+/* Common to a fresh upgrade and an adopted connection. */
+static void begin(struct worker *w, struct conn *c, const struct ws_endpoint *ep)
 {
     c->state = CONN_WS;
-    c->endpoint = (uint8_t)endpoint;
+    c->ep = ep;
+    STAT_ADD(w, ws_current, 1);
     ws_parser_init(&c->parser, w->cfg->max_message, 1);
     worker_timer_set(w, c, TIMER_IDLE, w->cfg->idle_timeout_ms / 2);
+}
+
+int ws_conn_open(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
+                 const char *sub, size_t sub_len, const char *query, size_t query_len)
+{
+    begin(w, c, ep);
+    if (w->stopping) {
+        /* Accepted just before we stopped: send it on to the new workers. */
+        ws_conn_close(w, c, (uint16_t)w->stopping, "server restarting");
+        return 0;
+    }
+    return ep->open != NULL ? ep->open(w, c, sub, sub_len, query, query_len) : 0;
+}
+
+int ws_conn_adopt(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
+                  const void *rec, size_t len)
+{
+    begin(w, c, ep);
+    return ep->handoff_adopt != NULL ? ep->handoff_adopt(w, c, rec, len) : 0;
+}
+
+void ws_conn_release(struct worker *w, struct conn *c)
+{
+    if (c->ep == NULL)
+        return;
+    if (c->ep->close != NULL)
+        c->ep->close(w, c);
+    STAT_SUB(w, ws_current, 1);
+    c->ep = NULL;
 }
 
 int ws_conn_send(struct worker *w, struct conn *c, int opcode, const void *payload, size_t len)
@@ -33,7 +63,7 @@ int ws_conn_send(struct worker *w, struct conn *c, int opcode, const void *paylo
     if (dst == NULL) {
         log_write(LOG_LVL_ALERT, 0, "conn %u: out of memory queueing %zu bytes", c->id, len);
         worker_close_now(w, c);
-        return -1;
+        return -ENOMEM;
     }
     ws_frame_header_encode(dst, opcode, 1, len);
     if (len > 0)
@@ -48,8 +78,9 @@ static int send_close(struct worker *w, struct conn *c, uint16_t code, const cha
     /* 1005 means "no code was given": answer with an empty close as well. */
     if (code != WS_CLOSE_NO_STATUS)
         n = ws_close_payload_encode(payload, code, reason ? reason : "");
-    /* Nothing may follow our close frame (§5.5.1): a chat member leaves first. */
-    chat_leave(w, c);
+    /* Nothing may follow our close frame (§5.5.1): the endpoint lets go first. */
+    if (c->ep->close != NULL)
+        c->ep->close(w, c);
     c->flags |= CONN_F_CLOSE_SENT;
     return ws_conn_send(w, c, WS_OP_CLOSE, payload, n);
 }
@@ -92,10 +123,7 @@ static void on_message(struct worker *w, struct conn *c, int opcode, uint8_t *da
     STAT_ADD(w, msgs_in, 1);
     if (c->state != CONN_WS)
         return;     /* after our close, data is ignored (§5.5.1) */
-    if (c->endpoint == CONN_EP_ECHO)
-        ws_conn_send(w, c, opcode, data, len);
-    else if (c->endpoint == CONN_EP_CHAT)
-        chat_on_message(w, c, opcode, data, len);
+    c->ep->message(w, c, opcode, data, len);
 }
 
 static void on_close_frame(struct worker *w, struct conn *c, uint8_t *data, size_t len)

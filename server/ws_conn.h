@@ -1,25 +1,88 @@
 /*
- * ws_conn: a connection after the 101 response. Runs the frame parser over
- * input, reassembles messages, answers pings, runs the close handshake
- * (RFC 6455 §5.5.1, §7) and hands complete messages to the endpoint: /echo
- * here, /chat in chat.c.
+ * ws_conn: a connection after the 101 response, and the life of the
+ * WebSocket endpoint it belongs to. Runs the frame parser over input,
+ * reassembles messages, answers pings, runs the close handshake (RFC 6455
+ * §5.5.1, §7) and hands complete messages to the endpoint.
+ *
+ * An endpoint (/echo in echo.c, /chat in chat.c) is a struct ws_endpoint of
+ * hooks, listed once in endpoints.c. ws_conn calls them at the right moments
+ * and does the bookkeeping every endpoint shares: opening counts ws_current,
+ * release uncounts it; the endpoint is told `close` when our close frame is
+ * queued (nothing of its own may follow it) and again when the connection
+ * is released (whichever comes first does the work: hooks are idempotent).
  */
 #ifndef WSM_WS_CONN_H
 #define WSM_WS_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "result.h"
 
 struct worker;
 struct conn;
 
-/* Switch C to the WebSocket state for ENDPOINT (enum conn_endpoint). */
-void ws_conn_open(struct worker *w, struct conn *c, int endpoint);
+/* Room for what an endpoint passes on with a connection at reload. */
+#define WS_HANDOFF_MAX 512
+
+struct ws_endpoint {
+    const char *name;           /* "echo": logs */
+    const char *path;           /* "/echo": the request path that routes here */
+    int subpaths;               /* 1: PATH "/" <sub> routes here too */
+    /*
+     * 0 when the sub-path is served (SUB is NULL for PATH itself), else the
+     * HTTP status refusing it. NULL: every sub-path is served.
+     */
+    int (*check)(const char *sub, size_t sub_len);
+    /* Per worker, before the loop runs (NULL: nothing). 0 or < 0: the worker cannot start. */
+    int (*init)(struct worker *w);
+    /*
+     * The 101 is queued on C: start serving it (welcome, history...). 0, or
+     * < 0 when C could not be served (C has been failed or closed).
+     */
+    int (*open)(struct worker *w, struct conn *c, const char *sub, size_t sub_len,
+                const char *query, size_t query_len);
+    /* A complete text or binary message. */
+    void (*message)(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
+                    size_t len);
+    /* Stop delivering to C and let go of its state (NULL: nothing). Idempotent. */
+    void (*close)(struct worker *w, struct conn *c);
+    /*
+     * Reload: may C move to a new worker now? If so, describe it into
+     * REC[0..cap) and let go of it here without a trace; returns the record's
+     * length (>= 0), or < 0 when C must stay (it gets 1012 and resumes).
+     * NULL: the endpoint's connections never move.
+     */
+    ssize_t (*handoff_take)(struct worker *w, struct conn *c, void *rec, size_t cap);
+    /* The adopting side of handoff_take (NULL: nothing to restore). 0, or < 0 (C failed). */
+    int (*handoff_adopt)(struct worker *w, struct conn *c, const void *rec, size_t len);
+    /* Another worker published (the slot's eventfd fired). NULL: not interested. */
+    void (*wake)(struct worker *w);
+    /* End of each loop pass, before closed connections are released. NULL: nothing. */
+    void (*pass_end)(struct worker *w);
+};
+
+/*
+ * The 101 for C's upgrade is queued: switch C to the WebSocket state on EP
+ * and open it there. 0, or < 0 when the endpoint refused (C is closing).
+ * A stopping worker instead starts the close handshake at once with its
+ * stop code (the client reconnects to a live worker).
+ */
+int  ws_conn_open(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
+                  const char *sub, size_t sub_len, const char *query, size_t query_len);
+
+/* Adopting worker: C is a WebSocket of EP handed over with REC. 0 or < 0 (C failed). */
+int  ws_conn_adopt(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
+                   const void *rec, size_t len);
+
+/* The worker releases C (closed): tell its endpoint, uncount it. */
+void ws_conn_release(struct worker *w, struct conn *c);
 
 /* Parse DATA[0..len) (in the receive buffer); keeps a partial frame as tail. */
 void ws_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len);
 
-/* Queue one unfragmented frame in C's private output. 0, or -1 (closed C). */
+/* Queue one unfragmented frame in C's private output. 0, or -ENOMEM (C closed). */
 int  ws_conn_send(struct worker *w, struct conn *c, int opcode,
                   const void *payload, size_t len);
 

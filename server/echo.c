@@ -1,0 +1,27 @@
+/*
+ * echo: the RFC 6455 echo endpoint at /echo. Every complete message comes
+ * back with the same opcode and payload as one frame. It keeps no state of
+ * its own, so its connections always qualify for hand-over at reload (with
+ * an empty record) when ws_conn finds them idle. A row of endpoints.c.
+ */
+#include "ws_conn.h"
+
+static void echo_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
+                         size_t len)
+{
+    /* A failure has closed C already (out of memory): nothing else to do. */
+    (void)ws_conn_send(w, c, opcode, data, len);
+}
+
+static ssize_t echo_handoff_take(struct worker *w, struct conn *c, void *rec, size_t cap)
+{
+    (void)w, (void)c, (void)rec, (void)cap;
+    return 0;
+}
+
+const struct ws_endpoint echo_endpoint = {
+    .name = "echo",
+    .path = "/echo",
+    .message = echo_message,
+    .handoff_take = echo_handoff_take,
+};

@@ -62,6 +62,8 @@ static const struct directive directives[] = {
     { "worker_shutdown_timeout", D_DURATION,  F(shutdown_timeout_ms), 1, 24 * HOUR },
     { "max_request_head",        D_SIZE,      F(max_request_head), KIB, MIB },
     { "max_message",             D_SIZE,      F(max_message), 1, GIB },
+    { "max_reassembly_memory",   D_SIZE,      F(max_reassembly_memory), KIB, 64 * GIB },
+    { "message_timeout",         D_DURATION,  F(message_timeout_ms), SEC, 24 * HOUR },
     { "max_send_queue",          D_SIZE,      F(max_send_queue), 64 * KIB, GIB },
     { "max_text",                D_SIZE,      F(max_text), 1, MIB },
     { "history_size",            D_U32,       F(history_size), 0, 100000 },
@@ -648,6 +650,8 @@ void config_defaults(struct config *cfg)
     cfg->shutdown_timeout_ms = 10 * SEC;
     cfg->max_request_head = 8 * KIB;
     cfg->max_message = MIB;
+    cfg->max_reassembly_memory = 64 * MIB;
+    cfg->message_timeout_ms = 30 * SEC;
     cfg->max_send_queue = 4 * MIB;
     cfg->max_text = 4 * KIB;
     cfg->history_size = 100;

@@ -49,6 +49,8 @@ struct config {
     uint64_t shutdown_timeout_ms;   /* drain period of an old worker */
     uint64_t max_request_head;      /* bytes of request line + headers */
     uint64_t max_message;           /* reassembled WebSocket message */
+    uint64_t max_reassembly_memory; /* every open message of a worker, summed */
+    uint64_t message_timeout_ms;    /* to finish a fragmented message */
     uint64_t max_send_queue;        /* bytes queued per connection */
     uint64_t max_text;              /* chat message text */
     uint32_t history_size;          /* messages replayed on join */

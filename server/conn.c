@@ -58,7 +58,7 @@ struct conn *conn_alloc(struct conn_table *t, int fd)
 void conn_release(struct conn_table *t, struct conn *c)
 {
     free(c->in);
-    free(c->msg);
+    conn_msg_clear(t, c);
     if (c->out != NULL) {
         c->out_off = c->out_len;
         conn_out_consume(t, c, 0);
@@ -185,15 +185,19 @@ void conn_in_clear(struct conn *c)
     c->in_len = c->in_cap = 0;
 }
 
-int conn_msg_append(struct conn *c, const uint8_t *p, size_t n)
+int conn_msg_append(struct conn_table *t, struct conn *c, const uint8_t *p, size_t n,
+                    uint64_t budget)
 {
     if (c->msg_len + n > c->msg_cap) {
         uint64_t cap = c->msg_cap ? c->msg_cap : 1024;
         while (cap < c->msg_len + n)
             cap *= 2;
+        if (t->msg_bytes - c->msg_cap + cap > budget)
+            return -ENOSPC;
         uint8_t *m = realloc(c->msg, cap);
         if (m == NULL)
-            return -1;
+            return -ENOMEM;
+        t->msg_bytes += cap - c->msg_cap;
         c->msg = m;
         c->msg_cap = cap;
     }
@@ -202,8 +206,10 @@ int conn_msg_append(struct conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-void conn_msg_clear(struct conn *c)
+void conn_msg_clear(struct conn_table *t, struct conn *c)
 {
+    t->msg_bytes -= c->msg_cap;
+    c->msg_since_s = 0;
     free(c->msg);
     c->msg = NULL;
     c->msg_len = c->msg_cap = 0;

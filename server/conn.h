@@ -35,6 +35,8 @@ enum conn_state {
 #define CONN_F_SERVED      0x08     /* HTTP: at least one response sent (keep-alive) */
 #define CONN_F_WR_SHUT     0x10     /* shutdown(SHUT_WR) done while lingering */
 #define CONN_F_READ_PAUSED 0x20     /* EPOLLIN dropped: the peer is not reading our output */
+#define CONN_F_INPUT_HELD  0x40     /* `in` holds requests/frames not parsed yet: our
+                                       output was over budget; resumed once it drains */
 
 struct ws_endpoint;
 struct stream_cursor;
@@ -50,6 +52,7 @@ struct conn {
     uint8_t *in;  uint32_t in_len,  in_cap;
     uint8_t *out; uint32_t out_off, out_len, out_cap;
     uint8_t *msg; uint64_t msg_len, msg_cap;
+    uint32_t msg_since_s;       /* monotonic seconds when the open message began */
     struct ws_parser parser;
     const struct ws_endpoint *ep; /* set from the upgrade until release, else NULL */
     struct stream_cursor *cursor; /* NULL, or the stream this connection
@@ -67,6 +70,7 @@ struct conn_table {
     uint32_t     fresh;         /* conns[fresh..cap) have never been used */
     struct conn *free_list;
     uint8_t     *spare;         /* one cached output buffer (see conn_out_release) */
+    uint64_t     msg_bytes;     /* capacity of every reassembly buffer, summed */
     uint32_t     spare_cap;
 };
 
@@ -97,8 +101,13 @@ void conn_out_consume(struct conn_table *t, struct conn *c, size_t n);
 int  conn_in_keep(struct conn *c, const uint8_t *data, size_t n);
 void conn_in_clear(struct conn *c);
 
-/* Append to the message being reassembled (capacity doubles). 0 or -1. */
-int  conn_msg_append(struct conn *c, const uint8_t *p, size_t n);
-void conn_msg_clear(struct conn *c);
+/*
+ * Append to the message being reassembled (capacity doubles), counted in
+ * the table's msg_bytes. 0, -ENOSPC when that would take msg_bytes over
+ * BUDGET, or -ENOMEM.
+ */
+int  conn_msg_append(struct conn_table *t, struct conn *c, const uint8_t *p, size_t n,
+                     uint64_t budget);
+void conn_msg_clear(struct conn_table *t, struct conn *c);
 
 #endif

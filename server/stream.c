@@ -12,9 +12,12 @@
 
 #include "ws_frame.h"
 
+/* N rounded up to a power of two (at least 64), or 0 when that would overflow. */
 static uint64_t round_pow2(uint64_t n)
 {
     uint64_t cap = 64;
+    if (n > (UINT64_C(1) << 62))
+        return 0;
     while (cap < n)
         cap *= 2;
     return cap;
@@ -24,7 +27,7 @@ int stream_init(struct stream *s, uint64_t min_cap)
 {
     memset(s, 0, sizeof *s);
     s->cap = round_pow2(min_cap);
-    s->buf = malloc(s->cap);
+    s->buf = s->cap != 0 ? malloc(s->cap) : NULL;
     return s->buf != NULL ? 0 : -ENOMEM;
 }
 
@@ -73,7 +76,7 @@ static int make_room(struct stream *s, uint64_t len)
     if (s->head + len - low <= s->cap)
         return 0;
     uint64_t ncap = round_pow2(s->head + len - low);
-    uint8_t *nb = malloc(ncap);
+    uint8_t *nb = ncap != 0 ? malloc(ncap) : NULL;
     if (nb == NULL)
         return -ENOMEM;
     copy_range(s, low, s->head, nb, ncap);

@@ -97,20 +97,21 @@ void worker_linger(struct worker *w, struct conn *c)
         return;
     c->state = CONN_LINGER;
     conn_in_clear(c);
-    conn_msg_clear(c);
+    conn_msg_clear(&w->conns, c);
     worker_timer_set(w, c, TIMER_CLOSE, w->cfg->close_timeout_ms);
     worker_flush(w, c);
 }
 
 /*
  * Make the epoll mask match the connection: EPOLLOUT while output is
- * pending; EPOLLIN dropped while private output (an echo reply, say) is
- * over max_send_queue, so a peer that sends without reading is slowed by
- * TCP instead of growing our buffer. Chat members are bounded by 1013.
+ * pending; EPOLLIN dropped while private output (echo replies, pongs,
+ * errors, HTTP responses) is over max_send_queue, so a peer that sends
+ * without reading is slowed by TCP instead of growing our buffer. What a
+ * chat member lags behind its room's stream is bounded by 1013 instead.
  */
 static void update_events(struct worker *w, struct conn *c, int pending)
 {
-    int paused = c->cursor == NULL && conn_out_pending(c) > w->cfg->max_send_queue;
+    int paused = conn_out_pending(c) > w->cfg->max_send_queue;
     uint8_t want = (uint8_t)((pending ? CONN_F_WANT_WRITE : 0) | (paused ? CONN_F_READ_PAUSED : 0));
     if ((c->flags & (CONN_F_WANT_WRITE | CONN_F_READ_PAUSED)) == want)
         return;

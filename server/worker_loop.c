@@ -110,9 +110,46 @@ static void stop_accepting(struct worker *w)
     w->accepting = 0;
 }
 
-/* ---- output ---- */
-
 /* ---- input ---- */
+
+/*
+ * Hand rbuf[0..len) to C's protocol; the first PREV bytes are what the HTTP
+ * parser already scanned for the end of a head.
+ */
+static void dispatch_input(struct worker *w, struct conn *c, size_t len, size_t prev)
+{
+    c->flags &= (uint8_t)~CONN_F_INPUT_HELD;    /* set again if it is still held */
+    switch (c->state) {
+    case CONN_HTTP:
+        http_conn_input(w, c, w->rbuf, len, prev);
+        break;
+    case CONN_WS:
+    case CONN_WS_CLOSING:
+        ws_conn_input(w, c, w->rbuf, len);
+        break;
+    case CONN_LINGER:
+        conn_in_clear(c);   /* discard: we only wait for the FIN */
+        break;
+    default:
+        break;
+    }
+}
+
+/*
+ * C stopped parsing input because its answers were not being read
+ * (CONN_F_INPUT_HELD). Once they drain, parse what it kept, and go on
+ * while writes complete at once: no other event would come for it.
+ */
+static void resume_held(struct worker *w, struct conn *c)
+{
+    while ((c->flags & CONN_F_INPUT_HELD) && c->state != CONN_DEAD &&
+           !(c->flags & CONN_F_WANT_WRITE) && conn_out_pending(c) <= w->cfg->max_send_queue) {
+        size_t len = c->in_len;
+        memcpy(w->rbuf, c->in, len);
+        dispatch_input(w, c, len, 0);
+        worker_flush(w, c);
+    }
+}
 
 static void on_readable(struct worker *w, struct conn *c)
 {
@@ -137,25 +174,12 @@ static void on_readable(struct worker *w, struct conn *c)
         return;
     }
     STAT_ADD(w, bytes_in, n);
-    size_t len = keep + (size_t)n;
-    switch (c->state) {
-    case CONN_HTTP:
-        http_conn_input(w, c, w->rbuf, len, keep);
-        break;
-    case CONN_WS:
-    case CONN_WS_CLOSING:
-        if (c->tlist == TIMER_IDLE + 1) {
-            c->flags &= (uint8_t)~CONN_F_PING_SENT;
-            worker_timer_set(w, c, TIMER_IDLE, w->cfg->idle_timeout_ms / 2);
-        }
-        ws_conn_input(w, c, w->rbuf, len);
-        break;
-    case CONN_LINGER:
-        conn_in_clear(c);   /* discard: we only wait for the FIN */
-        break;
-    default:
-        break;
+    if ((c->state == CONN_WS || c->state == CONN_WS_CLOSING) && c->tlist == TIMER_IDLE + 1) {
+        c->flags &= (uint8_t)~CONN_F_PING_SENT;
+        worker_timer_set(w, c, TIMER_IDLE, w->cfg->idle_timeout_ms / 2);
     }
+    /* Held input was scanned already only as far as the parser got: rescan it. */
+    dispatch_input(w, c, keep + (size_t)n, (c->flags & CONN_F_INPUT_HELD) ? 0 : keep);
     if (c->state != CONN_DEAD)
         worker_flush(w, c);
 }
@@ -373,6 +397,7 @@ void worker_loop_run(const struct worker_ctx *ctx)
                     on_readable(w, c);
                 if (c->state != CONN_DEAD && (events[i].events & EPOLLOUT))
                     worker_flush(w, c);
+                resume_held(w, c);
             } else if (tag == TAG_SIGNAL) {
                 if (handle_signals(w)) {
                     stop_now(w);

@@ -17,6 +17,13 @@
 #include "worker.h"
 #include "ws_frame.h"
 
+/* A fragmented message open longer than message_timeout (pings do not extend it). */
+static int message_overdue(const struct worker *w, const struct conn *c)
+{
+    return c->msg_since_s != 0 &&
+           (uint64_t)(w->now_ms / 1000 - c->msg_since_s) * 1000 > w->cfg->message_timeout_ms;
+}
+
 /* Common to a fresh upgrade and an adopted connection. */
 static void begin(struct worker *w, struct conn *c, const struct ws_endpoint *ep)
 {
@@ -92,7 +99,7 @@ void ws_conn_close(struct worker *w, struct conn *c, uint16_t code, const char *
     if (send_close(w, c, code, reason) < 0)
         return;
     c->state = CONN_WS_CLOSING;
-    conn_msg_clear(c);
+    conn_msg_clear(&w->conns, c);
     worker_timer_set(w, c, TIMER_CLOSE, w->cfg->close_timeout_ms);
     worker_flush(w, c);
 }
@@ -113,6 +120,10 @@ void ws_conn_ping(struct worker *w, struct conn *c)
 {
     if (c->state != CONN_WS)
         return;
+    if (message_overdue(w, c)) {
+        ws_conn_fail(w, c, WS_CLOSE_POLICY, "message not finished in time");
+        return;
+    }
     c->flags |= CONN_F_PING_SENT;
     if (ws_conn_send(w, c, WS_OP_PING, "wschat", 6) == 0)
         worker_flush(w, c);
@@ -162,10 +173,34 @@ static void on_control(struct worker *w, struct conn *c, int opcode, uint8_t *da
     }
 }
 
+/* Add a chunk of an unfinished message to C's reassembly buffer. 0, or < 0 with C failed. */
+static int reassemble(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->msg_since_s == 0)
+        c->msg_since_s = (uint32_t)(w->now_ms / 1000);
+    int rc = conn_msg_append(&w->conns, c, data, len, w->cfg->max_reassembly_memory);
+    if (rc == -ENOSPC) {
+        log_at(LOG_LVL_WARN, 0, "conn %u: max_reassembly_memory reached", c->id);
+        ws_conn_fail(w, c, WS_CLOSE_TOO_BIG, "server reassembly memory full");
+    } else if (rc < 0) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+    }
+    return rc;
+}
+
 void ws_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len)
 {
     size_t off = 0;
+    if (c->state == CONN_WS && message_overdue(w, c)) {
+        ws_conn_fail(w, c, WS_CLOSE_POLICY, "message not finished in time");
+        return;
+    }
     while (off < len && (c->state == CONN_WS || c->state == CONN_WS_CLOSING)) {
+        if (conn_out_pending(c) > w->cfg->max_send_queue) {
+            /* Our answers are not being read: parse the rest once they drain. */
+            c->flags |= CONN_F_INPUT_HELD;
+            break;
+        }
         struct ws_event ev;
         ssize_t n = ws_parse(&c->parser, data + off, len - off, &ev);
         if (n == 0)
@@ -185,13 +220,11 @@ void ws_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len)
             if (ev.msg_end && c->msg_len == 0) {
                 on_message(w, c, ev.opcode, ev.data, ev.len);
             } else {
-                if (conn_msg_append(c, ev.data, ev.len) < 0) {
-                    ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+                if (reassemble(w, c, ev.data, ev.len) < 0)
                     return;
-                }
                 if (ev.msg_end) {
                     on_message(w, c, ev.opcode, c->msg, c->msg_len);
-                    conn_msg_clear(c);
+                    conn_msg_clear(&w->conns, c);
                 }
             }
         }

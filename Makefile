@@ -26,7 +26,7 @@ FUZZ_SECONDS ?= 5
 HEADERS = $(wildcard server/*.h shared/*.h)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
-        headers clean bench bench-smoke test-browser
+        headers check-includes clean bench bench-smoke test-browser
 
 all: wsmaster
 
@@ -72,7 +72,7 @@ $(B)/integration_tests: $(INTEG_SRC:%.c=$(B)/%.o) $(SERVER_OBJ)
 ASAN_VARS = B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1
 
 test: deps
-	$(MAKE) test-unit test-integration fuzz-smoke bench-smoke
+	$(MAKE) check-includes test-unit test-integration fuzz-smoke bench-smoke
 	$(MAKE) $(ASAN_VARS) test-unit test-integration
 
 # Under ASan every fork() copies a large shadow mapping, which makes Check's
@@ -91,6 +91,10 @@ asan: deps
 run: deps
 	$(MAKE) wsmaster
 	./wsmaster -c conf/wschat.conf
+
+# No module of server/ or shared/ may take part in an include cycle.
+check-includes:
+	scripts/check-include-cycles server shared
 
 headers:
 	@for h in $(HEADERS); do echo "#include \"$$h\"" | $(CC) $(ALL_CFLAGS) -x c -fsyntax-only - || exit 1; done; echo "headers OK"

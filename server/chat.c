@@ -41,6 +41,10 @@ struct chat_member {
     struct conn *conn;
     struct local_room *room;
     int announced;              /* its join was published: a leave follows */
+    uint32_t tokens;            /* rate_limit bucket, in thousandths of an input */
+    uint32_t refilled_ms;       /* worker clock (ms, wrapping) of the last refill */
+    uint32_t window_s;          /* start of the current 10 s abuse window */
+    uint32_t refused;           /* inputs refused in that window */
     struct chat_identity id;
 };
 
@@ -526,6 +530,8 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
     }
     mb->conn = c;
     mb->room = lr;
+    mb->tokens = w->cfg->rate_limit_burst * 1000u;
+    mb->refilled_ms = (uint32_t)w->now_ms;
     /* Everything drained so far is history; what comes later is live. */
     drain(w);
     stream_attach(&lr->stream, &mb->cur);
@@ -701,11 +707,46 @@ static void chat_close(struct worker *w, struct conn *c)
 }
 
 /* The message hook: a complete text or binary message from member C. */
+/*
+ * Token bucket of rate_limit per second, rate_limit_burst deep. 1 when the
+ * input may go on; 0 when it was refused (rate_limited sent, or C closed
+ * with 1008 for refusing to slow down).
+ */
+#define ABUSE_WINDOW_S 10
+static int rate_ok(struct worker *w, struct conn *c, struct chat_member *mb)
+{
+    const struct config *cfg = w->cfg;
+    if (cfg->rate_limit == 0)
+        return 1;
+    uint64_t full = (uint64_t)cfg->rate_limit_burst * 1000;
+    uint32_t now = (uint32_t)w->now_ms;
+    uint64_t earned = (uint64_t)(uint32_t)(now - mb->refilled_ms) * cfg->rate_limit;
+    mb->refilled_ms = now;
+    mb->tokens = (uint32_t)(mb->tokens + earned > full ? full : mb->tokens + earned);
+    if (mb->tokens >= 1000) {
+        mb->tokens -= 1000;
+        return 1;
+    }
+    uint32_t now_s = (uint32_t)(w->now_ms / 1000);
+    if (now_s - mb->window_s >= ABUSE_WINDOW_S) {
+        mb->window_s = now_s;
+        mb->refused = 0;
+    }
+    if (++mb->refused > 4 * cfg->rate_limit_burst) {
+        log_at(LOG_LVL_WARN, 0, "conn %u: over rate_limit for %u s: closing with 1008",
+               c->id, ABUSE_WINDOW_S);
+        ws_conn_close(w, c, WS_CLOSE_POLICY, "rate limit exceeded");
+        return 0;
+    }
+    send_error(w, c, "rate_limited", "too many messages; slow down");
+    return 0;
+}
+
 static void chat_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
                          size_t len)
 {
     struct chat_member *mb = member_of(c);
-    if (mb == NULL)
+    if (mb == NULL || !rate_ok(w, c, mb))
         return;
     if (opcode != WS_OP_TEXT) {
         send_error(w, c, "binary", "binary messages are not supported; send text");

@@ -67,6 +67,8 @@ static const struct directive directives[] = {
     { "max_send_queue",          D_SIZE,      F(max_send_queue), 64 * KIB, GIB },
     { "max_text",                D_SIZE,      F(max_text), 1, MIB },
     { "history_size",            D_U32,       F(history_size), 0, 100000 },
+    { "rate_limit",              D_U32,       F(rate_limit), 0, 1000000 },
+    { "rate_limit_burst",        D_U32,       F(rate_limit_burst), 1, 1000000 },
     { "ring_size",               D_SIZE,      F(ring_size), MIB, 4 * GIB },
     { "origins",                 D_ORIGINS,   0, 0, 0 },
     { "reload_handoff",          D_FLAG,      F(reload_handoff), 0, 1 },
@@ -655,6 +657,8 @@ void config_defaults(struct config *cfg)
     cfg->max_send_queue = 4 * MIB;
     cfg->max_text = 4 * KIB;
     cfg->history_size = 100;
+    cfg->rate_limit = 20;
+    cfg->rate_limit_burst = 40;
     cfg->ring_size = 16 * MIB;
     cfg->reload_handoff = 1;
 }

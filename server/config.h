@@ -54,6 +54,8 @@ struct config {
     uint64_t max_send_queue;        /* bytes queued per connection */
     uint64_t max_text;              /* chat message text */
     uint32_t history_size;          /* messages replayed on join */
+    uint32_t rate_limit;            /* chat inputs per second per connection, 0 = off */
+    uint32_t rate_limit_burst;      /* inputs allowed at once above the rate */
     uint64_t ring_size;             /* bytes of the shared ring */
     char     origins[CONFIG_MAX_ORIGINS][256];
     int      norigins;              /* 0 = any origin accepted */

@@ -80,6 +80,8 @@ web_root $ROOT/web
 history_size 10
 ring_size 64m
 max_send_queue 4m
+# the bench measures the server, not the per-member rate limit
+rate_limit 0
 EOF
 
 "$WSCHAT_BIN" -c "$TMP/wschat.conf" > "$TMP/server.out" 2>&1 &

@@ -805,7 +805,7 @@ END_TEST
 START_TEST(history_on_join)
 {
     struct server s;
-    srv_start(&s, "workers 2\nhistory_size 50");
+    srv_start(&s, "workers 2\nhistory_size 50\nrate_limit 0");
     struct peer a, x, b, d;
     peer_open(&a, s.port, "/chat/hist?nick=a");
     peer_open(&x, s.port, "/chat/other?nick=x");
@@ -922,7 +922,7 @@ END_TEST
 START_TEST(history_larger_than_index)
 {
     struct server s;
-    srv_start(&s, "workers 2\nhistory_size 1500");
+    srv_start(&s, "workers 2\nhistory_size 1500\nrate_limit 0");
     struct peer a, b;
     peer_open(&a, s.port, "/chat/big?nick=a");
     char t[32];
@@ -948,7 +948,7 @@ END_TEST
 START_TEST(resume_no_gap)
 {
     struct server s;
-    srv_start(&s, "workers 2\nhistory_size 50");
+    srv_start(&s, "workers 2\nhistory_size 50\nrate_limit 0");
     struct peer a, b, b2;
     peer_open(&a, s.port, "/chat/res?nick=a");
     peer_open(&b, s.port, "/chat/res?nick=b");
@@ -1007,7 +1007,7 @@ END_TEST
 START_TEST(resume_with_gap)
 {
     struct server s;
-    srv_start(&s, "workers 2\nhistory_size 50\nring_size 1m");
+    srv_start(&s, "workers 2\nhistory_size 50\nring_size 1m\nrate_limit 0");
     struct peer a, b, c;
     peer_open(&a, s.port, "/chat/gap?nick=a");
     /* ~4 KB messages: 400 of them lap a 1 MiB ring more than once. */
@@ -1314,6 +1314,55 @@ START_TEST(error_events_keep_connection)
 }
 END_TEST
 
+/*
+ * rate_limit 1, burst 3: the first three messages go out, the next ones are
+ * refused with rate_limited (the member stays), and a member that keeps
+ * flooding past 4 x burst refusals is closed with 1008. The other member
+ * sees only what was accepted.
+ */
+START_TEST(rate_limit_refuses_then_closes)
+{
+    struct server s;
+    srv_start(&s, "workers 1\nhistory_size 50\nrate_limit 1\nrate_limit_burst 3");
+    struct peer a, b;
+    peer_open(&a, s.port, "/chat/rl?nick=a");
+    peer_open(&b, s.port, "/chat/rl?nick=b");
+    say(&a, "ok-1");
+    say(&a, "ok-2");
+    say(&a, "ok-3");
+    say(&a, "over-1");
+    size_t at = expect_event(&a, "error", 0, NULL, 5000);
+    ck_assert_str_eq(a.r[at].code, "rate_limited");
+    ck_assert(!a.closed);
+    expect_text(&b, "ok-3", 5000);
+    /* 4 x 3 = 12 refusals are tolerated; the 13th closes. */
+    char text[32];
+    for (int i = 2; i <= 40 && !a.closed; i++) {
+        snprintf(text, sizeof text, "over-%d", i);
+        try_say(&a, text);
+        peer_pump(&a, 0);
+    }
+    ck_assert_msg(peer_until(&a, p_closed, NULL, 5000), "flooding member not closed");
+    ck_assert_int_eq(a.close_code, 1008);
+    /* B is unaffected and saw the three accepted messages; at most one token
+     * can have been earned back while the test ran (rate 1/s). */
+    say(&b, "b-after");
+    expect_text(&b, "b-after", 5000);
+    size_t over = 0, ok = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        if (strcmp(b.r[i].type, "message") != 0)
+            continue;
+        ok += strncmp(b.r[i].text, "ok-", 3) == 0;
+        over += strncmp(b.r[i].text, "over-", 5) == 0;
+    }
+    ck_assert_uint_eq(ok, 3);
+    ck_assert_uint_le(over, 2);
+    peer_free(&a);
+    peer_free(&b);
+    srv_stop(&s);
+}
+END_TEST
+
 /* ---- SIGKILL of a worker ------------------------------------------------------------------- */
 
 #define KILL_N 12
@@ -1574,7 +1623,7 @@ END_TEST
 START_TEST(slow_reader_cut_with_1013)
 {
     struct server s;
-    srv_start(&s, "workers 2\nhistory_size 50\nmax_send_queue 64k\nclose_timeout 20s");
+    srv_start(&s, "workers 2\nhistory_size 50\nmax_send_queue 64k\nclose_timeout 20s\nrate_limit 0");
     struct peer slow, r, f;
     peer_open(&slow, s.port, "/chat/slow?nick=slow");
     peer_open(&r, s.port, "/chat/slow?nick=reader");
@@ -1655,6 +1704,7 @@ Suite *chat_suite(void)
     tcase_add_test(tc, bad_room_404);
     tcase_add_test(tc, nick_change);
     tcase_add_test(tc, error_events_keep_connection);
+    tcase_add_test(tc, rate_limit_refuses_then_closes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lifecycle");

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "ascii.h"
 #include "json.h"
 #include "utf8.h"
 #include "ws_frame.h"
@@ -125,7 +125,7 @@ static long form_decode(const char *s, size_t n, char *out, size_t cap)
         } else if (ch == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = http_hex_value(s[i + 1]), lo = http_hex_value(s[i + 2]);
+            int hi = ascii_hex_value(s[i + 1]), lo = ascii_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (char)(hi << 4 | lo);

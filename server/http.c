@@ -14,8 +14,12 @@
  */
 #include "http.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "ascii.h"
+#include "strbuf.h"
 
 /* §2.2 asks to ignore "at least one" empty line; a few covers every
  * keep-alive client that ends a body with an extra CRLF, and the cap keeps
@@ -49,15 +53,10 @@ static int is_bad_ctl(unsigned char c)
     return (c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f;
 }
 
-static unsigned char lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
 static int ieq_n(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+        if (ascii_lower(a[i]) != ascii_lower(b[i]))
             return 0;
     return 1;
 }
@@ -352,44 +351,47 @@ const char *http_reason(int status)
     }
 }
 
-/* Append-only writer that fails instead of truncating. */
-struct out {
-    char *dst; size_t cap, len; int overflow;
-};
-
-static void put(struct out *o, const char *s, size_t n)
+void http_response_init(struct http_response *r)
 {
-    if (o->overflow || n > o->cap - o->len) {
-        o->overflow = 1;
-        return;
-    }
-    memcpy(o->dst + o->len, s, n);
-    o->len += n;
+    r->status = 0;
+    r->ctype = "text/plain; charset=utf-8";
+    r->length = 0;
+    r->body = NULL;
+    r->owned = NULL;
+    r->headers[0] = '\0';
 }
 
-static void put_str(struct out *o, const char *s)
+ssize_t http_response_head(char *dst, size_t cap, int status, const char *ctype,
+                           size_t length, int keep, const char *headers)
 {
-    put(o, s, strlen(s));
+    struct strbuf b;
+    strbuf_init(&b, dst, cap);
+    strbuf_puts(&b, "HTTP/1.1 ");
+    strbuf_put_u64(&b, (uint64_t)(status >= 100 && status <= 999 ? status : 500));
+    strbuf_puts(&b, " ");
+    strbuf_puts(&b, http_reason(status));
+    strbuf_puts(&b, "\r\nServer: wschat\r\nContent-Type: ");
+    strbuf_puts(&b, ctype);
+    strbuf_puts(&b, "\r\nContent-Length: ");
+    strbuf_put_u64(&b, length);
+    strbuf_puts(&b, keep ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n");
+    if (headers != NULL)
+        strbuf_puts(&b, headers);
+    strbuf_puts(&b, "\r\n");
+    return strbuf_result(&b);
 }
 
-size_t http_error_response(char *dst, size_t cap, int status, const char *extra)
+ssize_t http_error_response(char *dst, size_t cap, int status, const char *extra)
 {
-    struct out o = { dst, cap, 0, 0 };
-    const char *reason = http_reason(status);
-    char line[48], body[48], clen[24];
-    int blen = snprintf(body, sizeof body, "%d %s\n", status, reason);
-
-    snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
-    snprintf(clen, sizeof clen, "%d", blen);
-    put_str(&o, line);
-    put_str(&o, reason);
-    put_str(&o, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-    put_str(&o, clen);
-    put_str(&o, "\r\nConnection: close\r\n");
-    if (extra != NULL)
-        put_str(&o, extra);
-    put_str(&o, "\r\n");
-    put_str(&o, body);
+    char body[48];
+    int blen = snprintf(body, sizeof body, "%d %s\n", status, http_reason(status));
+    ssize_t n = http_response_head(dst, cap, status, "text/plain; charset=utf-8",
+                                   (size_t)blen, 0, extra);
+    if (n < 0)
+        return n;
     /* Exact fit allowed: the result is a byte count, not a C string. */
-    return o.overflow ? 0 : o.len;
+    if ((size_t)blen > cap - (size_t)n)
+        return -ENOSPC;
+    memcpy(dst + n, body, (size_t)blen);
+    return n + blen;
 }

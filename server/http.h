@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "result.h"
+
 #define HTTP_MAX_HEADERS 100
 
 /* Negative results, each mapped to one HTTP status by http_error_status(). */
@@ -69,24 +71,44 @@ int http_has_token(const char *value, size_t value_len, const char *token);
 /* Case-insensitive compare of a slice with a NUL-terminated literal. */
 int http_slice_ieq(const char *s, size_t len, const char *lit);
 
-/* Value of a hex digit (percent-encoding, RFC 3986 §2.1), or -1. */
-static inline int http_hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* The reason phrase for STATUS ("Not Found"), or "Unknown". */
 const char *http_reason(int status);
 
+#define HTTP_RESPONSE_HEADERS_MAX 768
+
 /*
- * Format a complete error response (status line, Content-Type text/plain,
- * Content-Length, Connection: close, EXTRA header lines if not NULL — each
- * ending in CRLF — then a one-line body) into dst. Returns the length, or 0
- * if cap is too small.
+ * A response as a handler decides it (static files, stats): http_conn
+ * writes its head with http_response_head() and queues head and body.
+ * HEAD and 304 state LENGTH (what a 200 would carry) and send no body.
  */
-size_t http_error_response(char *dst, size_t cap, int status, const char *extra);
+struct http_response {
+    int         status;
+    const char *ctype;                  /* Content-Type */
+    size_t      length;                 /* Content-Length */
+    const void *body;                   /* BODY[0..length) to send, or NULL: none */
+    void       *owned;                  /* malloc'd block BODY lives in, or NULL;
+                                           whoever queues the response frees it */
+    char        headers[HTTP_RESPONSE_HEADERS_MAX];  /* extra lines, each ending
+                                                        in CRLF; "" for none */
+};
+
+/* R with no body and no extra headers (status 0: not decided yet). */
+void http_response_init(struct http_response *r);
+
+/*
+ * The one response-head writer: status line, Server, Content-Type,
+ * Content-Length, Connection (keep-alive or close), HEADERS (lines each
+ * ending in CRLF, may be NULL), the blank line. Length written into
+ * DST[0..cap), or -ENOSPC.
+ */
+ssize_t http_response_head(char *dst, size_t cap, int status, const char *ctype,
+                           size_t length, int keep, const char *headers);
+
+/*
+ * A complete error response: http_response_head() with text/plain,
+ * Connection: close and EXTRA, then the one-line body "STATUS Reason\n".
+ * Length, or -ENOSPC.
+ */
+ssize_t http_error_response(char *dst, size_t cap, int status, const char *extra);
 
 #endif

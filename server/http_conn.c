@@ -9,7 +9,7 @@
  */
 #include "http_conn.h"
 
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
@@ -22,32 +22,37 @@
 #include "ws_conn.h"
 #include "ws_handshake.h"
 
-void http_conn_error(struct worker *w, struct conn *c, int status, const char *extra)
+/* Queue a complete error response with STATUS and linger-close. */
+static void answer_error(struct worker *w, struct conn *c, int status, const char *extra)
 {
     char buf[1024];
-    size_t n = http_error_response(buf, sizeof buf, status, extra);
+    ssize_t n = http_error_response(buf, sizeof buf, status, extra);
     log_at(LOG_LVL_INFO, 0, "conn %u: answering %d", c->id, status);
-    if (n > 0 && conn_out_append(&w->conns, c, buf, n) < 0) {
+    if (n < 0 || conn_out_append(&w->conns, c, buf, (size_t)n) < 0) {
         worker_close_now(w, c);
         return;
     }
     worker_linger(w, c);
 }
 
-int http_conn_respond(struct worker *w, struct conn *c, int status, const char *ctype,
-                      const void *body, size_t len, int head_only, int keep, const char *extra)
+/*
+ * Queue RESP's head and, unless HEAD_ONLY, its body; free what it owns.
+ * 0, or -ENOMEM / -ENOSPC with C closed.
+ */
+static int answer(struct worker *w, struct conn *c, struct http_response *resp,
+                  int head_only, int keep)
 {
     char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nServer: wschat\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\nConnection: %s\r\n%s\r\n",
-                     status, http_reason(status), ctype, len, keep ? "keep-alive" : "close",
-                     extra ? extra : "");
-    if (n < 0 || (size_t)n >= sizeof head ||
-        conn_out_append(&w->conns, c, head, (size_t)n) < 0 ||
-        (!head_only && len > 0 && conn_out_append(&w->conns, c, body, len) < 0)) {
+    ssize_t n = http_response_head(head, sizeof head, resp->status, resp->ctype,
+                                   resp->length, keep, resp->headers);
+    int rc = n < 0 ? (int)n : conn_out_append(&w->conns, c, head, (size_t)n);
+    if (rc == 0 && !head_only && resp->body != NULL && resp->length > 0)
+        rc = conn_out_append(&w->conns, c, resp->body, resp->length);
+    free(resp->owned);
+    resp->owned = NULL;
+    if (rc < 0) {
         worker_close_now(w, c);
-        return -1;
+        return rc;
     }
     return 0;
 }
@@ -71,11 +76,18 @@ static void split_target(const struct http_request *req, const char **path, size
     *query_len = q ? (size_t)(end - q - 1) : 0;
 }
 
+/*
+ * 1 when REQ carries a body, or body framing that cannot be trusted: any
+ * Transfer-Encoding, more than one Content-Length (a proxy that honours the
+ * last one would see the "body" as a second request: RFC 9112 §6.3 says
+ * reject), or one that is not exactly "0". No route here takes a body.
+ */
 static int has_body(const struct http_request *req)
 {
-    const struct http_header *cl = http_find_header(req, "Content-Length");
-    if (http_find_header(req, "Transfer-Encoding") != NULL)
+    size_t ncl = http_count_header(req, "Content-Length");
+    if (http_find_header(req, "Transfer-Encoding") != NULL || ncl > 1)
         return 1;
+    const struct http_header *cl = http_find_header(req, "Content-Length");
     return cl != NULL && !(cl->value_len == 1 && cl->value[0] == '0');
 }
 
@@ -103,7 +115,7 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
     char head[256];
     int status = ep->check != NULL ? ep->check(sub, sub_len) : 0;
     if (status != 0) {
-        http_conn_error(w, c, status, NULL);    /* no such resource: not a failed handshake */
+        answer_error(w, c, status, NULL);    /* no such resource: not a failed handshake */
         return 0;
     }
     status = ws_handshake_check(req, &origins, accept);
@@ -111,7 +123,7 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
         status = 400;
     if (status != 0) {
         STAT_ADD(w, handshakes_failed, 1);
-        http_conn_error(w, c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        answer_error(w, c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
         return 0;
     }
     size_t n = ws_handshake_response(head, sizeof head, accept);
@@ -143,23 +155,24 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     STAT_ADD(w, http_requests, 1);
     int head_only = http_slice_ieq(req->method, req->method_len, "HEAD");
     if (!head_only && !http_slice_ieq(req->method, req->method_len, "GET")) {
-        http_conn_error(w, c, 405, "Allow: GET, HEAD\r\n");
+        answer_error(w, c, 405, "Allow: GET, HEAD\r\n");
         return 0;
     }
     if (has_body(req)) {
-        http_conn_error(w, c, 400, NULL);
+        answer_error(w, c, 400, NULL);
         return 0;
     }
     int keep = wants_keepalive(req) && !w->stopping;
-    int status;
-    if (stats_route(path, path_len))
-        status = stats_serve(w, c, path, path_len, head_only, keep);
-    else
-        status = static_files_serve(w, c, req, path, path_len, head_only, keep);
-    if (status != 0) {
-        http_conn_error(w, c, status, status == 405 ? "Allow: GET, HEAD\r\n" : NULL);
+    struct http_response resp;
+    int rc = stats_route(path, path_len)
+           ? stats_serve(w->ctx.seg, path, path_len, &resp)
+           : static_files_serve(w->cfg->web_root, req, path, path_len, head_only, &resp);
+    if (rc < 0) {
+        answer_error(w, c, -rc, -rc == 405 ? "Allow: GET, HEAD\r\n" : NULL);
         return 0;
     }
+    if (answer(w, c, &resp, head_only, keep) < 0)
+        return 0;
     if (!keep) {
         worker_linger(w, c);
         return 0;
@@ -171,13 +184,19 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
 {
     size_t off = 0;
     while (c->state == CONN_HTTP && off < len) {
+        /* Pipelined requests wait while the answers already queued exceed
+         * the send budget: the worker_loop parses the rest once they drain. */
+        if (conn_out_pending(c) > w->cfg->max_send_queue) {
+            c->flags |= CONN_F_INPUT_HELD;
+            break;
+        }
         struct http_request req;
         ssize_t n = http_parse_request((const char *)data + off, len - off, prev_len,
                                        w->cfg->max_request_head, &req);
         if (n == 0)
             break;
         if (n < 0) {
-            http_conn_error(w, c, http_error_status(n), NULL);
+            answer_error(w, c, http_error_status(n), NULL);
             return;
         }
         off += (size_t)n;
@@ -189,5 +208,5 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
         worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
     }
     if (c->state == CONN_HTTP && conn_in_keep(c, data + off, len - off) < 0)
-        http_conn_error(w, c, 500, NULL);
+        answer_error(w, c, 500, NULL);
 }

@@ -21,16 +21,4 @@ struct conn;
 void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len,
                      size_t prev_len);
 
-/*
- * Queue a 200-class response: status line, Content-Type, Content-Length,
- * Connection (keep-alive or close), EXTRA header lines (each ending in CRLF,
- * may be NULL), then BODY unless head_only. 0, or -1 when C was closed.
- */
-int  http_conn_respond(struct worker *w, struct conn *c, int status, const char *ctype,
-                       const void *body, size_t len, int head_only, int keep,
-                       const char *extra);
-
-/* Queue a complete error response with STATUS and linger-close. */
-void http_conn_error(struct worker *w, struct conn *c, int status, const char *extra);
-
 #endif

@@ -14,6 +14,8 @@
 
 #include <string.h>
 
+#include "ascii.h"
+
 /*
  * Length of the well-formed UTF-8 sequence at s[0..len) (1..4), or 0 when
  * it is ill-formed; then *bad is the length of its maximal subpart (>= 1).
@@ -74,17 +76,6 @@ static void skip_ws(struct cursor *c)
     }
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits after "\u" at c->i; advances past them. -1 if not hex. */
 static long read_hex4(struct cursor *c)
 {
@@ -92,7 +83,7 @@ static long read_hex4(struct cursor *c)
         return -1;
     long v = 0;
     for (int k = 0; k < 4; k++) {
-        int d = hex_digit(c->buf[c->i + (size_t)k]);
+        int d = ascii_hex_value(c->buf[c->i + (size_t)k]);
         if (d < 0)
             return -1;
         v = v * 16 + d;

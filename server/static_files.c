@@ -23,8 +23,8 @@
  * Validators: ETag "inode-size-mtime_ns" and Last-Modified; If-None-Match
  * (weak comparison, lists, "*") or else If-Modified-Since gives 304.
  * Files are small, so each one is read whole per request (capped at
- * STATIC_FILE_MAX; larger ones are 403 with a warn line) and queued through
- * http_conn_respond(); HEAD and 304 never read the file at all.
+ * STATIC_FILE_MAX; larger ones are 403 with a warn line) into the
+ * response's owned buffer; HEAD and 304 never read the file at all.
  * Called from http_conn.c dispatch() for every GET/HEAD that no other route
  * took; method checks (405) are done there.
  */
@@ -39,11 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "ascii.h"
 #include "http.h"
-#include "http_conn.h"
 #include "log.h"
-#include "worker.h"
 
 #define STATIC_PATH_MAX  1024               /* decoded path bytes; beyond: 414 */
 #define STATIC_FILE_MAX  (4u * 1024 * 1024) /* bytes read per request; beyond: 403 */
@@ -113,9 +111,9 @@ static int path_decode(const char *src, size_t len, char *dst, size_t *out_len)
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)src[i];
         if (ch == '%') {
-            if (len - i < 3 || http_hex_value(src[i + 1]) < 0 || http_hex_value(src[i + 2]) < 0)
+            if (len - i < 3 || ascii_hex_value(src[i + 1]) < 0 || ascii_hex_value(src[i + 2]) < 0)
                 return 400;
-            ch = (unsigned char)(http_hex_value(src[i + 1]) << 4 | http_hex_value(src[i + 2]));
+            ch = (unsigned char)(ascii_hex_value(src[i + 1]) << 4 | ascii_hex_value(src[i + 2]));
             i += 2;
             /* A decoded '/' would hide a segment boundary from step 2. */
             if (ch == '/')
@@ -391,11 +389,11 @@ static char *read_whole(int fd, size_t len, const char *name, int *status)
  * from the normalised segments, percent-encoded, so it always starts with a
  * single '/' (never "//host", an open redirect) and cannot carry a CR/LF.
  */
-static int redirect_dir(struct worker *w, struct conn *c, const struct segments *s,
-                        int head_only, int keep)
+static int redirect_dir(const struct segments *s, struct http_response *resp)
 {
     static const char hex[] = "0123456789ABCDEF";
     char extra[600];
+    _Static_assert(sizeof extra <= sizeof resp->headers, "Location fits the response");
     size_t n = (size_t)snprintf(extra, sizeof extra, "Cache-Control: no-cache\r\nLocation: ");
     for (size_t i = 0; i < s->n; i++) {
         if (n + 2 > sizeof extra)
@@ -415,12 +413,14 @@ static int redirect_dir(struct worker *w, struct conn *c, const struct segments 
         }
     }
     memcpy(extra + n, "/\r\n", 4);
-    http_conn_respond(w, c, 301, "text/plain; charset=utf-8", "", 0, head_only, keep, extra);
+    resp->status = 301;
+    memcpy(resp->headers, extra, n + 4);
     return 0;
 }
 
-int static_files_serve(struct worker *w, struct conn *c, const struct http_request *req,
-                       const char *path, size_t path_len, int head_only, int keep)
+int static_files_serve(const char *web_root, const struct http_request *req,
+                       const char *path, size_t path_len, int head_only,
+                       struct http_response *resp)
 {
     char decoded[STATIC_PATH_MAX + 1];
     size_t dlen = 0;
@@ -429,53 +429,62 @@ int static_files_serve(struct worker *w, struct conn *c, const struct http_reque
     if (status == 0)
         status = path_split(decoded, dlen, &segs);
     if (status != 0)
-        return status;
+        return -status;
 
     struct stat st;
     const char *name;
     int redirect;
-    int fd = open_target(w->cfg->web_root, &segs, &st, &name, &redirect, &status);
-    if (redirect)
-        return redirect_dir(w, c, &segs, head_only, keep);
+    int fd = open_target(web_root, &segs, &st, &name, &redirect, &status);
+    if (redirect) {
+        http_response_init(resp);
+        return redirect_dir(&segs, resp) == 0 ? 0 : -414;
+    }
     if (fd < 0)
-        return status;
+        return -status;
     if ((unsigned long long)st.st_size > STATIC_FILE_MAX) {
         log_at(LOG_LVL_WARN, 0, "static: \"%s\" is %lld bytes, over the %u-byte limit",
                name, (long long)st.st_size, STATIC_FILE_MAX);
         close(fd);
-        return 403;
+        return -403;
     }
 
     /* inode-size-mtime(ns): changes whenever a deploy replaces or edits the file. */
-    char etag[80], lastmod[48], date[48], extra[768];
+    char etag[80], lastmod[48], date[48];
     snprintf(etag, sizeof etag, "\"%llx-%llx-%llx\"", (unsigned long long)st.st_ino,
              (unsigned long long)st.st_size,
              (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
              (unsigned long long)st.st_mtim.tv_nsec);
     http_date(st.st_mtim.tv_sec, lastmod);
     http_date(time(NULL), date);
-    snprintf(extra, sizeof extra, "Date: %s\r\nLast-Modified: %s\r\nETag: %s\r\n" STATIC_HEADERS,
-             date, lastmod, etag);
-    const char *type = mime_for(name);
     size_t size = (size_t)st.st_size;
+    http_response_init(resp);
+    resp->ctype = mime_for(name);
+    /* A 304 carries no body; Content-Length states what a 200 would (RFC 9110 §8.6). */
+    resp->length = size;
+    int hn = snprintf(resp->headers, sizeof resp->headers,
+                      "Date: %s\r\nLast-Modified: %s\r\nETag: %s\r\n" STATIC_HEADERS,
+                      date, lastmod, etag);
+    if (hn < 0 || (size_t)hn >= sizeof resp->headers) {
+        close(fd);
+        return -500;        /* cannot happen with the sizes above; never send a cut head */
+    }
 
     if (not_modified(req, etag, st.st_mtim.tv_sec)) {
         close(fd);
-        /* A 304 carries no body; Content-Length states what a 200 would (RFC 9110 §8.6). */
-        http_conn_respond(w, c, 304, type, NULL, size, 1, keep, extra);
+        resp->status = 304;
         return 0;
     }
+    resp->status = 200;
     if (head_only) {
         close(fd);
-        http_conn_respond(w, c, 200, type, NULL, size, 1, keep, extra);
         return 0;
     }
     char *body = read_whole(fd, size, name, &status);
     close(fd);
     if (body == NULL)
-        return status;
-    log_at(LOG_LVL_DEBUG, 0, "conn %u: static \"%s\" %zu bytes", c->id, name, size);
-    http_conn_respond(w, c, 200, type, body, size, 0, keep, extra);
-    free(body);
+        return -status;
+    log_at(LOG_LVL_DEBUG, 0, "static \"%s\" %zu bytes", name, size);
+    resp->body = body;
+    resp->owned = body;
     return 0;
 }

@@ -1,20 +1,19 @@
 /*
  * stats: see stats.h. Counters are summed over every slot with a live
  * worker at the moment of the request (relaxed loads: each counter is exact,
- * the set is a near-instant snapshot). The body is built in a fixed stack
- * buffer; a request is rare enough that formatting cost does not matter.
+ * the set is a near-instant snapshot). The body is built in one static
+ * buffer with a bounded writer: a document that would not fit is a 500,
+ * never a cut body. A request is rare enough that formatting cost does not
+ * matter.
  */
 #include "stats.h"
 
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
-#include "http.h"
-#include "http_conn.h"
 #include "shm.h"
-#include "worker.h"
+#include "strbuf.h"
 
 #define LOAD(p) __atomic_load_n(&(p), __ATOMIC_RELAXED)
 
@@ -54,78 +53,77 @@ static uint64_t counter(const struct shm_slot *s, size_t f)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-/* Append to buf at *n, never past cap (a cut body is still valid up to *n). */
-static void put(char *buf, size_t cap, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void put(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+ssize_t stats_render_json(const struct shm_segment *seg, char *dst, size_t cap)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf + *n, cap - *n, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        *n = (*n + (size_t)w < cap) ? *n + (size_t)w : cap - 1;
-}
-
-static size_t render_json(const struct shm_segment *seg, char *buf, size_t cap)
-{
-    size_t n = 0;
+    struct strbuf b;
     uint64_t total[NFIELDS] = { 0 };
     int workers = 0;
-    put(buf, cap, &n, "{\"workers\":[");
+    strbuf_init(&b, dst, cap);
+    strbuf_puts(&b, "{\"workers\":[");
     for (int s = 0; s < SHM_MAX_SLOTS; s++) {
         const struct shm_slot *sl = &seg->slots[s];
         int pid = LOAD(sl->pid);
         if (pid == 0)
             continue;
-        put(buf, cap, &n, "%s{\"slot\":%d,\"pid\":%d,\"generation\":%u", workers ? "," : "",
-            s, pid, LOAD(sl->generation));
+        strbuf_printf(&b, "%s{\"slot\":%d,\"pid\":%d,\"generation\":%u",
+                      workers ? "," : "", s, pid, LOAD(sl->generation));
         for (size_t f = 0; f < NFIELDS; f++) {
             uint64_t v = counter(sl, f);
             total[f] += v;
-            put(buf, cap, &n, ",\"%s\":%llu", fields[f].name, (unsigned long long)v);
+            strbuf_printf(&b, ",\"%s\":%llu", fields[f].name, (unsigned long long)v);
         }
-        put(buf, cap, &n, "}");
+        strbuf_puts(&b, "}");
         workers++;
     }
-    put(buf, cap, &n, "],\"total\":{\"workers\":%d", workers);
+    strbuf_printf(&b, "],\"total\":{\"workers\":%d", workers);
     for (size_t f = 0; f < NFIELDS; f++)
-        put(buf, cap, &n, ",\"%s\":%llu", fields[f].name, (unsigned long long)total[f]);
-    put(buf, cap, &n, "},\"ring\":{\"capacity\":%llu,\"head\":%llu,\"tail\":%llu,\"last_id\":%llu}}\n",
-        (unsigned long long)seg->ring.capacity, (unsigned long long)ring_head(&seg->ring),
-        (unsigned long long)ring_tail(&seg->ring), (unsigned long long)ring_last_id(&seg->ring));
-    return n;
+        strbuf_printf(&b, ",\"%s\":%llu", fields[f].name, (unsigned long long)total[f]);
+    strbuf_printf(&b, "},\"ring\":{\"capacity\":%llu,\"head\":%llu,\"tail\":%llu,"
+                  "\"last_id\":%llu}}\n",
+                  (unsigned long long)seg->ring.capacity,
+                  (unsigned long long)ring_head(&seg->ring),
+                  (unsigned long long)ring_tail(&seg->ring),
+                  (unsigned long long)ring_last_id(&seg->ring));
+    return strbuf_result(&b);
 }
 
-static size_t render_metrics(const struct shm_segment *seg, char *buf, size_t cap)
+ssize_t stats_render_metrics(const struct shm_segment *seg, char *dst, size_t cap)
 {
-    size_t n = 0;
+    struct strbuf b;
+    strbuf_init(&b, dst, cap);
     for (size_t f = 0; f < NFIELDS; f++) {
-        put(buf, cap, &n, "# HELP wschat_%s %s\n# TYPE wschat_%s %s\n", fields[f].name,
-            fields[f].help, fields[f].name, fields[f].gauge ? "gauge" : "counter");
+        strbuf_printf(&b, "# HELP wschat_%s %s\n# TYPE wschat_%s %s\n", fields[f].name,
+                      fields[f].help, fields[f].name, fields[f].gauge ? "gauge" : "counter");
         for (int s = 0; s < SHM_MAX_SLOTS; s++) {
             const struct shm_slot *sl = &seg->slots[s];
             if (LOAD(sl->pid) == 0)
                 continue;
-            put(buf, cap, &n, "wschat_%s{slot=\"%d\"} %llu\n", fields[f].name, s,
-                (unsigned long long)counter(sl, f));
+            strbuf_printf(&b, "wschat_%s{slot=\"%d\"} %llu\n", fields[f].name, s,
+                          (unsigned long long)counter(sl, f));
         }
     }
-    put(buf, cap, &n, "# HELP wschat_ring_last_id Id of the newest chat event\n"
-        "# TYPE wschat_ring_last_id counter\nwschat_ring_last_id %llu\n",
-        (unsigned long long)ring_last_id(&seg->ring));
-    return n;
+    strbuf_printf(&b, "# HELP wschat_ring_last_id Id of the newest chat event\n"
+                  "# TYPE wschat_ring_last_id counter\nwschat_ring_last_id %llu\n",
+                  (unsigned long long)ring_last_id(&seg->ring));
+    return strbuf_result(&b);
 }
 
-int stats_serve(struct worker *w, struct conn *c, const char *path, size_t len,
-                int head_only, int keep)
+int stats_serve(const struct shm_segment *seg, const char *path, size_t len,
+                struct http_response *resp)
 {
+    /* Every slot with every counter, both formats, fits with room to spare. */
     static char body[128 * 1024];
     int json = len == 6;
     (void)path;
-    size_t n = json ? render_json(w->ctx.seg, body, sizeof body)
-                    : render_metrics(w->ctx.seg, body, sizeof body);
-    http_conn_respond(w, c, 200, json ? "application/json" : "text/plain; version=0.0.4",
-                      body, n, head_only, keep, "Cache-Control: no-store\r\n");
+    ssize_t n = json ? stats_render_json(seg, body, sizeof body)
+                     : stats_render_metrics(seg, body, sizeof body);
+    if (n < 0)
+        return -500;
+    http_response_init(resp);
+    resp->status = 200;
+    resp->ctype = json ? "application/json" : "text/plain; version=0.0.4";
+    resp->body = body;
+    resp->length = (size_t)n;
+    memcpy(resp->headers, "Cache-Control: no-store\r\n", sizeof "Cache-Control: no-store\r\n");
     return 0;
 }

@@ -1,20 +1,34 @@
 /*
  * stats: /stats (JSON) and /metrics (Prometheus text) rendered from the
  * per-worker counters in shared memory, summed over live worker slots.
+ * Reads the segment only; never touches a connection.
  */
 #ifndef WSM_STATS_H
 #define WSM_STATS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
-struct worker;
-struct conn;
+#include "http.h"
+#include "result.h"
+
+struct shm_segment;
 
 /* 1 if PATH is /stats or /metrics. */
 int stats_route(const char *path, size_t len);
 
-/* Queue the response. Returns 0, or an HTTP status on failure. */
-int stats_serve(struct worker *w, struct conn *c, const char *path, size_t len,
-                int head_only, int keep);
+/* The JSON document of /stats into DST[0..cap): length, or -ENOSPC. */
+ssize_t stats_render_json(const struct shm_segment *seg, char *dst, size_t cap);
+
+/* The Prometheus text of /metrics into DST[0..cap): length, or -ENOSPC. */
+ssize_t stats_render_metrics(const struct shm_segment *seg, char *dst, size_t cap);
+
+/*
+ * The 200 response for PATH (one stats_route() accepted). Its body lives in
+ * a buffer of this module, valid until the next call: queue it at once.
+ * 0, or -500 when the document did not fit.
+ */
+int stats_serve(const struct shm_segment *seg, const char *path, size_t len,
+                struct http_response *resp);
 
 #endif

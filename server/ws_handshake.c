@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "ascii.h"
+
 #define GUID_LEN (sizeof WS_GUID - 1)
 #define KEY_STACK_MAX 128   /* every real key is 24; longer ones take EVP */
 
@@ -52,11 +54,6 @@ static int key_ok(const char *key, size_t len)
     return 1;
 }
 
-static char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
-}
-
 /* §4.2.2 item 1 / §10.2: the Origin is compared as a whole, ASCII
  * case-insensitively, against the configured list. */
 static int origin_ok(const struct http_request *req, const struct ws_origins *origins)
@@ -73,7 +70,7 @@ static int origin_ok(const struct http_request *req, const struct ws_origins *or
         if (n != o->value_len)
             continue;
         size_t j = 0;
-        while (j < n && lower(allowed[j]) == lower(o->value[j]))
+        while (j < n && ascii_lower(allowed[j]) == ascii_lower(o->value[j]))
             j++;
         if (j == n)
             return 1;

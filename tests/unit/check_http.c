@@ -8,6 +8,7 @@
  * match before the vector's own expectations are checked.
  */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,18 +533,71 @@ START_TEST(reasons)
 }
 END_TEST
 
+/* The head every handler's response goes out with. */
+START_TEST(response_head_text)
+{
+    static const char keep[] =
+        "HTTP/1.1 200 OK\r\n"
+        "Server: wschat\r\n"
+        "Content-Type: application/json\r\n"
+        "Content-Length: 1234567\r\n"
+        "Connection: keep-alive\r\n"
+        "Cache-Control: no-store\r\n"
+        "\r\n";
+    static const char closing[] =
+        "HTTP/1.1 304 Not Modified\r\n"
+        "Server: wschat\r\n"
+        "Content-Type: text/css; charset=utf-8\r\n"
+        "Content-Length: 0\r\n"
+        "Connection: close\r\n"
+        "\r\n";
+    char buf[512];
+    ssize_t n = http_response_head(buf, sizeof buf, 200, "application/json", 1234567, 1,
+                                   "Cache-Control: no-store\r\n");
+    ck_assert_int_eq(n, (ssize_t)sizeof keep - 1);
+    ck_assert_mem_eq(buf, keep, (size_t)n);
+    n = http_response_head(buf, sizeof buf, 304, "text/css; charset=utf-8", 0, 0, NULL);
+    ck_assert_int_eq(n, (ssize_t)sizeof closing - 1);
+    ck_assert_mem_eq(buf, closing, (size_t)n);
+    /* The same with "" for no extra headers. */
+    ck_assert_int_eq(http_response_head(buf, sizeof buf, 304, "text/css; charset=utf-8", 0, 0,
+                                        ""), n);
+    for (size_t cap = 0; cap < (size_t)n; cap++) {
+        /* Written flush against a PROT_NONE page: one byte past CAP faults. */
+        char *g = guard_copy(buf, cap);
+        ck_assert_int_eq(http_response_head(g, cap, 304, "text/css; charset=utf-8", 0, 0, NULL),
+                         -ENOSPC);
+    }
+}
+END_TEST
+
+START_TEST(response_init_is_empty)
+{
+    struct http_response r;
+    memset(&r, 0x55, sizeof r);
+    http_response_init(&r);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_null(r.body);
+    ck_assert_ptr_null(r.owned);
+    ck_assert_uint_eq(r.length, 0);
+    ck_assert_str_eq(r.headers, "");
+    ck_assert_str_eq(r.ctype, "text/plain; charset=utf-8");
+}
+END_TEST
+
 START_TEST(error_response_text)
 {
     static const char want[] =
         "HTTP/1.1 404 Not Found\r\n"
+        "Server: wschat\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Content-Length: 14\r\n"
         "Connection: close\r\n"
         "\r\n"
         "404 Not Found\n";
     char buf[256];
-    size_t n = http_error_response(buf, sizeof buf, 404, NULL);
-    ck_assert_uint_eq(n, sizeof want - 1);
+    ssize_t n = http_error_response(buf, sizeof buf, 404, NULL);
+    ck_assert_int_eq(n, (ssize_t)sizeof want - 1);
     ck_assert_mem_eq(buf, want, n);
 }
 END_TEST
@@ -552,6 +606,7 @@ START_TEST(error_response_extra)
 {
     static const char want[] =
         "HTTP/1.1 426 Upgrade Required\r\n"
+        "Server: wschat\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Content-Length: 21\r\n"
         "Connection: close\r\n"
@@ -559,8 +614,8 @@ START_TEST(error_response_extra)
         "\r\n"
         "426 Upgrade Required\n";
     char buf[256];
-    size_t n = http_error_response(buf, sizeof buf, 426, "Sec-WebSocket-Version: 13\r\n");
-    ck_assert_uint_eq(n, sizeof want - 1);
+    ssize_t n = http_error_response(buf, sizeof buf, 426, "Sec-WebSocket-Version: 13\r\n");
+    ck_assert_int_eq(n, (ssize_t)sizeof want - 1);
     ck_assert_mem_eq(buf, want, n);
 }
 END_TEST
@@ -571,8 +626,8 @@ START_TEST(error_response_lengths)
     static const int codes[] = { 400, 403, 404, 405, 414, 426, 431, 500, 505, 299 };
     char buf[512];
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        size_t n = http_error_response(buf, sizeof buf, codes[i], "Allow: GET\r\n");
-        ck_assert_uint_gt(n, 0);
+        ssize_t n = http_error_response(buf, sizeof buf, codes[i], "Allow: GET\r\n");
+        ck_assert_int_gt(n, 0);
         buf[n] = '\0';
         const char *body = strstr(buf, "\r\n\r\n");
         ck_assert_ptr_nonnull(body);
@@ -588,13 +643,14 @@ END_TEST
 START_TEST(error_response_cap)
 {
     char buf[256];
-    size_t n = http_error_response(buf, sizeof buf, 400, NULL);
-    ck_assert_uint_gt(n, 0);
-    char *exact = guard_copy(buf, n);
-    ck_assert_uint_eq(http_error_response(exact, n, 400, NULL), n);
-    ck_assert_mem_eq(exact, buf, n);
-    ck_assert_uint_eq(http_error_response(buf, n - 1, 400, NULL), 0);
-    ck_assert_uint_eq(http_error_response(buf, 0, 400, NULL), 0);
+    ssize_t n = http_error_response(buf, sizeof buf, 400, NULL);
+    ck_assert_int_gt(n, 0);
+    /* Exact fit, and one byte short at every length: -ENOSPC, never a cut head. */
+    char *exact = guard_copy(buf, (size_t)n);
+    ck_assert_int_eq(http_error_response(exact, (size_t)n, 400, NULL), n);
+    ck_assert_mem_eq(exact, buf, (size_t)n);
+    for (ssize_t cap = 0; cap < n; cap++)
+        ck_assert_int_eq(http_error_response(buf, (size_t)cap, 400, NULL), -ENOSPC);
 }
 END_TEST
 
@@ -641,6 +697,8 @@ Suite *http_suite(void)
     tcase_add_test(tc, error_response_extra);
     tcase_add_test(tc, error_response_lengths);
     tcase_add_test(tc, error_response_cap);
+    tcase_add_test(tc, response_head_text);
+    tcase_add_test(tc, response_init_is_empty);
     suite_add_tcase(s, tc);
 
     return s;

@@ -18,7 +18,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "chat_event.h"
+#include "chat_proto.h"
 #include "chat_history.h"
 #include "conn.h"
 #include "lock.h"
@@ -183,9 +183,10 @@ static void on_overrun(struct worker *w)
         struct local_room *lr = cw->rooms[i];
         if (lr == NULL || lr->stream.ncursors == 0)
             continue;
-        size_t n = chat_event_gap(cw->frame, cw->frame_cap, lr->name, lr->name_len,
-                                  cw->last_id + 1, first - 1);
-        room_append(w, lr, cw->frame, n);
+        ssize_t n = chat_proto_gap(cw->frame, cw->frame_cap, lr->name, lr->name_len,
+                                   cw->last_id + 1, first - 1);
+        if (n > 0)      /* frame_cap holds any event; a gap is a few dozen bytes */
+            room_append(w, lr, cw->frame, (size_t)n);
     }
     cw->pos = ring_tail(ring_of(w));
 }
@@ -282,27 +283,63 @@ static void chat_pass_end(struct worker *w)
 
 /* ---- publishing ---- */
 
+/* Unix time in ms: the "ts" of an event. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
- * Publish one event of TYPE whose body after the id and ts is BODY. The id
- * and timestamp are assigned under the lock, so ids and times rise together
- * and every worker sees one order.
+ * Frame event TYPE (BODY after its id and ts) into the ring as one entry of
+ * KIND for room LR. The shm lock is held by the caller: the id and the
+ * timestamp are taken under it, so ids and times rise together and every
+ * worker reads one order. 0, -EMSGSIZE over ring_max_entry, -ENOSPC.
  */
-static int publish(struct worker *w, int kind, int room_idx, const char *room, size_t room_len,
-                   const char *type, const char *body, size_t body_len)
+static int ring_write_event(struct ring *r, int kind, const struct local_room *lr,
+                            const char *type, const char *body, size_t body_len)
+{
+    uint64_t id = ring_next_id(r);
+    int64_t ts = wall_ms();
+    size_t len = chat_proto_event_frame_len(type, id, ts, body_len);
+    if (len > ring_max_entry(r))
+        return -EMSGSIZE;
+    uint8_t *dst = ring_reserve(r, (uint32_t)len);
+    if (dst == NULL)
+        return -EMSGSIZE;
+    ssize_t n = chat_proto_event_frame(dst, len, type, id, ts, body, body_len);
+    if (n < 0)
+        return (int)n;      /* reserved but never committed: readers see nothing */
+    struct ring_entry meta;
+    memset(&meta, 0, sizeof meta);
+    meta.ts_ms = ts;
+    meta.len = (uint32_t)n;
+    meta.kind = (uint8_t)kind;
+    meta.room_len = (uint8_t)lr->name_len;
+    memcpy(meta.room, lr->name, lr->name_len);
+    meta.room_slot = (uint64_t)lr->idx;
+    ring_commit(r, &meta);
+    return 0;
+}
+
+/* Publish one event of TYPE for room LR under the shm lock, then wake the other workers. */
+static int publish(struct worker *w, int kind, const struct local_room *lr, const char *type,
+                   const char *body, size_t body_len)
 {
     struct shm_segment *seg = w->ctx.seg;
     int lk = lock_acquire(&seg->lock);
     if (lk < 0) {
-        log_write(LOG_LVL_ALERT, errno, "lock_acquire() failed");
-        return -1;
+        log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
+        return lk;
     }
     if (lk == LOCK_RECOVERED)
         log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
-    int rc = chat_event_commit(&seg->ring, kind, room_idx, room, room_len, type, body, body_len);
+    int rc = ring_write_event(&seg->ring, kind, lr, type, body, body_len);
     lock_release(&seg->lock);
     if (rc < 0) {
-        log_write(LOG_LVL_ALERT, 0, "event too large for the ring (%zu bytes)", body_len);
-        return -1;
+        log_write(LOG_LVL_ALERT, -rc, "event of %zu bytes not published", body_len);
+        return rc;
     }
     STAT_ADD(w, msgs_published, 1);
     notify_all_except(seg, w->ctx.eventfds, w->ctx.slot);
@@ -312,10 +349,11 @@ static int publish(struct worker *w, int kind, int room_idx, const char *room, s
 static int publish_presence(struct worker *w, struct chat_member *mb, const char *type,
                             const char *old_nick, size_t old_len, int online)
 {
-    size_t n = chat_event_presence_body((char *)cw->frame, cw->frame_cap, mb->room->name,
-                                        mb->room->name_len, &mb->id, old_nick, old_len, online);
-    return publish(w, RING_KIND_PRESENCE, mb->room->idx, mb->room->name, mb->room->name_len,
-                   type, (const char *)cw->frame, n);
+    ssize_t n = chat_proto_presence_body((char *)cw->frame, cw->frame_cap, mb->room->name,
+                                         mb->room->name_len, &mb->id, old_nick, old_len, online);
+    if (n < 0)
+        return (int)n;
+    return publish(w, RING_KIND_PRESENCE, mb->room, type, (const char *)cw->frame, (size_t)n);
 }
 
 /* ---- members ---- */
@@ -326,7 +364,7 @@ static int send_text(struct worker *w, struct conn *c, const char *text, ssize_t
 static int send_error(struct worker *w, struct conn *c, const char *code, const char *reason)
 {
     char buf[512];
-    return send_text(w, c, buf, (ssize_t)chat_event_error(buf, sizeof buf, code, reason));
+    return send_text(w, c, buf, chat_proto_error(buf, sizeof buf, code, reason));
 }
 
 static void new_uid(char out[37])
@@ -467,8 +505,8 @@ static int send_history(struct worker *w, struct conn *c, struct local_room *lr,
     if (oldest > lo) {
         /* The gap goes first: move what was queued since MARK behind it. */
         uint8_t gap[256];
-        size_t g = chat_event_gap(gap, sizeof gap, lr->name, lr->name_len, lo, oldest - 1);
-        if (conn_out_insert(&w->conns, c, mark, gap, g) < 0)
+        ssize_t g = chat_proto_gap(gap, sizeof gap, lr->name, lr->name_len, lo, oldest - 1);
+        if (g < 0 || conn_out_insert(&w->conns, c, mark, gap, (size_t)g) < 0)
             return -ENOMEM;
     }
     return 0;
@@ -561,16 +599,16 @@ static int greet(struct worker *w, struct conn *c, struct chat_member *mb,
 {
     struct local_room *lr = mb->room;
     char buf[1024];
-    int rc = send_text(w, c, buf, (ssize_t)chat_event_welcome(buf, sizeof buf, &mb->id, lr->name,
-                                                               lr->name_len, online, cw->last_id));
+    int rc = send_text(w, c, buf, chat_proto_welcome(buf, sizeof buf, &mb->id, lr->name,
+                                                     lr->name_len, online, cw->last_id));
     if (rc == 0 && q->nick_present && !q->nick_ok)
-        rc = send_error(w, c, "bad_nick", "nick must be 1-32 characters without control characters");
+        rc = send_error(w, c, "bad_nick", "nick must be 1-32 visible characters, no space at either end");
     if (rc == 0 && q->since_present && !q->since_ok)
         rc = send_error(w, c, "bad_since", "since must be a message id");
     if (rc == 0 && (rc = send_history(w, c, lr, q->since_present && q->since_ok, q->since)) < 0)
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
     if (rc == 0)
-        rc = send_text(w, c, buf, (ssize_t)chat_event_simple(buf, sizeof buf, "history_end"));
+        rc = send_text(w, c, buf, chat_proto_simple(buf, sizeof buf, "history_end"));
     if (rc < 0)
         return rc;
     mb->announced = 1;
@@ -762,7 +800,7 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
         char old[sizeof mb->id.nick];
         size_t old_len = mb->id.nick_len;
         if (!chat_nick_valid(in.value, in.value_len)) {
-            send_error(w, c, "bad_nick", "nick must be 1-32 characters without control characters");
+            send_error(w, c, "bad_nick", "nick must be 1-32 visible characters, no space at either end");
             return;
         }
         memcpy(old, mb->id.nick, old_len);
@@ -779,10 +817,10 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
         send_error(w, c, "too_long", "message text is longer than max_text");
         return;
     }
-    size_t n = chat_event_message_body((char *)cw->frame, cw->frame_cap, mb->room->name,
-                                       mb->room->name_len, &mb->id, in.value, in.value_len);
-    if (publish(w, RING_KIND_MESSAGE, mb->room->idx, mb->room->name, mb->room->name_len,
-                "message", (const char *)cw->frame, n) < 0)
+    ssize_t n = chat_proto_message_body((char *)cw->frame, cw->frame_cap, mb->room->name,
+                                        mb->room->name_len, &mb->id, in.value, in.value_len);
+    if (n < 0 || publish(w, RING_KIND_MESSAGE, mb->room, "message",
+                         (const char *)cw->frame, (size_t)n) < 0)
         send_error(w, c, "internal", "the message could not be published");
 }
 

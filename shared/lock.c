@@ -14,21 +14,15 @@ int lock_init(struct shm_lock *l)
 {
     pthread_mutexattr_t attr;
     int rc = pthread_mutexattr_init(&attr);
-    if (rc != 0) {
-        errno = rc;
-        return -1;
-    }
+    if (rc != 0)
+        return -rc;
     rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     if (rc == 0)
         rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     if (rc == 0)
         rc = pthread_mutex_init(&l->mutex, &attr);
     pthread_mutexattr_destroy(&attr);
-    if (rc != 0) {
-        errno = rc;
-        return -1;
-    }
-    return 0;
+    return -rc;
 }
 
 void lock_fini(struct shm_lock *l)
@@ -52,8 +46,7 @@ int lock_acquire(struct shm_lock *l)
             return LOCK_RECOVERED;
         pthread_mutex_unlock(&l->mutex);
     }
-    errno = rc;
-    return -1;
+    return -rc;
 }
 
 void lock_release(struct shm_lock *l)

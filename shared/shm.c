@@ -80,8 +80,9 @@ struct shm_segment *shm_create(const char *name, uint64_t ring_bytes,
     seg->nslots = SHM_MAX_SLOTS;
     seg->total_size = total;
     seg->master_pid = (int32_t)getpid();
-    if (lock_init(&seg->lock) != 0) {
-        set_err(err, errlen, "pthread_mutex_init", name, errno);
+    int lrc = lock_init(&seg->lock);
+    if (lrc < 0) {
+        set_err(err, errlen, "pthread_mutex_init", name, -lrc);
         munmap(mem, total);
         shm_unlink(name);
         return NULL;

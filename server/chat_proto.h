@@ -1,15 +1,18 @@
 /*
- * chat_event: the chat wire protocol as pure functions (DESIGN.md "Chat
- * protocol"): building every server event as JSON text, parsing client
- * input and the /chat query string, validating room names and nicks.
- * No I/O, no allocation: Check tests drive it directly.
+ * chat_proto: the chat wire protocol as pure functions (DESIGN.md "Chat
+ * protocol"): building every server event as JSON text, framing a
+ * published event, parsing client input and the /chat query string,
+ * validating room names and nicks. No I/O, no clock, no allocation: Check
+ * tests drive it directly; chat.c owns the lock, the ring and the time.
  */
-#ifndef WSM_CHAT_EVENT_H
-#define WSM_CHAT_EVENT_H
+#ifndef WSM_CHAT_PROTO_H
+#define WSM_CHAT_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include "ring.h"
+#include <sys/types.h>
+
+#include "result.h"
 
 #define CHAT_NICK_MAX_CHARS 32
 #define CHAT_NICK_MAX_BYTES (CHAT_NICK_MAX_CHARS * 4)
@@ -22,7 +25,10 @@ struct chat_identity {
 
 /* [A-Za-z0-9_-]{1,32} */
 int chat_room_name_valid(const char *name, size_t len);
-/* 1-32 code points of valid UTF-8, none of them a control character. */
+/*
+ * 1-32 code points of valid UTF-8: no control, invisible or bidi-control
+ * character anywhere, no space at either end.
+ */
 int chat_nick_valid(const char *nick, size_t len);
 
 /* Format 16 random bytes as a version 4 UUID (RFC 9562 §5.4). */
@@ -64,33 +70,38 @@ const char *chat_input_error_reason(int err);
 
 /*
  * Event payloads (JSON text, no frame header) into buf of cap bytes; each
- * returns the length, or 0 when cap is too small.
+ * returns the length, or -ENOSPC when cap is too small.
  */
-size_t chat_event_welcome(char *buf, size_t cap, const struct chat_identity *id,
-                          const char *room, size_t room_len, int online, uint64_t last_id);
-size_t chat_event_error(char *buf, size_t cap, const char *code, const char *reason);
-size_t chat_event_simple(char *buf, size_t cap, const char *type);
+ssize_t chat_proto_welcome(char *buf, size_t cap, const struct chat_identity *id,
+                           const char *room, size_t room_len, int online, uint64_t last_id);
+ssize_t chat_proto_error(char *buf, size_t cap, const char *code, const char *reason);
+ssize_t chat_proto_simple(char *buf, size_t cap, const char *type);
 
 /* A complete text frame (header included) of {"type":"gap",...}. */
-size_t chat_event_gap(uint8_t *buf, size_t cap, const char *room, size_t room_len,
-                      uint64_t from, uint64_t to);
+ssize_t chat_proto_gap(uint8_t *buf, size_t cap, const char *room, size_t room_len,
+                       uint64_t from, uint64_t to);
 
 /*
  * The part of a published event after its type, id and ts: for a message
  * `,"room":..,"uid":..,"nick":..,"text":..}`; for presence (join, leave,
  * nick) `,"room":..,"uid":..,"nick":..[,"old":..],"online":N}`.
  */
-size_t chat_event_message_body(char *buf, size_t cap, const char *room, size_t room_len,
-                               const struct chat_identity *id, const char *text, size_t len);
-size_t chat_event_presence_body(char *buf, size_t cap, const char *room, size_t room_len,
-                                const struct chat_identity *id, const char *old_nick,
-                                size_t old_len, int online);
+ssize_t chat_proto_message_body(char *buf, size_t cap, const char *room, size_t room_len,
+                                const struct chat_identity *id, const char *text, size_t len);
+ssize_t chat_proto_presence_body(char *buf, size_t cap, const char *room, size_t room_len,
+                                 const struct chat_identity *id, const char *old_nick,
+                                 size_t old_len, int online);
+
+/* Bytes chat_proto_event_frame() writes for these arguments. */
+size_t chat_proto_event_frame_len(const char *type, uint64_t id, int64_t ts, size_t body_len);
 
 /*
- * Writer, holding the shm lock: frame `{"type":TYPE,"id":ID,"ts":NOW` + BODY
- * into the ring as one entry with the next id. Returns 0, or -1 if too big.
+ * A published event as the one text frame the ring stores and every member
+ * receives: `{"type":TYPE,"id":ID,"ts":TS` + BODY (a *_body() result, which
+ * closes the object). TYPE is a literal of ours (never escaped). Length,
+ * -ENOSPC when it does not fit CAP, -EINVAL for an empty BODY.
  */
-int chat_event_commit(struct ring *r, int kind, int room_idx, const char *room,
-                      size_t room_len, const char *type, const char *body, size_t body_len);
+ssize_t chat_proto_event_frame(uint8_t *dst, size_t cap, const char *type, uint64_t id,
+                               int64_t ts, const char *body, size_t body_len);
 
 #endif

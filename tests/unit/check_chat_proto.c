@@ -1,23 +1,24 @@
 /*
- * check_chat_event: the chat wire protocol as pure functions
- * (server/chat_event.c). Names and nicks are fed from copies flush against
+ * check_chat_proto: the chat wire protocol as pure functions
+ * (server/chat_proto.c). Names and nicks are fed from copies flush against
  * a PROT_NONE page (guard.h) so an over-read faults; client input is fed
  * from a read-only mapping so a write into it faults too. Every event the
  * builders produce is parsed back with the strict flat-object reader of
  * server/json.c (which rejects raw control characters and invalid UTF-8)
  * or compared byte for byte; every builder is run at every too-small
- * capacity; committed events are read back out of a heap ring.
+ * capacity (-ENOSPC, nothing written past it); framed events are checked
+ * byte for byte and read back out of a heap ring.
  */
 #include <check.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "chat_event.h"
+#include "chat_proto.h"
 #include "guard.h"
 #include "json.h"
 #include "ring.h"
@@ -128,7 +129,7 @@ static struct chat_identity ident(const char *nick, size_t len)
     return id;
 }
 
-/* A message event as chat_event_commit() frames it, from a body. */
+/* The payload of an event as chat_proto_event_frame() writes it, from a body. */
 static size_t with_head(char *out, size_t cap, const char *type, uint64_t id, int64_t ts,
                         const char *body, size_t n)
 {
@@ -230,7 +231,27 @@ static const struct nick_vec nicks[] = {
     { S("\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E"), 1, "CJK" },
     { S("\xF0\x9F\x99\x82"), 1, "emoji" },
     { S("\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB"), 1, "ZWJ sequence" },
-    { S("\xC2\xA0"), 1, "U+00A0, first after C1" },
+    { S("a\xC2\xA0" "b"), 1, "U+00A0 inside" },
+    { S("\xC2\xA0"), 0, "U+00A0 alone" },
+    { S(" bob"), 0, "leading space" },
+    { S("bob "), 0, "trailing space" },
+    { S(" "), 0, "one space" },
+    { S("bob\xE3\x80\x80"), 0, "trailing ideographic space" },
+    { S("\xE2\x80\x83" "bob"), 0, "leading em space" },
+    { S("al\xE2\x80\x8B" "ice"), 0, "zero-width space" },
+    { S("al\xE2\x80\x8D" "ice"), 0, "ZWJ between letters" },
+    { S("\xE2\x80\x8D\xF0\x9F\x92\xBB"), 0, "ZWJ first" },
+    { S("\xF0\x9F\x91\xA9\xE2\x80\x8D"), 0, "ZWJ last" },
+    { S("\xE2\x80\xAE" "ecila"), 0, "RTL override U+202E" },
+    { S("a\xE2\x81\xA6" "b"), 0, "LTR isolate U+2066" },
+    { S("a\xE2\x80\x8F"), 0, "RLM U+200F" },
+    { S("a\xD8\x9C"), 0, "Arabic letter mark" },
+    { S("\xEF\xBB\xBF" "bob"), 0, "BOM" },
+    { S("bo\xC2\xAD" "b"), 0, "soft hyphen" },
+    { S("\xE3\x85\xA4"), 0, "Hangul filler" },
+    { S("a\xEF\xB8\x8F"), 0, "variation selector" },
+    { S("a\xF3\xA0\x80\x81"), 0, "tag character" },
+    { S("a\xE2\x81\xA0" "b"), 0, "word joiner" },
     { S("\xC2\xBF"), 1, "U+00BF" },
     { S("~"), 1, "tilde" },
     { S("\xF4\x8F\xBF\xBF"), 1, "U+10FFFF" },
@@ -291,7 +312,8 @@ END_TEST
 
 START_TEST(nick_every_code_point_below_0x800)
 {
-    /* Exactly U+0000..U+001F, U+007F and U+0080..U+009F are refused. */
+    /* Exactly the C0 and C1 controls, DEL and the invisible U+00AD, U+034F and
+     * U+061C are refused; spaces only at the ends. */
     for (unsigned cp = 0; cp < 0x800; cp++) {
         char b[4];
         size_t n;
@@ -303,10 +325,19 @@ START_TEST(nick_every_code_point_below_0x800)
             b[1] = (char)(0x80 | (cp & 0x3F));
             n = 2;
         }
-        int want = !(cp < 0x20 || (cp >= 0x7F && cp <= 0x9F));
+        int want = !(cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0xAD || cp == 0x34F ||
+                     cp == 0x61C);
+        /* A space is fine inside a nick, not as the whole of one. */
+        int space = cp == ' ' || cp == 0xA0;
         b[n] = 'x';
-        ck_assert_msg(chat_nick_valid(guard_copy(b, n), n) == want, "U+%04X alone", cp);
-        ck_assert_msg(chat_nick_valid(guard_copy(b, n + 1), n + 1) == want, "U+%04X + x", cp);
+        ck_assert_msg(chat_nick_valid(guard_copy(b, n), n) == (want && !space), "U+%04X alone",
+                      cp);
+        ck_assert_msg(chat_nick_valid(guard_copy(b, n + 1), n + 1) == (want && !space),
+                      "U+%04X + x", cp);
+        char m[5] = { 'x' };
+        memcpy(m + 1, b, n);
+        m[n + 1] = 'x';
+        ck_assert_msg(chat_nick_valid(guard_copy(m, n + 2), n + 2) == want, "x + U+%04X + x", cp);
     }
 }
 END_TEST
@@ -681,7 +712,7 @@ START_TEST(input_error_texts)
         const char *reason = chat_input_error_reason(errs[i]);
         ck_assert_uint_gt(strlen(reason), 0);
         char buf[512];
-        size_t n = chat_event_error(buf, sizeof buf, code, reason);
+        ssize_t n = chat_proto_error(buf, sizeof buf, code, reason);
         ck_assert_uint_gt(n, 0);
         struct json_field f[JSON_MAX_FIELDS];
         int nf = parse(buf, n, f);
@@ -699,7 +730,7 @@ START_TEST(welcome_exact)
 {
     struct chat_identity id = ident(S("bob"));
     char buf[512];
-    size_t n = chat_event_welcome(buf, sizeof buf, &id, S("lobby"), 3, 12345678901234ull);
+    ssize_t n = chat_proto_welcome(buf, sizeof buf, &id, S("lobby"), 3, 12345678901234ull);
     char want[512];
     int wn = snprintf(want, sizeof want, "{\"type\":\"welcome\",\"uid\":\"%s\",\"nick\":\"bob\","
                       "\"room\":\"lobby\",\"online\":3,\"last_id\":12345678901234}", id.uid);
@@ -713,7 +744,7 @@ START_TEST(welcome_exact)
     expect_num(f, nf, "last_id", 12345678901234ull);
 
     /* Extremes: no members is 0, never negative; the largest id prints whole. */
-    n = chat_event_welcome(buf, sizeof buf, &id, S("r"), -5, UINT64_MAX);
+    n = chat_proto_welcome(buf, sizeof buf, &id, S("r"), -5, UINT64_MAX);
     nf = parse(buf, n, f);
     ck_assert_int_eq(nf, 6);
     expect_num(f, nf, "online", 0);
@@ -727,7 +758,7 @@ START_TEST(welcome_hostile_nick)
     static const char nick[] = "\"}\\,\"type\":\"x\xE2\x80\xA8\xF0\x9F\x98\x80";
     struct chat_identity id = ident(nick, sizeof nick - 1);
     char buf[1024];
-    size_t n = chat_event_welcome(buf, sizeof buf, &id, S("lobby"), 1, 0);
+    ssize_t n = chat_proto_welcome(buf, sizeof buf, &id, S("lobby"), 1, 0);
     ck_assert_uint_gt(n, 0);
     expect_js_safe(buf, n);
     struct json_field f[JSON_MAX_FIELDS];
@@ -742,17 +773,17 @@ END_TEST
 START_TEST(simple_and_error_exact)
 {
     char buf[256];
-    size_t n = chat_event_simple(buf, sizeof buf, "history_end");
+    ssize_t n = chat_proto_simple(buf, sizeof buf, "history_end");
     ck_assert_uint_eq(n, strlen("{\"type\":\"history_end\"}"));
     ck_assert_mem_eq(buf, "{\"type\":\"history_end\"}", n);
 
-    n = chat_event_error(buf, sizeof buf, "too_long", "message text is longer than max_text");
+    n = chat_proto_error(buf, sizeof buf, "too_long", "message text is longer than max_text");
     static const char want[] = "{\"type\":\"error\",\"code\":\"too_long\","
                                "\"reason\":\"message text is longer than max_text\"}";
     ck_assert_uint_eq(n, sizeof want - 1);
     ck_assert_mem_eq(buf, want, n);
 
-    n = chat_event_error(buf, sizeof buf, "x", "say \"hi\"\\ \n now");
+    n = chat_proto_error(buf, sizeof buf, "x", "say \"hi\"\\ \n now");
     static const char want2[] = "{\"type\":\"error\",\"code\":\"x\","
                                 "\"reason\":\"say \\\"hi\\\"\\\\ \\n now\"}";
     ck_assert_uint_eq(n, sizeof want2 - 1);
@@ -763,7 +794,7 @@ END_TEST
 START_TEST(gap_frame)
 {
     uint8_t buf[256];
-    size_t n = chat_event_gap(buf, sizeof buf, S("lobby"), 5, 9);
+    ssize_t n = chat_proto_gap(buf, sizeof buf, S("lobby"), 5, 9);
     static const char json[] = "{\"type\":\"gap\",\"room\":\"lobby\",\"from\":5,\"to\":9}";
     size_t jl = sizeof json - 1;
     ck_assert_uint_eq(n, 2 + jl);
@@ -772,7 +803,7 @@ START_TEST(gap_frame)
     ck_assert_mem_eq(buf + 2, json, jl);
 
     /* Large ids and the longest room still make one valid text frame. */
-    n = chat_event_gap(buf, sizeof buf, S("abcdefghijklmnopqrstuvwxyz012345"),
+    n = chat_proto_gap(buf, sizeof buf, S("abcdefghijklmnopqrstuvwxyz012345"),
                        UINT64_MAX - 1, UINT64_MAX);
     ck_assert_uint_gt(n, 2);
     ck_assert_uint_eq(buf[0], 0x81);
@@ -803,10 +834,10 @@ START_TEST(gap_frame_long_payload)
     size_t total = 10 + pl;
     uint8_t *buf = malloc(total + 16);
     memset(buf, 0x5A, total + 16);
-    ck_assert_uint_eq(chat_event_gap(buf, total - 1, room, rl, 1, 2), 0);
+    ck_assert_int_eq(chat_proto_gap(buf, total - 1, room, rl, 1, 2), -ENOSPC);
     for (size_t i = total - 1; i < total + 16; i++)
         ck_assert_uint_eq(buf[i], 0x5A);
-    ck_assert_uint_eq(chat_event_gap(buf, total, room, rl, 1, 2), total);
+    ck_assert_int_eq(chat_proto_gap(buf, total, room, rl, 1, 2), (ssize_t)total);
     ck_assert_uint_eq(buf[total], 0x5A);
     size_t got;
     ck_assert_uint_eq(buf[1], 127);
@@ -829,7 +860,7 @@ START_TEST(message_body_exact)
 {
     struct chat_identity id = ident(S("al"));
     char body[512], ev[1024];
-    size_t n = chat_event_message_body(body, sizeof body, S("lobby"), &id, S("hi there"));
+    ssize_t n = chat_proto_message_body(body, sizeof body, S("lobby"), &id, S("hi there"));
     char want[512];
     int wn = snprintf(want, sizeof want,
                       ",\"room\":\"lobby\",\"uid\":\"%s\",\"nick\":\"al\",\"text\":\"hi there\"}",
@@ -855,7 +886,7 @@ START_TEST(presence_body_exact)
 {
     struct chat_identity id = ident(S("new\"one"));
     char body[512], ev[1024];
-    size_t n = chat_event_presence_body(body, sizeof body, S("r1"), &id, NULL, 0, 4);
+    ssize_t n = chat_proto_presence_body(body, sizeof body, S("r1"), &id, NULL, 0, 4);
     char want[512];
     int wn = snprintf(want, sizeof want, ",\"room\":\"r1\",\"uid\":\"%s\",\"nick\":\"new\\\"one\","
                       "\"online\":4}", id.uid);
@@ -870,7 +901,7 @@ START_TEST(presence_body_exact)
     expect_num(f, nf, "online", 4);
     ck_assert_ptr_null(json_get(f, nf, "old"));
 
-    n = chat_event_presence_body(body, sizeof body, S("r1"), &id, S("old\\one\n"), 2);
+    n = chat_proto_presence_body(body, sizeof body, S("r1"), &id, S("old\\one\n"), 2);
     en = with_head(ev, sizeof ev, "nick", 4, 2, body, n);
     nf = parse(ev, en, f);
     ck_assert_int_eq(nf, 8);
@@ -882,7 +913,7 @@ START_TEST(presence_body_exact)
     expect_num(f, nf, "online", 2);
 
     /* An empty old nick is still a field; a negative count prints as 0. */
-    n = chat_event_presence_body(body, sizeof body, S("r1"), &id, "", 0, -1);
+    n = chat_proto_presence_body(body, sizeof body, S("r1"), &id, "", 0, -1);
     en = with_head(ev, sizeof ev, "nick", 5, 3, body, n);
     nf = parse(ev, en, f);
     ck_assert_int_eq(nf, 8);
@@ -924,7 +955,7 @@ static void check_escaped_text(const char *t, size_t tl, int valid)
     struct chat_identity id = ident(S("n"));
     size_t cap = tl * 6 + 512;
     char *body = malloc(cap), *ev = malloc(cap + 128);
-    size_t n = chat_event_message_body(body, cap, S("lobby"), &id, t, tl);
+    ssize_t n = chat_proto_message_body(body, cap, S("lobby"), &id, t, tl);
     ck_assert_uint_gt(n, 0);
     size_t en = with_head(ev, cap + 128, "message", 1, 2, body, n);
     expect_js_safe(ev, en);
@@ -945,7 +976,7 @@ static void check_escaped_text(const char *t, size_t tl, int valid)
     expect_str(f, nf, "nick", S("n"));
 
     /* Same text as an error reason and a nick-change old nick. */
-    n = chat_event_presence_body(body, cap, S("lobby"), &id, t, tl, 1);
+    n = chat_proto_presence_body(body, cap, S("lobby"), &id, t, tl, 1);
     en = with_head(ev, cap + 128, "nick", 1, 2, body, n);
     nf = parse(ev, en, f);
     ck_assert_int_eq(nf, 8);
@@ -992,40 +1023,42 @@ END_TEST
 
 enum { B_WELCOME, B_ERROR, B_SIMPLE, B_GAP, B_MESSAGE, B_PRESENCE, B_NICK, B_COUNT };
 
-static size_t build(int which, char *buf, size_t cap)
+static ssize_t build(int which, char *buf, size_t cap)
 {
     static const char nick[] = "n\xC3\xA9\"ck";
     struct chat_identity id = ident(nick, sizeof nick - 1);
     switch (which) {
     case B_WELCOME:
-        return chat_event_welcome(buf, cap, &id, S("lobby"), 12, 345);
+        return chat_proto_welcome(buf, cap, &id, S("lobby"), 12, 345);
     case B_ERROR:
-        return chat_event_error(buf, cap, "bad_type", "\"type\" must be \"message\"");
+        return chat_proto_error(buf, cap, "bad_type", "\"type\" must be \"message\"");
     case B_SIMPLE:
-        return chat_event_simple(buf, cap, "history_end");
+        return chat_proto_simple(buf, cap, "history_end");
     case B_GAP:
-        return chat_event_gap((uint8_t *)buf, cap, S("lobby"), 10, 20000);
+        return chat_proto_gap((uint8_t *)buf, cap, S("lobby"), 10, 20000);
     case B_MESSAGE:
-        return chat_event_message_body(buf, cap, S("room"), &id, S("te\"xt\n\xE2\x80\xA8!"));
+        return chat_proto_message_body(buf, cap, S("room"), &id, S("te\"xt\n\xE2\x80\xA8!"));
     case B_PRESENCE:
-        return chat_event_presence_body(buf, cap, S("room"), &id, NULL, 0, 7);
+        return chat_proto_presence_body(buf, cap, S("room"), &id, NULL, 0, 7);
     default:
-        return chat_event_presence_body(buf, cap, S("room"), &id, S("o\\ld"), 7);
+        return chat_proto_presence_body(buf, cap, S("room"), &id, S("o\\ld"), 7);
     }
 }
 
 START_TEST(builders_too_small)
 {
     char full[1024], buf[1024 + 64];
-    size_t n = build(_i, full, sizeof full);
-    ck_assert_uint_gt(n, 0);
+    ssize_t sn = build(_i, full, sizeof full);
+    ck_assert_int_gt(sn, 0);
+    size_t n = (size_t)sn;
     for (size_t cap = 0; cap <= n + 2; cap++) {
         memset(buf, 0x5A, sizeof buf);
-        size_t got = build(_i, buf, cap);
+        ssize_t got = build(_i, buf, cap);
         if (cap < n) {
-            ck_assert_msg(got == 0, "builder %d: cap %zu < %zu returned %zu", _i, cap, n, got);
+            ck_assert_msg(got == -ENOSPC, "builder %d: cap %zu < %zu returned %zd", _i, cap, n,
+                          got);
         } else {
-            ck_assert_msg(got == n, "builder %d: cap %zu >= %zu returned %zu", _i, cap, n, got);
+            ck_assert_msg(got == sn, "builder %d: cap %zu >= %zu returned %zd", _i, cap, n, got);
             ck_assert_mem_eq(buf, full, n);
         }
         /* Nothing is written past the capacity, whatever the outcome. */
@@ -1036,7 +1069,7 @@ START_TEST(builders_too_small)
 }
 END_TEST
 
-/* ---- commit into a ring ----------------------------------------------------------- */
+/* ---- framed events, and in a ring ----------------------------------------------------------- */
 
 static void *ring_mem;
 
@@ -1048,13 +1081,6 @@ static struct ring *heap_ring(size_t bytes)
     struct ring *r = ring_init(ring_mem, bytes);
     ck_assert_ptr_nonnull(r);
     return r;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Decode a server text frame; returns the payload and sets *plen. */
@@ -1081,67 +1107,98 @@ static const char *frame_payload(const uint8_t *f, size_t n, size_t *plen)
     return (const char *)f + hl;
 }
 
-START_TEST(commit_and_read)
+/* Frame BODY as event TYPE into R the way a publisher does (the lock is the caller's). */
+static uint64_t ring_put(struct ring *r, int kind, const char *room, size_t room_len,
+                         int room_idx, const char *type, const char *body, size_t bn, int64_t ts)
 {
-    struct ring *r = heap_ring(sizeof(struct ring) + 1024 * 1024);
+    uint64_t id = ring_next_id(r);
+    size_t len = chat_proto_event_frame_len(type, id, ts, bn);
+    ck_assert_uint_le(len, ring_max_entry(r));
+    uint8_t *dst = ring_reserve(r, (uint32_t)len);
+    ck_assert_ptr_nonnull(dst);
+    ck_assert_int_eq(chat_proto_event_frame(dst, len, type, id, ts, body, bn), (ssize_t)len);
+    struct ring_entry meta;
+    memset(&meta, 0, sizeof meta);
+    meta.ts_ms = ts;
+    meta.len = (uint32_t)len;
+    meta.kind = (uint8_t)kind;
+    meta.room_len = (uint8_t)room_len;
+    memcpy(meta.room, room, room_len);
+    meta.room_slot = (uint64_t)room_idx;
+    return ring_commit(r, &meta);
+}
+
+START_TEST(event_frame_exact)
+{
     struct chat_identity id = ident(S("writer"));
-    static char text[70000], body[80000];
+    static char text[70000], body[80000], want[80100];
     static uint8_t frame[100000];
     for (size_t i = 0; i < sizeof text; i++)
         text[i] = (char)('a' + i % 26);
     /* Payloads that need the 7-bit, the 16-bit and the 64-bit length forms. */
     static const size_t sizes[] = { 1, 5, 20, 100, 200, 1000, 65000, 70000 };
-    uint64_t pos = ring_tail(r);
     for (int k = 0; k < N(sizes); k++) {
-        text[0] = (char)('A' + k);
-        size_t bn = chat_event_message_body(body, sizeof body, S("lobby"), &id, text, sizes[k]);
-        ck_assert_uint_gt(bn, 0);
-        int64_t t0 = wall_ms();
-        ck_assert_int_eq(chat_event_commit(r, RING_KIND_MESSAGE, 7, S("lobby"), "message",
-                                           body, bn), 0);
-        int64_t t1 = wall_ms();
-        ck_assert_uint_eq(ring_last_id(r), (uint64_t)k + 1);
-
-        struct ring_entry e;
-        ssize_t fn = ring_read(r, &pos, &e, frame, sizeof frame);
-        ck_assert_int_gt(fn, 0);
-        ck_assert_uint_eq(e.id, (uint64_t)k + 1);
-        ck_assert_int_eq(e.kind, RING_KIND_MESSAGE);
-        ck_assert_uint_eq(e.room_len, 5);
-        ck_assert_mem_eq(e.room, "lobby", 5);
-        ck_assert_uint_eq(e.room_slot, 7);
-        ck_assert_uint_eq(e.len, (uint64_t)fn);
-        ck_assert(e.ts_ms >= t0 && e.ts_ms <= t1);
-
+        ssize_t bn = chat_proto_message_body(body, sizeof body, S("lobby"), &id, text, sizes[k]);
+        ck_assert_int_gt(bn, 0);
+        uint64_t eid = 9007199254740991ull - (uint64_t)k;     /* 2^53 - 1 and below */
+        int64_t ts = 1700000000123 + k;
+        size_t len = chat_proto_event_frame_len("message", eid, ts, (size_t)bn);
+        ssize_t fn = chat_proto_event_frame(frame, sizeof frame, "message", eid, ts, body,
+                                            (size_t)bn);
+        ck_assert_int_eq(fn, (ssize_t)len);
         size_t pl;
         const char *p = frame_payload(frame, (size_t)fn, &pl);
+        size_t wl = with_head(want, sizeof want, "message", eid, ts, body, (size_t)bn);
+        ck_assert_uint_eq(pl, wl);
+        ck_assert_mem_eq(p, want, wl);
         struct json_field f[JSON_MAX_FIELDS];
         int nf = parse(p, pl, f);
         ck_assert_int_eq(nf, 7);
-        expect_str(f, nf, "type", S("message"));
-        expect_num(f, nf, "id", e.id);
-        expect_num(f, nf, "ts", (uint64_t)e.ts_ms);
-        expect_str(f, nf, "room", S("lobby"));
-        expect_str(f, nf, "uid", id.uid, 36);
-        expect_str(f, nf, "nick", S("writer"));
+        expect_num(f, nf, "id", eid);
+        expect_num(f, nf, "ts", (uint64_t)ts);
         expect_str(f, nf, "text", text, sizes[k]);
     }
-    struct ring_entry e;
-    ck_assert_int_eq(ring_read(r, &pos, &e, frame, sizeof frame), RING_EMPTY);
-    free(ring_mem);
 }
 END_TEST
 
-START_TEST(commit_presence_and_limits)
+START_TEST(event_frame_too_small)
+{
+    struct chat_identity id = ident(S("p"));
+    char body[512];
+    uint8_t buf[1024];
+    ssize_t bn = chat_proto_presence_body(body, sizeof body, S("r"), &id, S("q"), 3);
+    ck_assert_int_gt(bn, 0);
+    size_t len = chat_proto_event_frame_len("nick", 12, 34, (size_t)bn);
+    for (size_t cap = 0; cap < len; cap++) {
+        memset(buf, 0x5A, sizeof buf);
+        ck_assert_int_eq(chat_proto_event_frame(buf, cap, "nick", 12, 34, body, (size_t)bn),
+                         -ENOSPC);
+        for (size_t i = cap; i < sizeof buf; i++)
+            ck_assert_uint_eq(buf[i], 0x5A);
+    }
+    ck_assert_int_eq(chat_proto_event_frame(buf, len, "nick", 12, 34, body, (size_t)bn),
+                     (ssize_t)len);
+    /* An event needs a body (it closes the object). */
+    ck_assert_int_eq(chat_proto_event_frame(buf, sizeof buf, "nick", 12, 34, body, 0), -EINVAL);
+    /* A negative clock reading is written as 0, never as "-". */
+    ssize_t n = chat_proto_event_frame(buf, sizeof buf, "nick", 1, -5, body, (size_t)bn);
+    size_t pl;
+    const char *p = frame_payload(buf, (size_t)n, &pl);
+    ck_assert_ptr_nonnull(memmem(p, pl, "\"ts\":0,", 7));
+}
+END_TEST
+
+START_TEST(event_frames_in_ring)
 {
     struct ring *r = heap_ring(sizeof(struct ring) + 64 * 1024);
     struct chat_identity id = ident(S("p"));
     char body[512];
     static uint8_t frame[65536];
-    size_t bn = chat_event_presence_body(body, sizeof body, S("abcdefghijklmnopqrstuvwxyz012345"),
-                                         &id, S("q"), 3);
-    ck_assert_int_eq(chat_event_commit(r, RING_KIND_PRESENCE, 1023,
-                                       S("abcdefghijklmnopqrstuvwxyz012345"), "nick", body, bn), 0);
+    ssize_t bn = chat_proto_presence_body(body, sizeof body, S("abcdefghijklmnopqrstuvwxyz012345"),
+                                          &id, S("q"), 3);
+    ck_assert_int_gt(bn, 0);
+    ck_assert_uint_eq(ring_put(r, RING_KIND_PRESENCE, S("abcdefghijklmnopqrstuvwxyz012345"),
+                               1023, "nick", body, (size_t)bn, 42), 1);
     uint64_t pos = ring_tail(r);
     struct ring_entry e;
     ssize_t fn = ring_read(r, &pos, &e, frame, sizeof frame);
@@ -1157,37 +1214,14 @@ START_TEST(commit_presence_and_limits)
     ck_assert_int_eq(nf, 8);
     expect_str(f, nf, "type", S("nick"));
     expect_num(f, nf, "id", 1);
+    expect_num(f, nf, "ts", 42);
     expect_str(f, nf, "old", S("q"));
     expect_num(f, nf, "online", 3);
-
-    /* Refusals leave the ring exactly as it was. */
-    uint64_t head = ring_head(r), next = ring_next_id(r);
-    ck_assert_int_eq(chat_event_commit(r, RING_KIND_MESSAGE, 0, S("a"), "message", body, 0), -1);
-    static char big[65536];
-    memset(big, 'x', sizeof big);
-    size_t max = ring_max_entry(r);
-    ck_assert_int_eq(chat_event_commit(r, RING_KIND_MESSAGE, 0, S("a"), "message", big, max), -1);
-    ck_assert_uint_eq(ring_head(r), head);
-    ck_assert_uint_eq(ring_next_id(r), next);
-    ck_assert_uint_eq(ring_last_id(r), 1);
-
-    /* The largest body that fits is accepted and reads back whole. */
-    char head_txt[96];
-    int hn = snprintf(head_txt, sizeof head_txt, "{\"type\":\"message\",\"id\":2,\"ts\":%lld",
-                      (long long)wall_ms());
-    size_t fit = max - 4 - (size_t)hn;      /* 16-bit length header at this size */
-    ck_assert_int_eq(chat_event_commit(r, RING_KIND_MESSAGE, 0, S("a"), "message", big,
-                                       fit + 1), -1);
-    ck_assert_int_eq(chat_event_commit(r, RING_KIND_MESSAGE, 0, S("a"), "message", big, fit), 0);
-    fn = ring_read(r, &pos, &e, frame, sizeof frame);
-    ck_assert_int_eq(fn, (ssize_t)max);
-    ck_assert_uint_eq(e.id, 2);
-    frame_payload(frame, (size_t)fn, &pl);
     free(ring_mem);
 }
 END_TEST
 
-START_TEST(commit_lapping)
+START_TEST(event_frames_lapping)
 {
     /* Many more events than the ring holds: every readable one is intact. */
     struct ring *r = heap_ring(sizeof(struct ring) + 16 * 1024);
@@ -1201,10 +1235,10 @@ START_TEST(commit_lapping)
         size_t tl = 1 + rnd_next(&x) % sizeof text;
         for (size_t i = 0; i < tl; i++)
             text[i] = (char)('0' + (n + (int)i) % 10);
-        size_t bn = chat_event_message_body(body, sizeof body, S("lobby"), &id, text, tl);
-        ck_assert_int_eq(chat_event_commit(r, RING_KIND_MESSAGE, 0, S("lobby"), "message",
-                                           body, bn), 0);
-        ck_assert_uint_eq(ring_last_id(r), (uint64_t)n);
+        ssize_t bn = chat_proto_message_body(body, sizeof body, S("lobby"), &id, text, tl);
+        ck_assert_int_gt(bn, 0);
+        ck_assert_uint_eq(ring_put(r, RING_KIND_MESSAGE, S("lobby"), 0, "message", body,
+                                   (size_t)bn, n), (uint64_t)n);
         if (n % 23 != 0)
             continue;
         for (;;) {
@@ -1225,6 +1259,7 @@ START_TEST(commit_lapping)
             int nf = parse(p, pl, f);
             ck_assert_int_eq(nf, 7);
             expect_num(f, nf, "id", e.id);
+            expect_num(f, nf, "ts", e.id);
         }
         ck_assert_uint_eq(last, (uint64_t)n);
     }
@@ -1232,9 +1267,9 @@ START_TEST(commit_lapping)
 }
 END_TEST
 
-Suite *chat_event_suite(void)
+Suite *chat_proto_suite(void)
 {
-    Suite *s = suite_create("chat_event");
+    Suite *s = suite_create("chat_proto");
     TCase *tc = tcase_create("names");
     tcase_add_loop_test(tc, room_name_vectors, 0, N(rooms));
     tcase_add_test(tc, room_name_every_byte);
@@ -1276,11 +1311,12 @@ Suite *chat_event_suite(void)
     tcase_add_loop_test(tc, builders_too_small, 0, B_COUNT);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("commit");
+    tc = tcase_create("frame");
     tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, commit_and_read);
-    tcase_add_test(tc, commit_presence_and_limits);
-    tcase_add_test(tc, commit_lapping);
+    tcase_add_test(tc, event_frame_exact);
+    tcase_add_test(tc, event_frame_too_small);
+    tcase_add_test(tc, event_frames_in_ring);
+    tcase_add_test(tc, event_frames_lapping);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "chat_proto.h"
+#include "chat_replay.h"
 #include "chat_history.h"
 #include "conn.h"
 #include "lock.h"
@@ -382,134 +383,14 @@ static void new_uid(char out[37])
     cw->rnd_left -= 16;
 }
 
-/*
- * Copy the entry at ring position AT into C's output. 0, RING_LAPPED if it
- * was overwritten (nothing copied), or -ENOMEM.
- */
-static int copy_entry(struct worker *w, struct conn *c, uint64_t at)
-{
-    struct ring_entry e;
-    uint64_t q = at;
-    if (ring_peek(ring_of(w), &q, &e) < 0)
-        return RING_LAPPED;
-    uint8_t *dst = conn_out_reserve(&w->conns, c, e.len);
-    if (dst == NULL)
-        return -ENOMEM;
-    if (ring_read(ring_of(w), &at, &e, dst, e.len) != (ssize_t)e.len) {
-        c->out_len -= e.len;
-        return RING_LAPPED;
-    }
-    return 0;
-}
-
-static int is_room_message(const struct ring_entry *e, const struct local_room *lr)
-{
-    return e->kind == RING_KIND_MESSAGE && e->room_len == lr->name_len &&
-           memcmp(e->room, lr->name, lr->name_len) == 0;
-}
-
-/*
- * The slow path of send_history(): walk the ring from its tail up to what
- * this worker drained. If a writer laps the walk, the output is rolled back
- * to MARK (counted from out_off) and the walk starts again. 0, or -ENOMEM
- * (the output is rolled back).
- */
-static int scan_history(struct worker *w, struct conn *c, struct local_room *lr,
-                        int have_since, uint64_t since, size_t mark)
-{
-    struct ring *r = ring_of(w);
-    uint32_t want = w->cfg->history_size;
-    struct ring_entry e;
-    uint64_t count;
-    int rc;
-restart:
-    c->out_len = c->out_off + (uint32_t)mark;
-    count = 0;
-    for (uint64_t p = ring_tail(r);;) {
-        uint64_t at = p;
-        ssize_t n = ring_peek(r, &p, &e);
-        if (n == RING_LAPPED)
-            goto restart;
-        if (n < 0 || at >= cw->pos)
-            break;
-        if (!is_room_message(&e, lr))
-            continue;
-        if (have_since) {
-            if (e.id > since && (rc = copy_entry(w, c, at)) < 0)
-                goto failed;
-        } else if (want > 0) {
-            cw->hist[count++ % want] = at;
-        }
-    }
-    for (uint64_t i = count > want ? count - want : 0; !have_since && i < count; i++)
-        if ((rc = copy_entry(w, c, cw->hist[i % want])) < 0)
-            goto failed;
-    return 0;
-failed:
-    if (rc == RING_LAPPED)
-        goto restart;
-    c->out_len = c->out_off + (uint32_t)mark;
-    return rc;
-}
-
-/* Id of the oldest entry the ring holds, or of the next one when it is empty. */
-static uint64_t ring_oldest_id(struct worker *w)
-{
-    struct ring *r = ring_of(w);
-    struct ring_entry e;
-    for (;;) {
-        uint64_t p = ring_tail(r);
-        ssize_t n = ring_peek(r, &p, &e);
-        if (n >= 0)
-            return e.id;
-        if (n == RING_EMPTY) {
-            uint64_t last = ring_last_id(r);
-            return last + 1 > ring_first_id(r) ? last + 1 : ring_first_id(r);
-        }
-    }
-}
-
-/*
- * Queue the room's history: its last history_size messages, or with since=
- * every message after that id, preceded by a gap event when the ring no
- * longer reaches back to since + 1. Only entries this worker has drained
- * count (later ones reach the member through its stream), so nothing is
- * sent twice. The worker's index answers most joins; a ring scan the rest.
- * 0, or -ENOMEM (the caller fails C).
- */
+/* The room's history for a joining member (chat_replay.c), after what it saw. */
 static int send_history(struct worker *w, struct conn *c, struct local_room *lr,
                         int have_since, uint64_t since)
 {
-    /* Where this history starts, counted from out_off: growing may slide the buffer. */
-    size_t mark = conn_out_pending(c);
-    long n = -1;
-    if (have_since || w->cfg->history_size <= cw->index.per_room)
-        n = chat_history_select(&cw->index, lr->idx, lr->name, lr->name_len,
-                                have_since, since, cw->hist);
-    if (n < 0 && scan_history(w, c, lr, have_since, since, mark) < 0)
-        return -ENOMEM;
-    for (long i = 0; i < n; i++)
-        /* One lapped meanwhile is covered by the gap check below. */
-        if (copy_entry(w, c, cw->hist[i]) == -ENOMEM)
-            return -ENOMEM;
-    if (!have_since)
-        return 0;
-    /*
-     * Ids this client has not seen but the ring no longer holds: from
-     * since + 1 (or, for since=0, "nothing seen", from the first id this
-     * ring issued) up to its oldest entry. An id below the ring's first
-     * comes from before a restart, and that history is gone too.
-     */
-    uint64_t lo = since == 0 ? ring_first_id(ring_of(w)) : since + 1;
-    uint64_t oldest = ring_oldest_id(w);
-    if (oldest > lo) {
-        /* The gap goes first: move what was queued since MARK behind it. */
-        uint8_t gap[256];
-        ssize_t g = chat_proto_gap(gap, sizeof gap, lr->name, lr->name_len, lo, oldest - 1);
-        if (g < 0 || conn_out_insert(&w->conns, c, mark, gap, (size_t)g) < 0)
-            return -ENOMEM;
-    }
-    return 0;
+    const struct chat_replay_src src = {
+        .ring = ring_of(w), .index = &cw->index, .scratch = cw->hist, .drained = cw->pos,
+    };
+    return chat_replay(&src, w, c, lr->idx, lr->name, lr->name_len, have_since, since);
 }
 
 /*

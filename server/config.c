@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
+
 #define CONF_LINE_MAX   4096
 #define CONF_FILE_MAX   (1024 * 1024)
 /* The directive name, every origin, and a lone ";" left for stripping. */
@@ -75,10 +77,6 @@ static const struct directive directives[] = {
 };
 
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
-
-static const char *const level_names[] = {
-    "alert", "crit", "error", "warn", "notice", "info", "debug"
-};
 
 struct parser {
     struct config *cfg;
@@ -190,13 +188,6 @@ int config_parse_size(const char *s, uint64_t *out)
 int config_parse_duration(const char *s, uint64_t *out_ms)
 {
     return duration_parse(s, out_ms) == 0 ? 0 : -1;
-}
-
-const char *config_log_level_name(int level)
-{
-    if (level < 0 || (size_t)level >= sizeof(level_names) / sizeof(level_names[0]))
-        return "unknown";
-    return level_names[level];
 }
 
 /* Render a limit the way a user would write it: 65536 → "64k", 1000 → "1s". */
@@ -392,11 +383,9 @@ static int set_value(struct parser *p, unsigned line,
         strcpy(field, val[0]);
         return 0;
     case D_LOG_LEVEL:
-        for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-            if (strcmp(val[0], level_names[i]) == 0) {
-                cfg->log_level = (int)i;
-                return 0;
-            }
+        if (log_level_parse(val[0]) >= 0) {
+            cfg->log_level = log_level_parse(val[0]);
+            return 0;
         }
         return fail(p, line, "invalid log level \"%.*s\" (expected alert, crit, "
                     "error, warn, notice, info or debug)", CONF_ECHO_MAX, val[0]);
@@ -645,7 +634,7 @@ void config_defaults(struct config *cfg)
     strcpy(cfg->web_root, "../web");
     strcpy(cfg->pid_file, "../run/wschat.pid");
     strcpy(cfg->error_log, "stderr");
-    cfg->log_level = CONFIG_LOG_INFO;
+    cfg->log_level = LOG_LVL_INFO;
     cfg->handshake_timeout_ms = 10 * SEC;
     cfg->idle_timeout_ms = 60 * SEC;
     cfg->close_timeout_ms = 5 * SEC;

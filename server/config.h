@@ -21,11 +21,6 @@
 #define CONFIG_MAX_WORKERS  64
 #define CONFIG_ERR_LEN      (PATH_MAX + 256)
 
-enum config_log_level {
-    CONFIG_LOG_ALERT, CONFIG_LOG_CRIT, CONFIG_LOG_ERR, CONFIG_LOG_WARN,
-    CONFIG_LOG_NOTICE, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG
-};
-
 struct config_listen {
     int      family;            /* AF_INET or AF_INET6 */
     char     host[64];          /* numeric address without brackets */
@@ -42,7 +37,7 @@ struct config {
     char     web_root[PATH_MAX];
     char     pid_file[PATH_MAX];
     char     error_log[PATH_MAX];   /* absolute path, or "stderr" */
-    int      log_level;         /* enum config_log_level */
+    int      log_level;         /* enum log_level (log.h) */
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
     uint64_t close_timeout_ms;      /* wait for the peer's close reply */
@@ -83,7 +78,5 @@ int config_parse(struct config *cfg, const char *text, size_t len,
 int config_parse_size(const char *s, uint64_t *out);
 /* "1500ms", "30s", "5m", "1h", "10" (seconds) → milliseconds; 0 or -1. */
 int config_parse_duration(const char *s, uint64_t *out_ms);
-
-const char *config_log_level_name(int level);
 
 #endif

@@ -74,7 +74,7 @@ int http_slice_ieq(const char *s, size_t len, const char *lit);
 /* The reason phrase for STATUS ("Not Found"), or "Unknown". */
 const char *http_reason(int status);
 
-#define HTTP_RESPONSE_HEADERS_MAX 768
+#define HTTP_RESPONSE_HEADERS_MAX 4096   /* a 301 Location of a 1 KiB path, encoded */
 
 /*
  * A response as a handler decides it (static files, stats): http_conn

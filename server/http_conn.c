@@ -42,7 +42,7 @@ static void answer_error(struct worker *w, struct conn *c, int status, const cha
 static int answer(struct worker *w, struct conn *c, struct http_response *resp,
                   int head_only, int keep)
 {
-    char head[1024];
+    char head[HTTP_RESPONSE_HEADERS_MAX + 512];
     ssize_t n = http_response_head(head, sizeof head, resp->status, resp->ctype,
                                    resp->length, keep, resp->headers);
     int rc = n < 0 ? (int)n : conn_out_append(&w->conns, c, head, (size_t)n);

@@ -8,10 +8,30 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+static const char *const level_names[] = {
+    "alert", "crit", "error", "warn", "notice", "info", "debug"
+};
+
+const char *log_level_name(int level)
+{
+    if (level < 0 || (size_t)level >= sizeof level_names / sizeof level_names[0])
+        return "unknown";
+    return level_names[level];
+}
+
+int log_level_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return (int)i;
+    return -EINVAL;
+}
 
 int log_level_current = LOG_LVL_INFO;
 
@@ -62,10 +82,10 @@ void log_write(int level, int err, const char *fmt, ...)
     n = strftime(line, sizeof line, "%Y/%m/%d %H:%M:%S", &tm);
     if (log_slot < 0)
         w = snprintf(line + n, sizeof line - n, " [%s] %d: ",
-                     config_log_level_name(level), (int)getpid());
+                     log_level_name(level), (int)getpid());
     else
         w = snprintf(line + n, sizeof line - n, " [%s] %d#%d: ",
-                     config_log_level_name(level), (int)getpid(), log_slot);
+                     log_level_name(level), (int)getpid(), log_slot);
     n += (size_t)w;
 
     va_start(ap, fmt);

@@ -11,15 +11,20 @@
 #define WSM_LOG_H
 
 #include <stdarg.h>
-#include "config.h"
 
-#define LOG_LVL_ALERT  CONFIG_LOG_ALERT
-#define LOG_LVL_CRIT   CONFIG_LOG_CRIT
-#define LOG_LVL_ERR    CONFIG_LOG_ERR
-#define LOG_LVL_WARN   CONFIG_LOG_WARN
-#define LOG_LVL_NOTICE CONFIG_LOG_NOTICE
-#define LOG_LVL_INFO   CONFIG_LOG_INFO
-#define LOG_LVL_DEBUG  CONFIG_LOG_DEBUG
+#include "result.h"
+
+/* Severity, most severe first (nginx's names; a line is written when its
+ * level is <= the configured one). */
+enum log_level {
+    LOG_LVL_ALERT, LOG_LVL_CRIT, LOG_LVL_ERR, LOG_LVL_WARN,
+    LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG
+};
+
+/* "alert" ... "debug" as written in error_log lines and log_level; "unknown" out of range. */
+const char *log_level_name(int level);
+/* The level NAME spells, or -EINVAL. */
+int log_level_parse(const char *name);
 
 extern int log_level_current;
 

@@ -392,8 +392,9 @@ static char *read_whole(int fd, size_t len, const char *name, int *status)
 static int redirect_dir(const struct segments *s, struct http_response *resp)
 {
     static const char hex[] = "0123456789ABCDEF";
-    char extra[600];
-    _Static_assert(sizeof extra <= sizeof resp->headers, "Location fits the response");
+    /* Every decoded path (STATIC_PATH_MAX bytes) fits, each byte encoded as %XX. */
+    char extra[HTTP_RESPONSE_HEADERS_MAX];
+    _Static_assert(sizeof extra >= 3 * STATIC_PATH_MAX + 64, "any Location fits");
     size_t n = (size_t)snprintf(extra, sizeof extra, "Cache-Control: no-cache\r\nLocation: ");
     for (size_t i = 0; i < s->n; i++) {
         if (n + 2 > sizeof extra)
@@ -436,8 +437,12 @@ int static_files_serve(const char *web_root, const struct http_request *req,
     int redirect;
     int fd = open_target(web_root, &segs, &st, &name, &redirect, &status);
     if (redirect) {
-        http_response_init(resp);
-        return redirect_dir(&segs, resp) == 0 ? 0 : -414;
+        struct http_response r;
+        http_response_init(&r);
+        if (redirect_dir(&segs, &r) != 0)
+            return -500;    /* cannot happen: the assertion above sizes the buffer */
+        *resp = r;
+        return 0;
     }
     if (fd < 0)
         return -status;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 
 #define KIB ((uint64_t)1024)
 #define MIB (KIB * 1024)
@@ -93,7 +94,7 @@ START_TEST(defaults_struct)
     ck_assert_str_eq(cfg.web_root, "../web");
     ck_assert_str_eq(cfg.pid_file, "../run/wschat.pid");
     ck_assert_str_eq(cfg.error_log, "stderr");
-    ck_assert_int_eq(cfg.log_level, CONFIG_LOG_INFO);
+    ck_assert_int_eq(cfg.log_level, LOG_LVL_INFO);
     ck_assert_uint_eq(cfg.handshake_timeout_ms, 10000);
     ck_assert_uint_eq(cfg.idle_timeout_ms, 60000);
     ck_assert_uint_eq(cfg.close_timeout_ms, 5000);
@@ -193,7 +194,7 @@ START_TEST(all_directives)
     ck_assert_str_eq(cfg.web_root, "/srv/web");
     ck_assert_str_eq(cfg.pid_file, "/var/run/w.pid");
     ck_assert_str_eq(cfg.error_log, "/var/log/w.log");
-    ck_assert_int_eq(cfg.log_level, CONFIG_LOG_DEBUG);
+    ck_assert_int_eq(cfg.log_level, LOG_LVL_DEBUG);
     ck_assert_uint_eq(cfg.handshake_timeout_ms, 1500);
     ck_assert_uint_eq(cfg.idle_timeout_ms, 120000);
     ck_assert_uint_eq(cfg.close_timeout_ms, 7000);
@@ -262,16 +263,16 @@ START_TEST(log_levels)
     snprintf(text, sizeof(text), "log_level %s\n", level_names[_i]);
     parse_ok(&cfg, text);
     ck_assert_int_eq(cfg.log_level, _i);
-    ck_assert_str_eq(config_log_level_name(_i), level_names[_i]);
+    ck_assert_str_eq(log_level_name(_i), level_names[_i]);
 }
 END_TEST
 
 START_TEST(log_level_name_out_of_range)
 {
-    ck_assert_str_eq(config_log_level_name(-1), "unknown");
-    ck_assert_str_eq(config_log_level_name(CONFIG_LOG_DEBUG + 1), "unknown");
-    ck_assert_int_eq(CONFIG_LOG_ERR, 2);
-    ck_assert_str_eq(config_log_level_name(CONFIG_LOG_ERR), "error");
+    ck_assert_str_eq(log_level_name(-1), "unknown");
+    ck_assert_str_eq(log_level_name(LOG_LVL_DEBUG + 1), "unknown");
+    ck_assert_int_eq(LOG_LVL_ERR, 2);
+    ck_assert_str_eq(log_level_name(LOG_LVL_ERR), "error");
 }
 END_TEST
 
@@ -336,7 +337,7 @@ START_TEST(syntax_comments_crlf_semicolons)
     ck_assert_int_eq(cfg.norigins, 2);
     ck_assert_str_eq(cfg.origins[0], "http://a");
     ck_assert_str_eq(cfg.origins[1], "http://b");
-    ck_assert_int_eq(cfg.log_level, CONFIG_LOG_WARN);
+    ck_assert_int_eq(cfg.log_level, LOG_LVL_WARN);
 }
 END_TEST
 

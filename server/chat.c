@@ -46,6 +46,12 @@ struct chat_member {
     uint32_t refilled_ms;       /* worker clock (ms, wrapping) of the last refill */
     uint32_t window_s;          /* start of the current 10 s abuse window */
     uint32_t refused;           /* inputs refused in that window */
+    /* While its history is replayed the cursor is detached (private output
+     * only) and the member is on the worker's replay list. */
+    uint8_t  replaying;
+    uint8_t  greeting;          /* a fresh join: history_end and a join event follow */
+    struct chat_replay replay;
+    struct chat_member *rp_prev, *rp_next;
     struct chat_identity id;
 };
 
@@ -53,7 +59,8 @@ struct local_room {
     int      idx;               /* shm room index */
     uint8_t  name_len;
     char     name[RING_ROOM_MAX + 1];
-    struct stream stream;       /* its cursors are the local members */
+    struct stream stream;       /* its cursors are the live local members */
+    uint32_t replaying;         /* members still receiving history (not cursors yet) */
     int      dirty;
     struct local_room *dirty_next;
 };
@@ -76,6 +83,7 @@ struct chat_worker {
     size_t   frame_cap;
     struct local_room *rooms[SHM_MAX_ROOMS];
     struct local_room *dirty;
+    struct chat_member *replays;    /* members whose history is under way */
     uint64_t *hist;             /* history_size ring positions, for one join */
     struct chat_history index;  /* where each room's recent messages are */
     char    *input;             /* decoded JSON input */
@@ -247,6 +255,8 @@ static void chat_wake(struct worker *w)
     drain(w);
 }
 
+static int replay_continue(struct worker *w, struct chat_member *mb, int flush);
+
 /*
  * End of a loop pass: drain what this worker published itself, write to
  * the members of every room that got frames, and close with 1013 a member
@@ -255,6 +265,11 @@ static void chat_wake(struct worker *w)
 static void chat_pass_end(struct worker *w)
 {
     drain(w);
+    for (struct chat_member *mb = cw->replays, *next; mb != NULL; mb = next) {
+        next = mb->rp_next;
+        if (!(mb->conn->flags & CONN_F_WANT_WRITE))
+            replay_continue(w, mb, 1);
+    }
     while (cw->dirty != NULL) {
         struct local_room *lr = cw->dirty;
         cw->dirty = lr->dirty_next;
@@ -274,7 +289,7 @@ static void chat_pass_end(struct worker *w)
             }
         }
         lr->dirty = 0;
-        if (lr->stream.ncursors == 0) {
+        if (lr->stream.ncursors == 0 && lr->replaying == 0) {
             cw->rooms[lr->idx] = NULL;
             stream_fini(&lr->stream);
             free(lr);
@@ -383,14 +398,11 @@ static void new_uid(char out[37])
     cw->rnd_left -= 16;
 }
 
-/* The room's history for a joining member (chat_replay.c), after what it saw. */
-static int send_history(struct worker *w, struct conn *c, struct local_room *lr,
-                        int have_since, uint64_t since)
+static struct chat_replay_src replay_src(struct worker *w)
 {
-    const struct chat_replay_src src = {
+    return (struct chat_replay_src){
         .ring = ring_of(w), .index = &cw->index, .scratch = cw->hist, .drained = cw->pos,
     };
-    return chat_replay(&src, w, c, lr->idx, lr->name, lr->name_len, have_since, since);
 }
 
 /*
@@ -451,11 +463,15 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
     mb->room = lr;
     mb->tokens = w->cfg->rate_limit_burst * 1000u;
     mb->refilled_ms = (uint32_t)w->now_ms;
-    /* Everything drained so far is history; what comes later is live. */
+    /* Everything drained so far is history (replayed first); what comes later is live. */
     drain(w);
-    stream_attach(&lr->stream, &mb->cur);
-    c->cursor = &mb->cur;
-    mark_dirty(lr);
+    c->cursor = &mb->cur;       /* detached until the replay catches up */
+    mb->replaying = 1;
+    lr->replaying++;
+    mb->rp_next = cw->replays;
+    if (cw->replays != NULL)
+        cw->replays->rp_prev = mb;
+    cw->replays = mb;
     return shm_room_online(seg, idx);
 }
 
@@ -471,9 +487,89 @@ static int send_text(struct worker *w, struct conn *c, const char *text, ssize_t
     return ws_conn_send(w, c, WS_OP_TEXT, text, (size_t)len);
 }
 
+/* Take MB off the replay list (its room's count included). */
+static void replay_unlink(struct chat_member *mb)
+{
+    if (mb->rp_prev != NULL)
+        mb->rp_prev->rp_next = mb->rp_next;
+    else
+        cw->replays = mb->rp_next;
+    if (mb->rp_next != NULL)
+        mb->rp_next->rp_prev = mb->rp_prev;
+    mb->rp_prev = mb->rp_next = NULL;
+    mb->replaying = 0;
+    mb->room->replaying--;
+}
+
 /*
- * Queue welcome, the query's errors, history and history_end for a new
- * member, then announce it. 0, or < 0 with C failed or closed.
+ * MB's history reached what this worker drained: attach it to the room's
+ * stream at its head (everything later arrives there), and for a fresh join
+ * send history_end and announce it. 0, or < 0 with C closed.
+ */
+static int go_live(struct worker *w, struct chat_member *mb)
+{
+    struct conn *c = mb->conn;
+    struct local_room *lr = mb->room;
+    replay_unlink(mb);
+    stream_attach(&lr->stream, &mb->cur);
+    mark_dirty(lr);
+    if (!mb->greeting)
+        return 0;
+    mb->greeting = 0;
+    char buf[64];
+    int rc = send_text(w, c, buf, chat_proto_simple(buf, sizeof buf, "history_end"));
+    if (rc < 0)
+        return rc;
+    mb->announced = 1;
+    publish_presence(w, mb, "join", NULL, 0, shm_room_online(w->ctx.seg, lr->idx));
+    return 0;
+}
+
+/*
+ * Go on with MB's replay: copy under the max_send_queue budget and, when
+ * FLUSH, write and copy again while the socket takes it (no other event
+ * would come for a connection whose writes complete at once). Goes live
+ * when caught up; the end of the pass writes what is left. 0, or < 0 with
+ * C closed (MB may be freed).
+ */
+static int replay_continue(struct worker *w, struct chat_member *mb, int flush)
+{
+    struct conn *c = mb->conn;
+    size_t budget = w->cfg->max_send_queue;
+    for (;;) {
+        if (c->state != CONN_WS)
+            return -EPIPE;
+        struct chat_replay_src src = replay_src(w);
+        int rc = chat_replay_step(&src, &mb->replay, w, c, mb->room->name, mb->room->name_len,
+                                  budget);
+        if (rc == 1)
+            return go_live(w, mb);      /* C may be closed and MB freed: touch neither */
+        if (rc == RING_LAPPED) {
+            STAT_ADD(w, drops_slow, 1);
+            log_at(LOG_LVL_WARN, 0, "conn %u: history replay overtaken by the ring: closing "
+                   "with 1013", c->id);
+            ws_conn_close(w, c, WS_CLOSE_TRY_AGAIN, "history replay fell behind; resume by id");
+            return rc;
+        }
+        if (rc == -ENOMEM) {
+            ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+            return rc;
+        }
+        if (rc < 0)
+            return rc;
+        if (!flush || (c->flags & CONN_F_WANT_WRITE))
+            return 0;
+        size_t before = conn_out_pending(c);
+        worker_flush(w, c);
+        if (c->state != CONN_WS || conn_out_pending(c) >= before)
+            return 0;   /* nothing written: wait for the socket */
+    }
+}
+
+/*
+ * Queue welcome and the query's errors for a new member and start its
+ * history; history_end and its join event follow when the replay catches
+ * up (go_live). 0, or < 0 with C failed or closed.
  */
 static int greet(struct worker *w, struct conn *c, struct chat_member *mb,
                  const struct chat_query *q, int online)
@@ -486,15 +582,17 @@ static int greet(struct worker *w, struct conn *c, struct chat_member *mb,
         rc = send_error(w, c, "bad_nick", "nick must be 1-32 visible characters, no space at either end");
     if (rc == 0 && q->since_present && !q->since_ok)
         rc = send_error(w, c, "bad_since", "since must be a message id");
-    if (rc == 0 && (rc = send_history(w, c, lr, q->since_present && q->since_ok, q->since)) < 0)
-        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
-    if (rc == 0)
-        rc = send_text(w, c, buf, chat_proto_simple(buf, sizeof buf, "history_end"));
     if (rc < 0)
         return rc;
-    mb->announced = 1;
-    publish_presence(w, mb, "join", NULL, 0, online);
-    return 0;
+    mb->greeting = 1;
+    mb->announced = 0;
+    struct chat_replay_src src = replay_src(w);
+    if (chat_replay_start(&src, &mb->replay, w, c, lr->idx, lr->name, lr->name_len,
+                          q->since_present && q->since_ok, q->since) < 0) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return -ENOMEM;
+    }
+    return replay_continue(w, mb, 0);
 }
 
 /* The open hook: C was upgraded on /chat[/SUB] with QUERY. */
@@ -532,7 +630,10 @@ static struct chat_member *detach(struct worker *w, struct conn *c)
     if (mb == NULL)
         return NULL;
     struct local_room *lr = mb->room;
-    stream_detach(&mb->cur);
+    if (mb->replaying)
+        replay_unlink(mb);
+    else
+        stream_detach(&mb->cur);
     c->cursor = NULL;
     shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
     mark_dirty(lr);
@@ -552,7 +653,7 @@ static ssize_t chat_handoff_take(struct worker *w, struct conn *c, void *rec, si
 {
     struct chat_member *mb = member_of(c);
     struct chat_handoff h;
-    if (mb == NULL || stream_pending(&mb->cur) != 0 || cap < sizeof h)
+    if (mb == NULL || mb->replaying || stream_pending(&mb->cur) != 0 || cap < sizeof h)
         return -EAGAIN;
     memset(&h, 0, sizeof h);
     h.identity = mb->id;
@@ -587,11 +688,13 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
      * this worker to the ring head, which is at least that far, so what the
      * member misses in between is exactly the history after resume_id.
      */
-    if (send_history(w, c, mb->room, 1, h.resume_id) < 0) {
+    struct chat_replay_src src = replay_src(w);
+    if (chat_replay_start(&src, &mb->replay, w, c, mb->room->idx, mb->room->name,
+                          mb->room->name_len, 1, h.resume_id) < 0) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
         return -ENOMEM;
     }
-    return 0;
+    return replay_continue(w, mb, 0);
 }
 
 /*

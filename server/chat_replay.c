@@ -1,8 +1,8 @@
 /*
  * chat_replay: see chat_replay.h. Entries are copied straight from the ring
  * into the member's output buffer; a writer can overwrite an entry between
- * finding it and copying it, and then the copy is redone or, for the index
- * path, covered by the gap check (the ring no longer holds it).
+ * finding it and copying it, which the ring's read validation reports as
+ * RING_LAPPED (nothing copied).
  */
 #include "chat_replay.h"
 
@@ -16,21 +16,18 @@
 #include "worker.h"
 
 /*
- * Copy the entry at ring position AT into C's output. 0, RING_LAPPED if it
+ * Copy entry E at ring position AT into C's output. 0, RING_LAPPED if it
  * was overwritten (nothing copied), or -ENOMEM.
  */
-static int copy_entry(const struct chat_replay_src *src, struct worker *w, struct conn *c,
-                      uint64_t at)
+static int copy_entry(struct ring *r, struct worker *w, struct conn *c, uint64_t at,
+                      const struct ring_entry *e)
 {
-    struct ring_entry e;
-    uint64_t q = at;
-    if (ring_peek(src->ring, &q, &e) < 0)
-        return RING_LAPPED;
-    uint8_t *dst = conn_out_reserve(&w->conns, c, e.len);
+    uint8_t *dst = conn_out_reserve(&w->conns, c, e->len);
     if (dst == NULL)
         return -ENOMEM;
-    if (ring_read(src->ring, &at, &e, dst, e.len) != (ssize_t)e.len) {
-        c->out_len -= e.len;
+    struct ring_entry got;
+    if (ring_read(r, &at, &got, dst, e->len) != (ssize_t)e->len) {
+        c->out_len -= e->len;
         return RING_LAPPED;
     }
     return 0;
@@ -40,51 +37,6 @@ static int is_room_message(const struct ring_entry *e, const char *room, size_t 
 {
     return e->kind == RING_KIND_MESSAGE && e->room_len == room_len &&
            memcmp(e->room, room, room_len) == 0;
-}
-
-/*
- * The slow path of send_history(): walk the ring from its tail up to what
- * this worker drained. If a writer laps the walk, the output is rolled back
- * to MARK (counted from out_off) and the walk starts again. 0, or -ENOMEM
- * (the output is rolled back).
- */
-static int scan_history(const struct chat_replay_src *src, struct worker *w, struct conn *c,
-                        const char *room, size_t room_len, int have_since, uint64_t since,
-                        size_t mark)
-{
-    struct ring *r = src->ring;
-    uint32_t want = w->cfg->history_size;
-    struct ring_entry e;
-    uint64_t count;
-    int rc;
-restart:
-    c->out_len = c->out_off + (uint32_t)mark;
-    count = 0;
-    for (uint64_t p = ring_tail(r);;) {
-        uint64_t at = p;
-        ssize_t n = ring_peek(r, &p, &e);
-        if (n == RING_LAPPED)
-            goto restart;
-        if (n < 0 || at >= src->drained)
-            break;
-        if (!is_room_message(&e, room, room_len))
-            continue;
-        if (have_since) {
-            if (e.id > since && (rc = copy_entry(src, w, c, at)) < 0)
-                goto failed;
-        } else if (want > 0) {
-            src->scratch[count++ % want] = at;
-        }
-    }
-    for (uint64_t i = count > want ? count - want : 0; !have_since && i < count; i++)
-        if ((rc = copy_entry(src, w, c, src->scratch[i % want])) < 0)
-            goto failed;
-    return 0;
-failed:
-    if (rc == RING_LAPPED)
-        goto restart;
-    c->out_len = c->out_off + (uint32_t)mark;
-    return rc;
 }
 
 /* Id of the oldest entry the ring holds, or of the next one when it is empty. */
@@ -103,21 +55,61 @@ static uint64_t ring_oldest_id(struct ring *r)
     }
 }
 
-int chat_replay(const struct chat_replay_src *src, struct worker *w, struct conn *c,
-                int room_idx, const char *room, size_t room_len, int have_since, uint64_t since)
+/*
+ * Without the index: walk the ring from its tail up to what the worker
+ * drained, keeping the positions of the room's last WANT messages in
+ * SCRATCH; the replay starts at the oldest of them. Restarts if a writer
+ * laps the walk (it only reads headers, so a restart costs no output).
+ */
+static uint64_t scan_start(const struct chat_replay_src *src, const char *room,
+                           size_t room_len, uint32_t want)
 {
-    /* Where this history starts, counted from out_off: growing may slide the buffer. */
-    size_t mark = conn_out_pending(c);
+    struct ring *r = src->ring;
+    for (;;) {
+        uint64_t count = 0;
+        int lapped = 0;
+        for (uint64_t p = ring_tail(r);;) {
+            uint64_t at = p;
+            struct ring_entry e;
+            ssize_t n = ring_peek(r, &p, &e);
+            if (n == RING_LAPPED) {
+                lapped = 1;
+                break;
+            }
+            if (n < 0 || at >= src->drained)
+                break;
+            if (is_room_message(&e, room, room_len))
+                src->scratch[count++ % want] = at;
+        }
+        if (lapped)
+            continue;
+        if (count == 0)
+            return src->drained;
+        return src->scratch[count > want ? count % want : 0];
+    }
+}
+
+int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
+                      struct worker *w, struct conn *c, int room_idx, const char *room,
+                      size_t room_len, int have_since, uint64_t since)
+{
+    struct ring *r = src->ring;
+    uint32_t want = w->cfg->history_size;
+    rp->after = have_since ? since : 0;
+    rp->pos = src->drained;
+    if (!have_since && want == 0)
+        return 0;
     long n = -1;
-    if (have_since || w->cfg->history_size <= src->index->per_room)
-        n = chat_history_select(src->index, room_idx, room, room_len,
-                                have_since, since, src->scratch);
-    if (n < 0 && scan_history(src, w, c, room, room_len, have_since, since, mark) < 0)
-        return -ENOMEM;
-    for (long i = 0; i < n; i++)
-        /* One lapped meanwhile is covered by the gap check below. */
-        if (copy_entry(src, w, c, src->scratch[i]) == -ENOMEM)
-            return -ENOMEM;
+    if (have_since || want <= src->index->per_room)
+        n = chat_history_select(src->index, room_idx, room, room_len, have_since, since,
+                                src->scratch);
+    if (n > 0)
+        rp->pos = src->scratch[0];
+    else if (n < 0)
+        rp->pos = have_since ? ring_tail(r) : scan_start(src, room, room_len, want);
+    /* An indexed position the ring has since dropped: start at what it holds. */
+    if (rp->pos < ring_tail(r))
+        rp->pos = ring_tail(r);
     if (!have_since)
         return 0;
     /*
@@ -126,15 +118,39 @@ int chat_replay(const struct chat_replay_src *src, struct worker *w, struct conn
      * ring issued) up to its oldest entry. An id below the ring's first
      * comes from before a restart, and that history is gone too.
      */
-    uint64_t lo = since == 0 ? ring_first_id(src->ring) : since + 1;
-    uint64_t oldest = ring_oldest_id(src->ring);
+    uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
+    uint64_t oldest = ring_oldest_id(r);
     if (oldest > lo) {
-        /* The gap goes first: move what was queued since MARK behind it. */
         uint8_t gap[256];
         ssize_t g = chat_proto_gap(gap, sizeof gap, room, room_len, lo, oldest - 1);
-        if (g < 0 || conn_out_insert(&w->conns, c, mark, gap, (size_t)g) < 0)
+        if (g < 0 || conn_out_append(&w->conns, c, gap, (size_t)g) < 0)
             return -ENOMEM;
     }
     return 0;
 }
 
+int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
+                     struct worker *w, struct conn *c, const char *room, size_t room_len,
+                     size_t budget)
+{
+    struct ring *r = src->ring;
+    while (conn_out_pending(c) < budget) {
+        if (rp->pos >= src->drained)
+            return 1;
+        uint64_t next = rp->pos;
+        struct ring_entry e;
+        ssize_t n = ring_peek(r, &next, &e);
+        if (n == RING_LAPPED)
+            return RING_LAPPED;
+        if (n < 0)
+            return 1;       /* empty: nothing is left below the drain position */
+        if (is_room_message(&e, room, room_len) && e.id > rp->after) {
+            int rc = copy_entry(r, w, c, rp->pos, &e);
+            if (rc < 0)
+                return rc;
+            rp->after = e.id;
+        }
+        rp->pos = next;
+    }
+    return 0;
+}

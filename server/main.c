@@ -2,15 +2,19 @@
  * main: command line of wsmaster, nginx-style.
  *   -c FILE   configuration (default conf/wschat.conf)
  *   -t        test the configuration and exit 0/1
- *   -s SIG    send reload|reopen|quit|stop to the running master (pid file)
+ *   -s SIG    send reload|reopen|quit|stop to the running master: the pid
+ *             file's pid, and only while a master holds that file locked
  *   -v / -h   version / usage
  * Everything else is master_run()'s.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -29,6 +33,60 @@ static void usage(FILE *out)
             "  -h       this help\n");
 }
 
+/*
+ * The pid of the master that holds PATH locked into *PID: 0, or -errno
+ * after printing why not (-ESRCH: no master holds it). Only a regular file of ours, reached without a symlink,
+ * counts, and only while a master holds its lock (master.c keeps it locked
+ * for its whole life): an unlocked file is stale, and the pid in it may
+ * by now belong to any process at all.
+ */
+static int locked_master_pid(const char *path, pid_t *pid)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        fprintf(stderr, "wsmaster: cannot open pid file \"%s\": %s%s\n", path,
+                strerror(e), e == ELOOP ? " (it is a symbolic link)" : "");
+        return -e;
+    }
+    struct stat st;
+    const char *why = fstat(fd, &st) < 0 ? strerror(errno)
+                    : !S_ISREG(st.st_mode) ? "not a regular file"
+                    : st.st_uid != geteuid() ? "owned by another user" : NULL;
+    if (why != NULL) {
+        fprintf(stderr, "wsmaster: pid file \"%s\" refused: %s\n", path, why);
+        close(fd);
+        return -EPERM;
+    }
+    /* A shared lock is granted only when no master holds its exclusive one. */
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        fprintf(stderr, "wsmaster: no running master (stale pid file %s)\n", path);
+        close(fd);
+        return -ESRCH;
+    }
+    if (errno != EWOULDBLOCK) {
+        int e = errno;
+        fprintf(stderr, "wsmaster: flock() of pid file \"%s\" failed: %s\n", path,
+                strerror(e));
+        close(fd);
+        return -e;
+    }
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    if (n <= 0 || end == buf || (*end != '\n' && *end != '\0') || errno != 0 || v <= 1 ||
+        v != (pid_t)v) {
+        fprintf(stderr, "wsmaster: no pid in pid file \"%s\"\n", path);
+        return -EINVAL;
+    }
+    *pid = (pid_t)v;
+    return 0;
+}
+
 static int send_signal(const struct config *cfg, const char *name)
 {
     static const struct { const char *name; int sig; } map[] = {
@@ -42,17 +100,11 @@ static int send_signal(const struct config *cfg, const char *name)
         fprintf(stderr, "wsmaster: unknown signal \"%s\"\n", name);
         return 1;
     }
-    FILE *f = fopen(cfg->pid_file, "r");
-    long pid = 0;
-    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
-        fprintf(stderr, "wsmaster: cannot read a pid from \"%s\": %s\n", cfg->pid_file,
-                f == NULL ? strerror(errno) : "no pid");
-        if (f) fclose(f);
+    pid_t pid = 0;
+    if (locked_master_pid(cfg->pid_file, &pid) < 0)
         return 1;
-    }
-    fclose(f);
-    if (kill((pid_t)pid, sig) < 0) {
-        fprintf(stderr, "wsmaster: kill(%ld) failed: %s\n", pid, strerror(errno));
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "wsmaster: kill(%ld) failed: %s\n", (long)pid, strerror(errno));
         return 1;
     }
     return 0;

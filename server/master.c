@@ -10,6 +10,8 @@
  * listen sockets, which stay open in the master throughout. Retiring
  * workers pass idle WebSockets to the new ones over the socket pairs
  * (handoff.c); every worker inherits all of them, as with the eventfds.
+ * The pid file stays open and flock()ed for the master's life: the lock,
+ * not the number in it, is what says a master is running.
  */
 #include "master.h"
 
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -40,6 +43,7 @@
 #define BACKOFF_MAX_MS    5000
 #define CRASH_WINDOW_MS   5000      /* dying sooner than this after start counts as a crash */
 #define STOP_GRACE_MS     1500      /* SIGTERM: then SIGKILL, all gone within 2 s */
+#define MASTER_ERR_LEN    (PATH_MAX + 256)
 
 struct worker_proc {
     pid_t    pid;           /* 0 = not running */
@@ -55,7 +59,7 @@ struct master {
     struct config cfg;
     int listen_fds[CONFIG_MAX_LISTEN];
     int nlisten;
-    char shm_name[64];
+    char shm_label[32];     /* "wschat-PORT": names the segment in /proc/PID/maps */
     struct shm_segment *seg;
     int eventfds[SHM_MAX_SLOTS];
     int handoff[SHM_MAX_SLOTS][2];  /* per slot: [0] its worker receives, [1] others send */
@@ -64,10 +68,192 @@ struct master {
     int sigfd;
     int stopping;           /* 0, SIGTERM (fast) or SIGQUIT (graceful) */
     uint64_t kill_at_ms;
-    int pid_written;
+    int pid_fd;             /* the pid file, open and locked; -1 = none held */
+    char pid_path[PATH_MAX];    /* where pid_fd was opened */
 };
 
-static struct master M;
+static struct master M = { .sigfd = -1, .pid_fd = -1 };
+
+/* ---- pid file ------------------------------------------------------------- */
+
+/* 1 if PATH still names the file open at FD (nobody replaced or removed it). */
+static int path_is_fd(const char *path, int fd)
+{
+    struct stat sp, sf;
+    return stat(path, &sp) == 0 && fstat(fd, &sf) == 0 &&
+           sp.st_dev == sf.st_dev && sp.st_ino == sf.st_ino;
+}
+
+/*
+ * Open PATH for the pid file and take its lock: 0, or -errno with a message
+ * in err (the fd is closed again). Never follows a symlink (a link planted
+ * at the path would have us truncate its target) nor opens a FIFO, and
+ * refuses any file but a regular one of ours with no other name, so the
+ * truncate below can only hit a pid file. The file is opened without
+ * O_TRUNC: a running master's pid stays intact until we hold the lock.
+ */
+static int pid_file_open(const char *path, int *out, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "opening pid file \"%s\" failed: %s%s", path, strerror(e),
+                 e == ELOOP ? " (it is a symbolic link)" : "");
+        return -e;
+    }
+    struct stat st;
+    const char *why = fstat(fd, &st) < 0 ? strerror(errno)
+                    : !S_ISREG(st.st_mode) ? "not a regular file"
+                    : st.st_uid != geteuid() ? "owned by another user"
+                    : st.st_nlink != 1 ? "it has other hard links" : NULL;
+    if (why != NULL) {
+        snprintf(err, errlen, "pid file \"%s\" refused: %s", path, why);
+        close(fd);
+        return -EPERM;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "pid file \"%s\" is locked: another master is "
+                     "already running with it", path);
+        else
+            snprintf(err, errlen, "flock() of pid file \"%s\" failed: %s", path, strerror(e));
+        close(fd);
+        return -e;
+    }
+    *out = fd;
+    return 0;
+}
+
+/*
+ * Take PATH as this master's pid file: open and lock it, then write "PID\n".
+ * Returns the locked fd, to keep open for the master's life (workers close
+ * it, see spawn(), so the lock dies with the master however it dies), or
+ * -errno with a message in err: -EWOULDBLOCK when another master holds it.
+ */
+static int pid_file_lock(const char *path, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        mkdir(dir, 0755);   /* one level, like nginx's run directory */
+    }
+    int fd = -1;
+    /*
+     * A master that exits unlinks its file while holding the lock; one that
+     * opened the old file just before may then win a lock on a file with no
+     * name. Check the path still leads to what we locked; a few tries.
+     */
+    for (int tries = 0; fd < 0; tries++) {
+        int rc = pid_file_open(path, &fd, err, errlen);
+        if (rc < 0)
+            return rc;
+        if (!path_is_fd(path, fd)) {
+            close(fd);
+            fd = -1;
+            if (tries == 2) {
+                snprintf(err, errlen, "pid file \"%s\" keeps being replaced", path);
+                return -EAGAIN;
+            }
+        }
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%d\n", (int)getpid());
+    errno = 0;
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)len, 0) != len) {
+        int e = errno != 0 ? errno : EIO;
+        snprintf(err, errlen, "writing pid file \"%s\" failed: %s", path, strerror(e));
+        unlink(path);       /* ours: we hold its lock */
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* Remove and unlock the pid file, if we hold one and it is still ours. */
+static void pid_file_release(void)
+{
+    if (M.pid_fd < 0)
+        return;
+    /* Unlink before closing: until then no other master can lock it. */
+    if (path_is_fd(M.pid_path, M.pid_fd))
+        unlink(M.pid_path);
+    close(M.pid_fd);
+    M.pid_fd = -1;
+}
+
+/* Reload named another pid_file: take it the same way, then let go of the old one. */
+static void pid_file_move(void)
+{
+    char err[MASTER_ERR_LEN];
+    if (strcmp(M.pid_path, M.cfg.pid_file) == 0)
+        return;
+    int fd = pid_file_lock(M.cfg.pid_file, err, sizeof err);
+    if (fd < 0) {
+        log_write(LOG_LVL_ERR, 0, "%s; keeping pid file \"%s\"", err, M.pid_path);
+        snprintf(M.cfg.pid_file, sizeof M.cfg.pid_file, "%s", M.pid_path);
+        return;
+    }
+    pid_file_release();
+    M.pid_fd = fd;
+    snprintf(M.pid_path, sizeof M.pid_path, "%s", M.cfg.pid_file);
+}
+
+/* ---- start-up steps --------------------------------------------------------- */
+
+/*
+ * A start-up step failed: report MSG once (to stderr, and to the log when
+ * that is a file: with error_log stderr the log line is the report), remove
+ * our pid file and exit 1. Levels stay below alert: this is the operator's
+ * to fix, not a surprise.
+ */
+static void startup_fail(const char *msg) __attribute__((noreturn));
+static void startup_fail(const char *msg)
+{
+    if (log_fd() != STDERR_FILENO)
+        fprintf(stderr, "wsmaster: %s\n", msg);
+    log_write(LOG_LVL_ERR, 0, "%s", msg);
+    pid_file_release();
+    exit(1);
+}
+
+/*
+ * The signals the loop acts on are blocked before anything else, so one
+ * sent while the master starts waits in the signalfd instead of running its
+ * default action; workers keep the mask (spawn()). SIGPIPE and SIGXFSZ are
+ * ignored: a closed peer or a file size limit must fail the write (or the
+ * ring's ftruncate) with an errno, not kill the process.
+ */
+static int block_signals(char *err, size_t errlen)
+{
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    M.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (M.sigfd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "signalfd() failed: %s", strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/* Connections are fds: take the whole hard limit, as nginx's worker_rlimit_nofile. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 static void format_addr(const struct config_listen *l, uint16_t port, char *out, size_t cap)
 {
@@ -77,76 +263,119 @@ static void format_addr(const struct config_listen *l, uint16_t port, char *out,
         snprintf(out, cap, "%s:%u", l->host, port);
 }
 
-/* Bind every listen address before forking. Exits 1 on failure (startup). */
-static void open_listeners(void)
+/* The socket address of L (its configured port) into SS; returns its length. */
+static socklen_t listen_sockaddr(const struct config_listen *l, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (l->family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(l->port);
+        inet_pton(AF_INET6, l->host, &s6->sin6_addr);
+        return sizeof *s6;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(l->port);
+    inet_pton(AF_INET, l->host, &s4->sin_addr);
+    return sizeof *s4;
+}
+
+/* Bind and listen on L: the fd, or -errno with the failing call in err. */
+static int open_listener(const struct config_listen *l, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = listen_sockaddr(l, &ss);
+    char text[96];
+    format_addr(l, l->port, text, sizeof text);
+    int fd = socket(l->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "socket() for %s failed: %s", text, strerror(e));
+        return -e;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (l->family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    const char *failed = NULL;
+    if (bind(fd, (struct sockaddr *)&ss, slen) < 0)
+        failed = "bind() to";
+    else if (listen(fd, 4096) < 0)
+        failed = "listen() on";
+    if (failed != NULL) {
+        int e = errno;
+        snprintf(err, errlen, "%s %s failed: %s", failed, text, strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* Bind every listen address before forking: 0, or -errno with a message in err. */
+static int open_listeners(char *err, size_t errlen)
 {
     for (int i = 0; i < M.cfg.nlisten; i++) {
         const struct config_listen *l = &M.cfg.listen[i];
+        int fd = open_listener(l, err, errlen);
+        if (fd < 0)
+            return fd;
+        M.listen_fds[i] = fd;
+        M.nlisten = i + 1;
         struct sockaddr_storage ss;
-        socklen_t slen;
-        char text[96];
-        memset(&ss, 0, sizeof ss);
-        if (l->family == AF_INET6) {
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-            s6->sin6_family = AF_INET6;
-            s6->sin6_port = htons(l->port);
-            inet_pton(AF_INET6, l->host, &s6->sin6_addr);
-            slen = sizeof *s6;
-        } else {
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-            s4->sin_family = AF_INET;
-            s4->sin_port = htons(l->port);
-            inet_pton(AF_INET, l->host, &s4->sin_addr);
-            slen = sizeof *s4;
-        }
-        format_addr(l, l->port, text, sizeof text);
-        int fd = socket(l->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int one = 1;
-        if (fd < 0) {
-            fprintf(stderr, "wsmaster: socket() for %s failed: %s\n", text, strerror(errno));
-            exit(1);
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (l->family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-        if (bind(fd, (struct sockaddr *)&ss, slen) < 0) {
-            int e = errno;
-            fprintf(stderr, "wsmaster: bind() to %s failed: %s\n", text, strerror(e));
-            log_write(LOG_LVL_ERR, e, "bind() to %s failed", text);
-            exit(1);
-        }
-        if (listen(fd, 4096) < 0) {
-            fprintf(stderr, "wsmaster: listen() on %s failed: %s\n", text, strerror(errno));
-            exit(1);
-        }
+        socklen_t slen = sizeof ss;
         getsockname(fd, (struct sockaddr *)&ss, &slen);
         uint16_t port = ntohs(l->family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                     : ((struct sockaddr_in *)&ss)->sin_port);
         if (i == 0)
-            snprintf(M.shm_name, sizeof M.shm_name, "/wschat-%u", port);
+            snprintf(M.shm_label, sizeof M.shm_label, "wschat-%u", port);
+        char text[96];
         format_addr(l, port, text, sizeof text);
         log_write(LOG_LVL_NOTICE, 0, "listening on %s", text);
-        M.listen_fds[i] = fd;
     }
-    M.nlisten = M.cfg.nlisten;
+    return 0;
 }
 
-static void write_pid_file(void)
+/*
+ * What every worker shares, made before the first fork so that each
+ * inherits it: the segment (same address in all), and per slot an eventfd
+ * for wake-ups and a hand-over socket pair. 0, or -errno with err set.
+ */
+static int make_shared_state(char *err, size_t errlen)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", M.cfg.pid_file);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir) {
-        *slash = '\0';
-        mkdir(dir, 0755);   /* one level, like nginx's run directory */
+    M.seg = shm_create(M.shm_label, M.cfg.ring_size, err, errlen);
+    if (M.seg == NULL)
+        return -errno;
+    /*
+     * Ids start from the clock (ms x 1000, below 2^53 so JavaScript reads
+     * them exactly) instead of 1: after a full restart they still rise, so a
+     * client resuming with since=<an old id> gets everything the new server
+     * has, announced by a gap event, instead of nothing.
+     */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ring_start_ids(&M.seg->ring, ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) * 1000);
+    for (int s = 0; s < SHM_MAX_SLOTS; s++) {
+        M.eventfds[s] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        const char *failed = M.eventfds[s] < 0 ? "eventfd()" : NULL;
+        /* Datagram-like pairs keep one handed-over connection per message. */
+        if (failed == NULL &&
+            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, M.handoff[s]) < 0)
+            failed = "socketpair()";
+        if (failed != NULL) {
+            int e = errno;
+            snprintf(err, errlen, "%s for worker slot %d failed: %s", failed, s, strerror(e));
+            return -e;
+        }
+        /* Room for a whole worker's connections at once (root may exceed wmem_max). */
+        int sndbuf = 8 << 20;
+        if (setsockopt(M.handoff[s][1], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
+            setsockopt(M.handoff[s][1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     }
-    FILE *f = fopen(M.cfg.pid_file, "w");
-    if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
-        log_write(LOG_LVL_ALERT, errno, "writing pid file \"%s\" failed", M.cfg.pid_file);
-        return;
-    }
-    M.pid_written = 1;
+    return 0;
 }
+
+/* ---- workers ------------------------------------------------------------------ */
 
 static void spawn(int slot)
 {
@@ -163,6 +392,9 @@ static void spawn(int slot)
          * from its own signalfd, so one sent before it is ready still waits.
          */
         close(M.sigfd);
+        /* Only the master may hold the pid file's lock: it must die with it. */
+        if (M.pid_fd >= 0)
+            close(M.pid_fd);
         struct worker_ctx ctx = {
             .cfg = &M.cfg, .slot = slot, .generation = p->generation,
             .listen_fds = M.listen_fds, .nlisten = M.nlisten,
@@ -346,10 +578,7 @@ static void reload(void)
         return;
     }
     signal_workers(SIGUSR2, 1);
-    if (strcmp(old.pid_file, M.cfg.pid_file) != 0) {
-        unlink(old.pid_file);
-        write_pid_file();
-    }
+    pid_file_move();
     log_write(LOG_LVL_NOTICE, 0, "generation %u: %d workers", M.generation, M.cfg.workers);
 }
 
@@ -368,9 +597,8 @@ static void cleanup_and_exit(int code)
 {
     for (int i = 0; i < M.nlisten; i++)
         close(M.listen_fds[i]);
-    if (M.pid_written)
-        unlink(M.cfg.pid_file);
-    shm_destroy(M.seg, M.shm_name);
+    pid_file_release();
+    shm_destroy(M.seg, NULL);
     log_write(LOG_LVL_NOTICE, 0, "exiting");
     exit(code);
 }
@@ -403,64 +631,10 @@ static void handle_signal(int sig)
     }
 }
 
-void master_run(const struct config *cfg)
+/* Act on signals and dead workers until a stop completes; never returns. */
+static void supervise(void) __attribute__((noreturn));
+static void supervise(void)
 {
-    M.cfg = *cfg;
-    char err[256];
-
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t set;
-    sigemptyset(&set);
-    int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&set, sigs[i]);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    M.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (M.sigfd < 0) {
-        fprintf(stderr, "wsmaster: signalfd() failed: %s\n", strerror(errno));
-        exit(1);
-    }
-
-    /* Connections are fds: take the whole hard limit, as nginx's worker_rlimit_nofile. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    open_listeners();
-    M.seg = shm_create(M.shm_name, M.cfg.ring_size, err, sizeof err);
-    if (M.seg == NULL) {
-        fprintf(stderr, "wsmaster: %s\n", err);
-        exit(1);
-    }
-    /*
-     * Ids start from the clock (ms x 1000, below 2^53 so JavaScript reads
-     * them exactly) instead of 1: after a full restart they still rise, so a
-     * client resuming with since=<an old id> gets everything the new server
-     * has, announced by a gap event, instead of nothing.
-     */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    ring_start_ids(&M.seg->ring, ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) * 1000);
-    for (int s = 0; s < SHM_MAX_SLOTS; s++) {
-        M.eventfds[s] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        /* Datagram-like pairs keep one handed-over connection per message. */
-        if (M.eventfds[s] < 0 ||
-            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, M.handoff[s]) < 0) {
-            fprintf(stderr, "wsmaster: eventfd()/socketpair() failed: %s\n", strerror(errno));
-            shm_destroy(M.seg, M.shm_name);
-            exit(1);
-        }
-        /* Room for a whole worker's connections at once (root may exceed wmem_max). */
-        int sndbuf = 8 << 20;
-        if (setsockopt(M.handoff[s][1], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
-            setsockopt(M.handoff[s][1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    }
-    log_write(LOG_LVL_NOTICE, 0, "wschat %s starting: %d workers, ring %llu bytes, config %s",
-              WSCHAT_VERSION, M.cfg.workers, (unsigned long long)M.cfg.ring_size, M.cfg.path);
-    start_generation(M.cfg.workers);
-    write_pid_file();
-
     for (;;) {
         struct pollfd pfd = { .fd = M.sigfd, .events = POLLIN };
         int rc = poll(&pfd, 1, next_timeout_ms());
@@ -484,4 +658,31 @@ void master_run(const struct config *cfg)
         }
         respawn_due();
     }
+}
+
+void master_run(const struct config *cfg)
+{
+    char err[MASTER_ERR_LEN];
+    M.cfg = *cfg;
+    if (block_signals(err, sizeof err) < 0)
+        startup_fail(err);
+    raise_fd_limit();
+    /*
+     * The pid file first, before binding: a second master started with the
+     * same configuration is told that a master already runs (not that the
+     * port is taken), and nothing else, least of all a ring of up to 4 GiB,
+     * is set up while another master owns the file. startup_fail() removes
+     * the file again if a later step fails.
+     */
+    int fd = pid_file_lock(M.cfg.pid_file, err, sizeof err);
+    if (fd < 0)
+        startup_fail(err);
+    M.pid_fd = fd;
+    snprintf(M.pid_path, sizeof M.pid_path, "%s", M.cfg.pid_file);
+    if (open_listeners(err, sizeof err) < 0 || make_shared_state(err, sizeof err) < 0)
+        startup_fail(err);
+    log_write(LOG_LVL_NOTICE, 0, "wschat %s starting: %d workers, ring %llu bytes, config %s",
+              WSCHAT_VERSION, M.cfg.workers, (unsigned long long)M.cfg.ring_size, M.cfg.path);
+    start_generation(M.cfg.workers);
+    supervise();
 }

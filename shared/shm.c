@@ -2,9 +2,11 @@
  * shm: creation of the shared room segment and the presence table in it.
  *
  * The master creates the segment before forking (so every worker maps it at
- * the same address) and removes it at stop. Presence counts live in one
- * int32 per (room, worker slot), changed with atomic adds, so a member can
- * leave without the lock and the master can wipe a dead worker's column.
+ * the same address). It is a memfd whose fd is closed once mapped: there is
+ * no name to unlink, to squat or to leave behind, and the memory goes away
+ * with the last process that maps it. Presence counts live in one int32 per
+ * (room, worker slot), changed with atomic adds, so a member can leave
+ * without the lock and the master can wipe a dead worker's column.
  * Claiming or recycling a room entry needs the publish lock; an entry is
  * only recycled once every slot's count for it is zero.
  */
@@ -12,68 +14,111 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #define RING_MIN_BYTES 4096u
+#define LABEL_MAX      249u     /* memfd_create's limit: NAME_MAX - "memfd:" */
 
-static void set_err(char *err, size_t errlen, const char *call,
-                    const char *name, int e)
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s(\"%s\") failed: %s", call, name,
-                 strerror(e));
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
-struct shm_segment *shm_create(const char *name, uint64_t ring_bytes,
+/*
+ * A memfd is not bounded by the size of /dev/shm, so fallocate() would take
+ * pages until the OOM killer picked some process. Refuse a size that RAM
+ * and swap together can never hold (the kernel's own overcommit guess for
+ * an mmap); below that, fallocate() reports what is really missing.
+ */
+static int fits_in_memory(size_t total)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) != 0)
+        return 1;
+    unsigned long long unit = si.mem_unit != 0 ? si.mem_unit : 1;
+    return total / unit <= (unsigned long long)si.totalram + si.totalswap;
+}
+
+/* Size FD to TOTAL bytes, allocate every page and map it shared; NULL on failure. */
+static void *map_backed(int fd, size_t total, const char *label,
+                        char *err, size_t errlen)
+{
+    if (ftruncate(fd, (off_t)total) != 0) {
+        set_err(err, errlen, "shm \"%s\" of %zu bytes: ftruncate() failed: %s",
+                label, total, strerror(errno));
+        return NULL;
+    }
+    /*
+     * Allocate the pages now: memory that is not there fails the start
+     * with a message instead of a SIGBUS in a worker later.
+     */
+    int rc = posix_fallocate(fd, 0, (off_t)total);
+    if (rc != 0) {
+        set_err(err, errlen, "shm \"%s\" of %zu bytes: posix_fallocate() failed: %s",
+                label, total, strerror(rc));
+        errno = rc;     /* posix_fallocate() returns the error instead */
+        return NULL;
+    }
+    void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED) {
+        set_err(err, errlen, "shm \"%s\" of %zu bytes: mmap() failed: %s",
+                label, total, strerror(errno));
+        return NULL;
+    }
+    return mem;
+}
+
+struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
                                char *err, size_t errlen)
 {
     size_t ring_off = offsetof(struct shm_segment, ring);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (ring_bytes < RING_MIN_BYTES ||
         ring_bytes > SIZE_MAX / 2 - ring_off - sizeof(struct ring) - page) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "shm ring size %llu out of range",
-                     (unsigned long long)ring_bytes);
+        set_err(err, errlen, "shm ring size %llu out of range",
+                (unsigned long long)ring_bytes);
+        errno = EINVAL;
         return NULL;
     }
     size_t total = ring_off + sizeof(struct ring) + (size_t)ring_bytes;
     total = (total + page - 1) / page * page;
 
-    /* A segment left by a crashed master would hold stale state: drop it. */
-    if (shm_unlink(name) != 0 && errno != ENOENT) {
-        set_err(err, errlen, "shm_unlink", name, errno);
+    char name[LABEL_MAX + 1];
+    snprintf(name, sizeof name, "%s", label != NULL ? label : "wschat");
+    if (!fits_in_memory(total)) {
+        set_err(err, errlen, "shm \"%s\" of %zu bytes: more than this machine's "
+                "RAM and swap together", name, total);
+        errno = ENOMEM;
         return NULL;
     }
-    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    int fd = memfd_create(name, MFD_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "shm_open", name, errno);
+        set_err(err, errlen, "memfd_create(\"%s\") failed: %s", name, strerror(errno));
         return NULL;
     }
-    if (ftruncate(fd, (off_t)total) != 0) {
-        set_err(err, errlen, "ftruncate", name, errno);
-        goto fail;
+    void *mem = map_backed(fd, total, name, err, errlen);
+    int e = errno;
+    close(fd);      /* the mapping holds the memory; the fd has no other use */
+    if (mem == NULL) {
+        errno = e;
+        return NULL;
     }
-    /*
-     * Allocate the tmpfs pages now: a /dev/shm too small for the ring
-     * fails here with ENOSPC instead of a SIGBUS in a worker later.
-     */
-    int rc = posix_fallocate(fd, 0, (off_t)total);
-    if (rc != 0) {
-        set_err(err, errlen, "posix_fallocate", name, rc);
-        goto fail;
-    }
-    void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (mem == MAP_FAILED) {
-        set_err(err, errlen, "mmap", name, errno);
-        goto fail;
-    }
-    close(fd);
 
     struct shm_segment *seg = mem;
-    /* A fresh object reads as zeros; clear the control part explicitly. */
+    /* A fresh memfd reads as zeros; clear the control part explicitly. */
     memset(seg, 0, ring_off + sizeof(struct ring));
     seg->magic = SHM_MAGIC;
     seg->version = SHM_VERSION;
@@ -82,32 +127,28 @@ struct shm_segment *shm_create(const char *name, uint64_t ring_bytes,
     seg->master_pid = (int32_t)getpid();
     int lrc = lock_init(&seg->lock);
     if (lrc < 0) {
-        set_err(err, errlen, "pthread_mutex_init", name, -lrc);
+        set_err(err, errlen, "shm \"%s\": pthread_mutex_init() failed: %s",
+                name, strerror(-lrc));
         munmap(mem, total);
-        shm_unlink(name);
+        errno = -lrc;
         return NULL;
     }
     if (ring_init(&seg->ring, total - ring_off) == NULL) {
-        set_err(err, errlen, "ring_init", name, errno);
+        e = errno;
+        set_err(err, errlen, "shm \"%s\": ring_init() failed: %s", name, strerror(e));
         lock_fini(&seg->lock);
         munmap(mem, total);
-        shm_unlink(name);
+        errno = e;
         return NULL;
     }
     return seg;
-
-fail:
-    close(fd);
-    shm_unlink(name);
-    return NULL;
 }
 
-void shm_destroy(struct shm_segment *seg, const char *name)
+void shm_destroy(struct shm_segment *seg, const char *unused)
 {
+    (void)unused;
     if (seg != NULL)
         munmap(seg, (size_t)seg->total_size);
-    if (name != NULL)
-        shm_unlink(name);
 }
 
 static int room_sum(const struct shm_room *room, uint32_t nslots)

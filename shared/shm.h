@@ -4,9 +4,12 @@
  *
  * Layout (cross-process ABI, fixed-width fields, versioned): a header, the
  * publish lock, one slot per worker (pid, wake flag, counters), the room
- * presence table, then the message ring (shared/ring.h). The master owns
- * creation (a stale segment of the same name is unlinked first; O_EXCL,
- * mode 0600) and removal at stop, and resets a dead worker's slot.
+ * presence table, then the message ring (shared/ring.h). The segment has
+ * no name: it is a memfd mapped MAP_SHARED and the fd is closed at once, so
+ * only fork() passes it on (workers are never exec'd), no other process can
+ * open, pre-create or squat it, and it vanishes with the last process that
+ * maps it, crash or not. The master creates it and resets a dead worker's
+ * slot.
  */
 #ifndef WSM_SHM_H
 #define WSM_SHM_H
@@ -70,15 +73,27 @@ struct shm_segment {
 };
 
 /*
- * Create NAME (e.g. "/wschat-8000") with a ring of ring_bytes data bytes and
- * map it. A stale segment of that name is unlinked first. Returns the
- * mapping, or NULL with a message in err.
+ * Create an anonymous segment with a ring of ring_bytes data bytes and map
+ * it shared, every page allocated up front (a ring the machine cannot back
+ * fails here, not with a SIGBUS in a worker later). LABEL (e.g.
+ * "wschat-8000", may be NULL) only names the mapping in /proc/PID/maps as
+ * "memfd:LABEL"; it is cut to the kernel's 249 bytes and never makes
+ * creation fail. Returns the mapping, which a fork()ed child inherits at
+ * the same address, or NULL with errno set and a message in err (err may
+ * be NULL): EINVAL for a ring size out of range, ENOMEM for one larger than
+ * RAM and swap together, else the failing call's errno. A memfd obeys
+ * RLIMIT_FSIZE: past it ftruncate() fails with EFBIG and raises SIGXFSZ,
+ * which the caller ignores to get the message instead of a core dump.
  */
-struct shm_segment *shm_create(const char *name, uint64_t ring_bytes,
+struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
                                char *err, size_t errlen);
 
-/* Unmap; if name != NULL also shm_unlink it. */
-void shm_destroy(struct shm_segment *seg, const char *name);
+/*
+ * Unmap SEG in this process (NULL is allowed); the memory is freed once no
+ * process maps it any more. UNUSED is ignored: it remains from the named
+ * segments only until tests/unit/check_lock.c stops passing a name.
+ */
+void shm_destroy(struct shm_segment *seg, const char *unused);
 
 /*
  * Room presence. Caller holds seg->lock for shm_room_join(): find NAME or

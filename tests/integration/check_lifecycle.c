@@ -3,16 +3,23 @@
  * Worker count and parentage, respawn after SIGKILL, SIGHUP reload (valid,
  * broken, under a tight connect loop), SIGTERM fast stop, SIGQUIT graceful
  * stop with close 1001, SIGUSR1 log reopen, a taken port, `-t`, a missing
- * config and max_connections. Every test starts its own server.
+ * config and max_connections; the unnamed shared memory; the pid file
+ * (never written through a planted symlink, FIFO or hard link, one master
+ * per pid file, moved on reload) and `-s`, which signals only a master
+ * that holds its pid file locked. Every test starts its own server.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +74,109 @@ static int log_prefix_ok(const char *l)
             return 0;
     }
     return 1;
+}
+
+/* 1 if PATH holds exactly TEXT. */
+static int file_is(const char *path, const char *text)
+{
+    char *t = it_file_read(path, NULL);
+    int same = t != NULL && strcmp(t, text) == 0;
+    free(t);
+    return same;
+}
+
+/* 1 if PATH holds "PID\n". */
+static int pid_file_holds(const char *path, pid_t pid)
+{
+    char want[32];
+    snprintf(want, sizeof want, "%d\n", (int)pid);
+    return file_is(path, want);
+}
+
+/*
+ * A live process that is not a master: a child of the test that waits for
+ * signals, dies with the test (PDEATHSIG) and after 30 s in any case.
+ */
+static pid_t spawn_bystander(void)
+{
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(30);
+        for (;;)
+            pause();
+    }
+    return pid;
+}
+
+/* SIGKILL and reap our own child PID. */
+static void reap_bystander(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+}
+
+/*
+ * `wsmaster -c CONF -s SIG` through a server struct of its own whose
+ * config names PID_FILE (the running server's struct must keep its pid).
+ * Returns the exit status; its stderr stays in CMD->err.
+ */
+static int run_signal(struct server *cmd, const char *pid_file, const char *sig)
+{
+    char extra[PATH_MAX + 16];
+    snprintf(extra, sizeof extra, "pid_file %s", pid_file);
+    srv_init(cmd, extra);
+    const char *args[] = { "-c", cmd->conf, "-s", sig, NULL };
+    return srv_run_sync(cmd, args);
+}
+
+/*
+ * Inode of PID's mapping of "memfd:LABEL (deleted)", 0 if it has none.
+ * *OTHER counts mappings from /dev/shm (a named segment).
+ */
+static unsigned long memfd_inode(pid_t pid, const char *label, int *other)
+{
+    char path[64], want[96], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    snprintf(want, sizeof want, "/memfd:%s (deleted)\n", label);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    unsigned long ino = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        size_t ll = strlen(line), wl = strlen(want);
+        if (strstr(line, " /dev/shm/") != NULL && other != NULL)
+            (*other)++;
+        if (ll >= wl && strcmp(line + ll - wl, want) == 0)
+            sscanf(line, "%*s %*s %*s %*s %lu", &ino);
+    }
+    fclose(f);
+    return ino;
+}
+
+/* Open fds of PID that lead to a memfd. */
+static int memfd_fds(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[384], target[256];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strncmp(target, "/memfd:", 7) == 0;
+        }
+    }
+    closedir(d);
+    return n;
 }
 
 /* ---- workers -------------------------------------------------------------- */
@@ -143,6 +253,94 @@ START_TEST(worker_killed_is_replaced)
     wsc_open(&c, s.port);
     wsc_echo_check(&c, WS_OP_TEXT, "after respawn", 13);
     cli_close(&c);
+    srv_stop(&s);
+}
+END_TEST
+
+/*
+ * The shared memory has no name: the master and every worker map the same
+ * memfd, labelled wschat-PORT, that no process keeps an fd of, and nothing
+ * of the server's appears in /dev/shm.
+ */
+START_TEST(shm_is_unnamed)
+{
+    struct server s;
+    srv_start(&s, "workers 2");
+    ck_assert(srv_wait_worker_count(&s, 2, 3000));
+    char label[32];
+    snprintf(label, sizeof label, "wschat-%d", s.port);
+    int named = 0;
+    unsigned long ino = memfd_inode(s.pid, label, &named);
+    ck_assert_msg(ino != 0, "master %d maps no memfd:%s", (int)s.pid, label);
+    ck_assert_int_eq(memfd_fds(s.pid), 0);
+    pid_t w[SRV_MAX_WORKERS];
+    int nw = srv_workers(&s, w, SRV_MAX_WORKERS);
+    ck_assert_int_eq(nw, 2);
+    for (int i = 0; i < nw; i++) {
+        ck_assert_msg(memfd_inode(w[i], label, &named) == ino,
+                      "worker %d does not map the master's segment", (int)w[i]);
+        ck_assert_int_eq(memfd_fds(w[i]), 0);
+    }
+    ck_assert_int_eq(named, 0);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/%s", label);
+    ck_assert_msg(!it_file_exists(path), "%s exists", path);
+    snprintf(path, sizeof path, "/dev/shm/wschat-%d", s.port);
+    ck_assert_msg(!it_file_exists(path), "%s exists", path);
+    assert_serves(&s, 2);
+    srv_stop(&s);
+}
+END_TEST
+
+/*
+ * A second master with the same pid_file (its own port) exits 1 saying a
+ * master already runs, before it binds; the first keeps its pid file,
+ * unchanged, and keeps serving.
+ */
+START_TEST(second_master_same_pid_file)
+{
+    struct server a, b;
+    srv_start(&a, "workers 1");
+    ck_assert(srv_wait_worker_count(&a, 1, 3000));
+    char extra[PATH_MAX + 32];
+    snprintf(extra, sizeof extra, "workers 1\npid_file %s", a.pid_file);
+    srv_init(&b, extra);
+    const char *args[] = { "-c", b.conf, NULL };
+    int rc = srv_run_sync(&b, args);
+    ck_assert_msg(rc == 1, "second master: exit %d, want 1", rc);
+    ck_assert_msg(it_file_count2(b.err, "already running", a.pid_file) == 1,
+                  "stderr of the second master lacks \"already running\" and %s", a.pid_file);
+    ck_assert_msg(it_file_count(b.log, "listening on") == 0, "the second master bound a port");
+    ck_assert_msg(!srv_wait_exit(&a, 0), "the first master exited");
+    ck_assert_msg(pid_file_holds(a.pid_file, a.pid), "the first master's pid file changed");
+    assert_serves(&a, 3);
+    srv_stop(&b);
+
+    /* `-s` still reaches the first one through that file. */
+    struct server cmd;
+    ck_assert_int_eq(run_signal(&cmd, a.pid_file, "quit"), 0);
+    ck_assert_msg(srv_wait_exit(&a, a.shutdown_ms + 2000), "-s quit did not stop the master");
+    ck_assert_msg(WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0, "status 0x%x", a.status);
+    ck_assert_msg(!it_file_exists(a.pid_file), "pid file left after -s quit");
+    srv_stop(&cmd);
+    srv_stop(&a);
+}
+END_TEST
+
+/* `-s reload` signals a running master: a new generation replaces the old. */
+START_TEST(signal_running_master)
+{
+    struct server s, cmd;
+    srv_start(&s, "workers 1");
+    ck_assert(srv_wait_worker_count(&s, 1, 3000));
+    pid_t old[SRV_MAX_WORKERS];
+    int nold = srv_workers(&s, old, SRV_MAX_WORKERS);
+    int rc = run_signal(&cmd, s.pid_file, "reload");
+    ck_assert_msg(rc == 0, "-s reload: exit %d", rc);
+    ck_assert_msg(WAIT_FOR(all_new(&s, old, nold, 1), s.shutdown_ms + 1000),
+                  "no new worker after -s reload");
+    srv_stop(&cmd);
+    assert_serves(&s, 2);
     srv_stop(&s);
 }
 END_TEST
@@ -301,6 +499,44 @@ START_TEST(reload_broken_config_keeps_workers)
 }
 END_TEST
 
+/*
+ * A reload naming another pid_file moves the pid there (locked the same
+ * way: a symlink at the new path is refused, the old file kept) and removes
+ * the old file.
+ */
+START_TEST(reload_moves_pid_file)
+{
+    struct server s;
+    srv_start(&s, "workers 1");
+    char victim[PATH_MAX], link[PATH_MAX], moved[PATH_MAX], extra[PATH_MAX + 32];
+    snprintf(victim, sizeof victim, "%s/victim", s.dir);
+    snprintf(link, sizeof link, "%s/link.pid", s.dir);
+    snprintf(moved, sizeof moved, "%s/run/moved.pid", s.dir);
+    srv_write_file(victim, "keep me\n");
+    ck_assert_int_eq(symlink(victim, link), 0);
+
+    snprintf(extra, sizeof extra, "workers 1\npid_file %s", link);
+    srv_write_config(&s, extra);
+    ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
+    ck_assert_msg(WAIT_FOR(it_file_count2(s.log, "keeping pid file", link) == 1, 3000),
+                  "no \"keeping pid file\" error for the symlinked path");
+    ck_assert(file_is(victim, "keep me\n"));
+    ck_assert(pid_file_holds(s.pid_file, s.pid));
+
+    snprintf(extra, sizeof extra, "workers 1\npid_file %s", moved);
+    srv_write_config(&s, extra);
+    ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
+    ck_assert_msg(WAIT_FOR(pid_file_holds(moved, s.pid), 3000), "%s not written", moved);
+    ck_assert_msg(WAIT_FOR(!it_file_exists(s.pid_file), 1000), "old pid file left");
+    struct server cmd;
+    ck_assert_int_eq(run_signal(&cmd, moved, "reopen"), 0);
+    srv_stop(&cmd);
+    ck_assert(file_is(victim, "keep me\n"));
+    srv_stop(&s);
+    ck_assert_msg(!it_file_exists(moved), "moved pid file left after stop");
+}
+END_TEST
+
 /* ---- stop signals ----------------------------------------------------------- */
 
 START_TEST(sigterm_stops_everything)
@@ -399,8 +635,92 @@ START_TEST(port_in_use)
     ck_assert_msg(rc == 1, "exit status %d with the port taken, want 1", rc);
     ck_assert_msg(it_file_count(s.err, "Address already in use") >= 1,
                   "stderr lacks \"Address already in use\"");
-    ck_assert_msg(!it_file_exists(s.pid_file), "pid file written although bind failed");
-    s.port = port;      /* srv_stop checks no /dev/shm/wschat-PORT was left */
+    ck_assert_msg(!it_file_exists(s.pid_file), "pid file left although bind failed");
+    srv_stop(&s);
+}
+END_TEST
+
+/*
+ * Something planted at the pid_file path before the start: a symlink to a
+ * file of ours, a hard link to one, a FIFO. The master refuses to start
+ * (exit 1, the pid file named on stderr) without writing the victim, and
+ * without hanging on the FIFO.
+ */
+enum { PLANT_SYMLINK, PLANT_HARDLINK, PLANT_FIFO };
+
+START_TEST(pid_file_planted)
+{
+    struct server s;
+    srv_init(&s, "workers 1");
+    char victim[PATH_MAX];
+    snprintf(victim, sizeof victim, "%s/victim", s.dir);
+    const char *precious = "precious bytes\nsecond line\n";
+    srv_write_file(victim, precious);
+    if (_i == PLANT_SYMLINK)
+        ck_assert_int_eq(symlink(victim, s.pid_file), 0);
+    else if (_i == PLANT_HARDLINK)
+        ck_assert_int_eq(link(victim, s.pid_file), 0);
+    else
+        ck_assert_int_eq(mkfifo(s.pid_file, 0600), 0);
+    const char *args[] = { "-c", s.conf, NULL };
+    int rc = srv_run_sync(&s, args);
+    ck_assert_msg(rc == 1, "exit %d with a planted pid file (%d), want 1", rc, _i);
+    ck_assert_msg(file_is(victim, precious), "the victim file changed");
+    ck_assert_msg(it_file_count(s.err, s.pid_file) >= 1, "stderr does not name %s", s.pid_file);
+    ck_assert_msg(it_file_count(s.log, "listening on") == 0, "it bound a port anyway");
+    struct stat st;
+    ck_assert_int_eq(lstat(s.pid_file, &st), 0);    /* left as it was */
+    if (_i == PLANT_SYMLINK)
+        ck_assert_msg(it_file_count(s.err, "symbolic link") == 1, "stderr does not say why");
+    srv_stop(&s);
+}
+END_TEST
+
+/*
+ * `-s` with a pid file no master holds: it names a live process that is
+ * not a master (ours), and every signal name is refused without touching
+ * it; through a symlink too; and a missing file is an error.
+ */
+START_TEST(signal_stale_pid_file)
+{
+    static const char *const sigs[] = { "reload", "reopen", "quit", "stop" };
+    struct server s;
+    srv_init(&s, NULL);
+    pid_t bystander = spawn_bystander();
+    char text[32], want[PATH_MAX + 64];
+    snprintf(text, sizeof text, "%d\n", (int)bystander);
+    srv_write_file(s.pid_file, text);
+    snprintf(want, sizeof want, "wsmaster: no running master (stale pid file %s)", s.pid_file);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        const char *args[] = { "-c", s.conf, "-s", sigs[i], NULL };
+        int rc = srv_run_sync(&s, args);
+        it_sleep_ms(20);
+        int alive = waitpid(bystander, NULL, WNOHANG) == 0;
+        if (rc != 1 || !alive || it_file_count(s.err, want) != 1)
+            reap_bystander(bystander);
+        ck_assert_msg(alive, "-s %s signalled pid %d, which is no master", sigs[i],
+                      (int)bystander);
+        ck_assert_msg(rc == 1, "-s %s with a stale pid file: exit %d, want 1", sigs[i], rc);
+        ck_assert_msg(it_file_count(s.err, want) == 1, "-s %s: stderr lacks \"%s\"",
+                      sigs[i], want);
+    }
+
+    char real[PATH_MAX + 8];
+    snprintf(real, sizeof real, "%s.real", s.pid_file);
+    ck_assert_int_eq(rename(s.pid_file, real), 0);
+    ck_assert_int_eq(symlink(real, s.pid_file), 0);
+    const char *args[] = { "-c", s.conf, "-s", "reload", NULL };
+    int rc = srv_run_sync(&s, args);
+    it_sleep_ms(20);
+    int alive = waitpid(bystander, NULL, WNOHANG) == 0;
+    reap_bystander(bystander);
+    ck_assert_msg(alive && rc == 1, "-s through a symlink: exit %d, target %s", rc,
+                  alive ? "alive" : "signalled");
+    ck_assert_msg(it_file_count(s.err, "symbolic link") == 1, "stderr does not say why");
+
+    ck_assert_int_eq(unlink(s.pid_file), 0);
+    ck_assert_int_eq(srv_run_sync(&s, args), 1);
+    ck_assert_msg(it_file_count(s.err, s.pid_file) == 1, "stderr does not name the pid file");
     srv_stop(&s);
 }
 END_TEST
@@ -520,6 +840,9 @@ Suite *lifecycle_suite(void)
     tcase_add_test(tc, sigquit_graceful_stop);
     tcase_add_test(tc, sigusr1_reopens_log);
     tcase_add_test(tc, max_connections_defers_third);
+    tcase_add_test(tc, shm_is_unnamed);
+    tcase_add_test(tc, second_master_same_pid_file);
+    tcase_add_test(tc, signal_running_master);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reload");
@@ -528,11 +851,14 @@ Suite *lifecycle_suite(void)
     tcase_add_test(tc, reload_hands_over);
     tcase_add_test(tc, reload_under_connect_loop);
     tcase_add_test(tc, reload_broken_config_keeps_workers);
+    tcase_add_test(tc, reload_moves_pid_file);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("command_line");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, port_in_use);
+    tcase_add_loop_test(tc, pid_file_planted, PLANT_SYMLINK, PLANT_FIFO + 1);
+    tcase_add_test(tc, signal_stale_pid_file);
     tcase_add_test(tc, config_test_good);
     tcase_add_loop_test(tc, config_test_bad, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));
     tcase_add_test(tc, missing_config);

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -487,14 +486,13 @@ static void close_from(int lo, int keep)
 
 /*
  * The watchdog runs in its own process group (Check's killpg of the test
- * group cannot reach it) and waits on a pipe: 'P'+port tells it the shm
- * name, 'D' disarms it, EOF means the test process died without srv_stop.
- * Then it SIGKILLs the server's process group (kill_tree), unlinks the shm
- * segment and prints the log tails for whoever reads the output.
+ * group cannot reach it) and waits on a pipe: 'D' disarms it, EOF means the
+ * test process died without srv_stop. Then it SIGKILLs the server's process
+ * group (kill_tree) and prints the log tails for whoever reads the output.
+ * The server's shared memory has no name, so nothing else can be left over.
  */
 static void watchdog_main(const struct server *s, int fd)
 {
-    int port = 0;
     for (;;) {
         char t;
         ssize_t n = read(fd, &t, 1);
@@ -502,19 +500,9 @@ static void watchdog_main(const struct server *s, int fd)
             continue;
         if (n == 1 && t == 'D')
             _exit(0);
-        if (n == 1 && t == 'P') {
-            if (read(fd, &port, sizeof port) != (ssize_t)sizeof port)
-                port = 0;
-            continue;
-        }
         break;
     }
     int killed = kill_tree(s->pid, s->start, s->comm);
-    if (port > 0) {
-        char name[64];
-        snprintf(name, sizeof name, "/wschat-%d", port);
-        shm_unlink(name);
-    }
     if (killed) {
         fprintf(stderr, "harness: test process ended without srv_stop; killed wsmaster %d; "
                 "files kept in %s\n", (int)s->pid, s->dir);
@@ -542,17 +530,6 @@ static void watchdog_arm(struct server *s)
     close(p[0]);
     s->watchdog = w;
     s->watchdog_fd = p[1];
-}
-
-static void watchdog_port(struct server *s)
-{
-    if (s->watchdog_fd < 0)
-        return;
-    char msg[1 + sizeof(int)];
-    msg[0] = 'P';
-    memcpy(msg + 1, &s->port, sizeof(int));
-    if (write(s->watchdog_fd, msg, sizeof msg) != (ssize_t)sizeof msg)
-        fprintf(stderr, "harness: watchdog write: %s\n", strerror(errno));
 }
 
 static void watchdog_disarm(struct server *s)
@@ -697,8 +674,8 @@ void srv_start(struct server *s, const char *extra)
     while (it_now_ms() < end) {
         if (srv_wait_exit(s, 0))
             break;
-        if (s->port == 0 && (s->port = log_port(s->log)) > 0)
-            watchdog_port(s);
+        if (s->port == 0)
+            s->port = log_port(s->log);
         if (s->port > 0 && pid_file_ok(s) && can_connect(s->port)) {
             up = 1;
             break;
@@ -748,18 +725,8 @@ void srv_stop(struct server *s)
 
     int alerts = it_file_count_except(s->log, "[alert]", s->alert_ok)
                + it_file_count(s->log, "[crit]");
-    int shm_left = 0;
-    if (s->port > 0) {
-        char name[64], path[96];
-        snprintf(name, sizeof name, "/wschat-%d", s->port);
-        snprintf(path, sizeof path, "/dev/shm%s", name);
-        if (it_file_exists(path)) {
-            shm_left = 1;
-            shm_unlink(name);
-        }
-    }
     int sanitizer = it_file_count(s->err, "Sanitizer") + it_file_count(s->err, "runtime error:");
-    int ok = graceful && !alerts && !shm_left && !workers_left && !sanitizer;
+    int ok = graceful && !alerts && !workers_left && !sanitizer;
     if (!ok)
         srv_dump(s, 20);
     else if (getenv("WSCHAT_IT_KEEP") == NULL)
@@ -770,7 +737,6 @@ void srv_stop(struct server *s)
     ck_assert_msg(!workers_left, "%d worker(s) outlived the master (files in %s)",
                   workers_left, s->dir);
     ck_assert_msg(!alerts, "%d [alert]/[crit] line(s) in %s", alerts, s->log);
-    ck_assert_msg(!shm_left, "/dev/shm/wschat-%d left behind after stop", s->port);
     ck_assert_msg(!sanitizer, "sanitizer report in %s", s->err);
 }
 

@@ -10,8 +10,9 @@
  * calling srv_stop(): a failed ck_assert ends a forked Check test at once,
  * and a timeout kills it. srv_stop() is QUIT, bounded wait, TERM, KILL (by
  * pid, and only processes proven ours by group, name and start time), then
- * fails the test on any [alert]/[crit] log line or a leftover
- * /dev/shm/wschat-<port>.
+ * fails the test on any [alert]/[crit] log line or a process of the
+ * server's group outliving the master. (The server's shared memory is an
+ * unnamed memfd: nothing of it can outlive the group.)
  *
  * Client side: an independent RFC 6455 client (it never uses the server sources):
  * connect to 127.0.0.1, raw sends that keep reading while they write (so a
@@ -104,9 +105,9 @@ int  srv_wait_exit(struct server *s, int timeout_ms);
 int  srv_run_sync(struct server *s, const char *const *args);
 /*
  * Graceful stop (QUIT, then TERM, then KILL, by pid), then fail the test on
- * an [alert]/[crit] log line (except ones holding s->alert_ok), a leftover
- * /dev/shm/wschat-PORT, a worker outliving the master, or a sanitizer
- * report on the server's stderr. Removes the temp dir when all is well
+ * an [alert]/[crit] log line (except ones holding s->alert_ok), a process
+ * of the server's group outliving the master, or a sanitizer report on the
+ * server's stderr. Removes the temp dir when all is well
  * (kept when WSCHAT_IT_KEEP is set). Safe to call once the master exited.
  */
 void srv_stop(struct server *s);

@@ -61,6 +61,7 @@ struct local_room {
     char     name[RING_ROOM_MAX + 1];
     struct stream stream;       /* its cursors are the live local members */
     uint32_t replaying;         /* members still receiving history (not cursors yet) */
+    int      presence_sent;     /* online count of the last presence frame, -1: none */
     int      dirty;
     struct local_room *dirty_next;
 };
@@ -84,6 +85,7 @@ struct chat_worker {
     struct local_room *rooms[SHM_MAX_ROOMS];
     struct local_room *dirty;
     struct chat_member *replays;    /* members whose history is under way */
+    uint64_t presence_due_ms;       /* next presence tick (worker clock) */
     uint64_t *hist;             /* history_size ring positions, for one join */
     struct chat_history index;  /* where each room's recent messages are */
     char    *input;             /* decoded JSON input */
@@ -256,6 +258,7 @@ static void chat_wake(struct worker *w)
 }
 
 static int replay_continue(struct worker *w, struct chat_member *mb, int flush);
+static void presence_tick(struct worker *w);
 
 /*
  * End of a loop pass: drain what this worker published itself, write to
@@ -265,6 +268,7 @@ static int replay_continue(struct worker *w, struct chat_member *mb, int flush);
 static void chat_pass_end(struct worker *w)
 {
     drain(w);
+    presence_tick(w);
     for (struct chat_member *mb = cw->replays, *next; mb != NULL; mb = next) {
         next = mb->rp_next;
         if (!(mb->conn->flags & CONN_F_WANT_WRITE))
@@ -362,6 +366,46 @@ static int publish(struct worker *w, int kind, const struct local_room *lr, cons
     return 0;
 }
 
+/*
+ * 1 when a room of ONLINE members gets a join or leave event per member;
+ * larger ones get a count at most every presence_interval (presence_tick),
+ * so N joins cost O(N) deliveries, not O(N^2), and no ring space.
+ */
+static int individual_presence(const struct worker *w, int online)
+{
+    return online <= (int64_t)w->cfg->presence_events_max;
+}
+
+/*
+ * Every presence_interval: a room over presence_events_max whose count
+ * (every worker's members, from shm) changed since its last presence frame
+ * gets a new one in its local stream, never in the ring.
+ */
+static void presence_tick(struct worker *w)
+{
+    if (w->now_ms < cw->presence_due_ms)
+        return;
+    cw->presence_due_ms = w->now_ms + w->cfg->presence_interval_ms;
+    for (int i = 0; i < SHM_MAX_ROOMS; i++) {
+        struct local_room *lr = cw->rooms[i];
+        if (lr == NULL || lr->stream.ncursors == 0)
+            continue;
+        int online = shm_room_online(w->ctx.seg, lr->idx);
+        if (individual_presence(w, online)) {
+            lr->presence_sent = -1;     /* join/leave events carry the count again */
+            continue;
+        }
+        if (online == lr->presence_sent)
+            continue;
+        ssize_t n = chat_proto_presence_frame(cw->frame, cw->frame_cap, lr->name, lr->name_len,
+                                              online);
+        if (n > 0) {
+            room_append(w, lr, cw->frame, (size_t)n);
+            lr->presence_sent = online;
+        }
+    }
+}
+
 static int publish_presence(struct worker *w, struct chat_member *mb, const char *type,
                             const char *old_nick, size_t old_len, int online)
 {
@@ -423,6 +467,7 @@ static struct local_room *local_room_get(int idx, const char *name, size_t len)
             return NULL;
         }
         lr->idx = idx;
+        lr->presence_sent = -1;
         cw->rooms[idx] = lr;
     } else if (lr->name_len == len && memcmp(lr->name, name, len) == 0) {
         return lr;
@@ -521,7 +566,9 @@ static int go_live(struct worker *w, struct chat_member *mb)
     if (rc < 0)
         return rc;
     mb->announced = 1;
-    publish_presence(w, mb, "join", NULL, 0, shm_room_online(w->ctx.seg, lr->idx));
+    int online = shm_room_online(w->ctx.seg, lr->idx);
+    if (individual_presence(w, online))
+        publish_presence(w, mb, "join", NULL, 0, online);
     return 0;
 }
 
@@ -721,10 +768,10 @@ static void chat_close(struct worker *w, struct conn *c)
      * straight back (1012): a leave event each would cost every other
      * member of the room one delivery per leaver, for nothing.
      */
-    if (mb->announced && !w->stopping) {
-        int online = shm_room_online(w->ctx.seg, lr->idx);
+    int online = shm_room_online(w->ctx.seg, lr->idx);
+    /* The room's size before this leave decides, as it did for the join. */
+    if (mb->announced && !w->stopping && individual_presence(w, online + 1))
         publish_presence(w, mb, "leave", NULL, 0, online);
-    }
     free(mb);
 }
 

@@ -298,6 +298,32 @@ ssize_t chat_proto_gap(uint8_t *buf, size_t cap, const char *room, size_t room_l
     return (ssize_t)(h + n);
 }
 
+static void put_presence(struct strbuf *o, const char *room, size_t room_len, int online)
+{
+    strbuf_puts(o, "{\"type\":\"presence\",\"room\":");
+    strbuf_put_json(o, room, room_len);
+    strbuf_puts(o, ",\"online\":");
+    strbuf_put_u64(o, (uint64_t)(online < 0 ? 0 : online));
+    strbuf_puts(o, "}");
+}
+
+ssize_t chat_proto_presence_frame(uint8_t *buf, size_t cap, const char *room, size_t room_len,
+                                  int online)
+{
+    struct strbuf m;
+    strbuf_init(&m, NULL, SIZE_MAX);
+    put_presence(&m, room, room_len, online);
+    size_t n = m.len;
+    size_t h = ws_frame_header_size(n);
+    if (cap < h || cap - h < n)
+        return -ENOSPC;
+    struct strbuf o;
+    strbuf_init(&o, (char *)buf + h, n);
+    put_presence(&o, room, room_len, online);
+    ws_frame_header_encode(buf, WS_OP_TEXT, 1, n);
+    return (ssize_t)(h + n);
+}
+
 static void put_identity(struct strbuf *o, const char *room, size_t room_len,
                          const struct chat_identity *id)
 {

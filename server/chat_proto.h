@@ -77,6 +77,14 @@ ssize_t chat_proto_welcome(char *buf, size_t cap, const struct chat_identity *id
 ssize_t chat_proto_error(char *buf, size_t cap, const char *code, const char *reason);
 ssize_t chat_proto_simple(char *buf, size_t cap, const char *type);
 
+/*
+ * A complete text frame (header included) of
+ * {"type":"presence","room":ROOM,"online":N}: a large room's member count,
+ * sent instead of individual join and leave events.
+ */
+ssize_t chat_proto_presence_frame(uint8_t *buf, size_t cap, const char *room, size_t room_len,
+                                  int online);
+
 /* A complete text frame (header included) of {"type":"gap",...}. */
 ssize_t chat_proto_gap(uint8_t *buf, size_t cap, const char *room, size_t room_len,
                        uint64_t from, uint64_t to);

@@ -54,6 +54,7 @@ static const struct directive directives[] = {
     { "listen",                  D_LISTEN,    0, 0, 0 },
     { "workers",                 D_WORKERS,   F(workers), 1, CONFIG_MAX_WORKERS },
     { "max_connections",         D_INT,       F(max_connections), 1, 1000000 },
+    { "max_connections_per_ip",  D_U32,       F(max_connections_per_ip), 0, 10000000 },
     { "web_root",                D_PATH,      F(web_root), 0, 0 },
     { "pid_file",                D_PATH,      F(pid_file), 0, 0 },
     { "error_log",               D_PATH,      F(error_log), 0, 0 },
@@ -70,6 +71,8 @@ static const struct directive directives[] = {
     { "max_text",                D_SIZE,      F(max_text), 1, MIB },
     { "history_size",            D_U32,       F(history_size), 0, 100000 },
     { "rate_limit",              D_U32,       F(rate_limit), 0, 1000000 },
+    { "presence_events_max",     D_U32,       F(presence_events_max), 0, 10000000 },
+    { "presence_interval",       D_DURATION,  F(presence_interval_ms), 10, 24 * HOUR },
     { "rate_limit_burst",        D_U32,       F(rate_limit_burst), 1, 1000000 },
     { "ring_size",               D_SIZE,      F(ring_size), MIB, 4 * GIB },
     { "origins",                 D_ORIGINS,   0, 0, 0 },
@@ -630,6 +633,7 @@ void config_defaults(struct config *cfg)
     cfg->workers = online_cpus();
     cfg->workers_auto = 1;
     cfg->max_connections = 10000;
+    cfg->max_connections_per_ip = 256;
     /* Relative on purpose: config_parse anchors them to the file's folder. */
     strcpy(cfg->web_root, "../web");
     strcpy(cfg->pid_file, "../run/wschat.pid");
@@ -647,6 +651,8 @@ void config_defaults(struct config *cfg)
     cfg->max_text = 4 * KIB;
     cfg->history_size = 100;
     cfg->rate_limit = 20;
+    cfg->presence_events_max = 100;
+    cfg->presence_interval_ms = 1000;
     cfg->rate_limit_burst = 40;
     cfg->ring_size = 16 * MIB;
     cfg->reload_handoff = 1;

@@ -34,6 +34,7 @@ struct config {
     int      workers;           /* resolved: "auto" becomes online CPUs */
     int      workers_auto;      /* 1 when the file said "auto" */
     int      max_connections;   /* per worker */
+    uint32_t max_connections_per_ip;  /* server-wide per client address, 0 = off */
     char     web_root[PATH_MAX];
     char     pid_file[PATH_MAX];
     char     error_log[PATH_MAX];   /* absolute path, or "stderr" */
@@ -50,6 +51,8 @@ struct config {
     uint64_t max_text;              /* chat message text */
     uint32_t history_size;          /* messages replayed on join */
     uint32_t rate_limit;            /* chat inputs per second per connection, 0 = off */
+    uint32_t presence_events_max;   /* rooms up to this size get join/leave events */
+    uint64_t presence_interval_ms;  /* larger rooms: a presence count at most this often */
     uint32_t rate_limit_burst;      /* inputs allowed at once above the rate */
     uint64_t ring_size;             /* bytes of the shared ring */
     char     origins[CONFIG_MAX_ORIGINS][256];

@@ -37,6 +37,7 @@ enum conn_state {
 #define CONN_F_READ_PAUSED 0x20     /* EPOLLIN dropped: the peer is not reading our output */
 #define CONN_F_INPUT_HELD  0x40     /* `in` holds requests/frames not parsed yet: our
                                        output was over budget; resumed once it drains */
+#define CONN_F_IP_COUNTED  0x80     /* counted in the shm ip_limit table (give back on close) */
 
 struct ws_endpoint;
 struct stream_cursor;
@@ -53,6 +54,7 @@ struct conn {
     uint8_t *out; uint32_t out_off, out_len, out_cap;
     uint8_t *msg; uint64_t msg_len, msg_cap;
     uint32_t msg_since_s;       /* monotonic seconds when the open message began */
+    uint8_t  peer[16];          /* client address, IPv4 as ::ffff:a.b.c.d */
     struct ws_parser parser;
     const struct ws_endpoint *ep; /* set from the upgrade until release, else NULL */
     struct stream_cursor *cursor; /* NULL, or the stream this connection

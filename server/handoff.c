@@ -117,6 +117,7 @@ static void adopt(struct worker *w, int fd, const struct ws_endpoint *ep,
     struct conn *c = worker_register(w, fd);
     if (c == NULL)
         return;
+    worker_ip_take(w, c, 0);        /* it was within the limit where it came from */
     if (ws_conn_adopt(w, c, ep, rec->data, rec->len) < 0)
         return;
     if (w->stopping)

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ip_limit.h"
+#include "lock.h"
 #include "log.h"
 #include "shm.h"
 #include "worker.h"
@@ -454,6 +456,22 @@ static int live_workers(void)
     return n;
 }
 
+/*
+ * A worker that did not exit cleanly never gave back its connections'
+ * per-address counts: start the table over; the live workers count theirs
+ * in again within a tick (worker_ip_recount).
+ */
+static void forget_ip_counts(void)
+{
+    int lk = lock_acquire(&M.seg->ip_lock);
+    if (lk < 0) {
+        log_write(LOG_LVL_ALERT, -lk, "ip_limit lock_acquire() failed");
+        return;
+    }
+    ip_limit_reset(&M.seg->ips);
+    lock_release(&M.seg->ip_lock);
+}
+
 static void reap(void)
 {
     int status;
@@ -472,6 +490,8 @@ static void reap(void)
         p->pid = 0;
         /* Its presence counts and wake flag must not outlive it. */
         shm_slot_reset(M.seg, slot);
+        if (!clean)
+            forget_ip_counts();
         if (M.stopping || p->retiring || p->generation != M.generation) {
             if (!clean)
                 log_write(LOG_LVL_WARN, 0, "worker %d exited with status %d", (int)pid, status);

@@ -10,10 +10,14 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ip_limit.h"
+#include "lock.h"
 #include "log.h"
+#include "shm.h"
 #include "stream.h"
 
 /* Enough for the rest of a frame, private output and a wrapped stream, twice over. */
@@ -37,6 +41,85 @@ struct conn *worker_register(struct worker *w, int fd)
     }
     STAT_ADD(w, conns_current, 1);
     return c;
+}
+
+/* ---- connections per client address ---- */
+
+static void peer_of(int fd, uint8_t out[16])
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(out, 0, 16);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return;     /* all zeros: every unknown peer shares one count */
+    if (ss.ss_family == AF_INET6) {
+        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else if (ss.ss_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    }
+}
+
+/* The table lock; 0, or < 0 (logged) when the lock is lost for good. */
+static int ip_lock(struct worker *w)
+{
+    int lk = lock_acquire(&w->ctx.seg->ip_lock);
+    if (lk < 0)
+        log_write(LOG_LVL_ALERT, -lk, "ip_limit lock_acquire() failed");
+    return lk < 0 ? lk : 0;
+}
+
+/* With the lock held: catch up with a reset (recount everything). */
+static void ip_sync(struct worker *w)
+{
+    struct ip_limit *t = &w->ctx.seg->ips;
+    if (w->ip_epoch == t->epoch)
+        return;
+    w->ip_epoch = t->epoch;
+    for (uint32_t i = 0; i < w->conns.fresh; i++) {
+        struct conn *c = &w->conns.conns[i];
+        if ((c->flags & CONN_F_IP_COUNTED) && c->state != CONN_DEAD &&
+            c->state != CONN_FREE && ip_limit_take(t, c->peer, 0) != 1)
+            c->flags &= (uint8_t)~CONN_F_IP_COUNTED;
+    }
+}
+
+int worker_ip_take(struct worker *w, struct conn *c, uint32_t max)
+{
+    peer_of(c->fd, c->peer);
+    if (ip_lock(w) < 0)
+        return 1;
+    ip_sync(w);
+    int rc = ip_limit_take(&w->ctx.seg->ips, c->peer, max);
+    lock_release(&w->ctx.seg->ip_lock);
+    if (rc == 1)
+        c->flags |= CONN_F_IP_COUNTED;
+    return rc != 0;
+}
+
+void worker_ip_recount(struct worker *w)
+{
+    if (__atomic_load_n(&w->ctx.seg->ips.epoch, __ATOMIC_RELAXED) == w->ip_epoch ||
+        ip_lock(w) < 0)
+        return;
+    ip_sync(w);
+    lock_release(&w->ctx.seg->ip_lock);
+}
+
+static void ip_give(struct worker *w, struct conn *c)
+{
+    if (!(c->flags & CONN_F_IP_COUNTED))
+        return;
+    c->flags &= (uint8_t)~CONN_F_IP_COUNTED;
+    if (ip_lock(w) < 0)
+        return;
+    /* After a reset C is no longer in the table: the sync counts the others
+     * in again (C's flag is already clear) and there is nothing to give. */
+    int stale = w->ip_epoch != w->ctx.seg->ips.epoch;
+    ip_sync(w);
+    if (!stale)
+        ip_limit_give(&w->ctx.seg->ips, c->peer);
+    lock_release(&w->ctx.seg->ip_lock);
 }
 
 uint64_t worker_clock_ms(void)
@@ -78,6 +161,7 @@ void worker_close_now(struct worker *w, struct conn *c)
     if (c->state == CONN_DEAD || c->state == CONN_FREE)
         return;
     worker_timer_clear(w, c);
+    ip_give(w, c);
     STAT_SUB(w, conns_current, 1);
     /*
      * close() also removes the fd from the epoll set, as nothing else refers

@@ -59,6 +59,7 @@ struct worker {
     uint8_t *rbuf;              /* receive buffer shared by all connections */
     size_t rbuf_cap;
     struct shm_counters *stats; /* this worker's counters in shm */
+    uint32_t ip_epoch;          /* ip_limit epoch this worker's counts belong to */
 };
 
 /*
@@ -67,6 +68,16 @@ struct worker {
  * FD closed and the reason logged.
  */
 struct conn *worker_register(struct worker *w, int fd);
+
+/*
+ * Count C (registered) against its address in the server-wide ip_limit
+ * table: 1 when it may stay, 0 when its address already holds MAX
+ * connections (0: no limit, only count; a handed-over connection). An
+ * address the full table cannot take is let in uncounted.
+ */
+int  worker_ip_take(struct worker *w, struct conn *c, uint32_t max);
+/* After the master reset the table (a worker died): count every connection in again. */
+void worker_ip_recount(struct worker *w);
 
 /* Monotonic milliseconds. */
 uint64_t worker_clock_ms(void);

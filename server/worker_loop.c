@@ -24,8 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "endpoints.h"
 #include "handoff.h"
+#include "http.h"
 #include "http_conn.h"
 #include "log.h"
 #include "notify.h"
@@ -197,6 +199,26 @@ static void shed_connection(struct worker *w, int lfd)
     STAT_ADD(w, rejects_limit, 1);
 }
 
+/*
+ * C's address already holds max_connections_per_ip connections: answer 503
+ * without reading its request (HTTP allows a server to answer early) and
+ * linger-close, so the client sees the status, not a reset.
+ */
+static void refuse_over_ip_limit(struct worker *w, struct conn *c)
+{
+    static const char extra[] = "Retry-After: 10\r\n";
+    char buf[512];
+    ssize_t n = http_error_response(buf, sizeof buf, 503, extra);
+    STAT_ADD(w, rejects_limit, 1);
+    log_at(LOG_LVL_INFO, 0, "conn %u: over max_connections_per_ip (%u): answering 503", c->id,
+           w->cfg->max_connections_per_ip);
+    if (n < 0 || conn_out_append(&w->conns, c, buf, (size_t)n) < 0) {
+        worker_close_now(w, c);
+        return;
+    }
+    worker_linger(w, c);
+}
+
 static void on_acceptable(struct worker *w, int idx)
 {
     int lfd = w->ctx.listen_fds[idx];
@@ -228,6 +250,8 @@ static void on_acceptable(struct worker *w, int idx)
             continue;
         STAT_ADD(w, conns_accepted, 1);
         worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
+        if (!worker_ip_take(w, c, w->cfg->max_connections_per_ip))
+            refuse_over_ip_limit(w, c);
     }
 }
 
@@ -407,6 +431,7 @@ void worker_loop_run(const struct worker_ctx *ctx)
                 uint64_t ticks;
                 if (read(w->timerfd, &ticks, sizeof ticks) < 0) { /* spurious */ }
                 sweep_timers(w);
+                worker_ip_recount(w);
             } else if (tag == TAG_WAKE) {
                 notify_ack(w->ctx.seg, w->ctx.eventfds, w->ctx.slot);
                 endpoints_wake(w);

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RING_MIN_BYTES 4096u
@@ -129,6 +131,19 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
     if (lrc < 0) {
         set_err(err, errlen, "shm \"%s\": pthread_mutex_init() failed: %s",
                 name, strerror(-lrc));
+        munmap(mem, total);
+        errno = -lrc;
+        return NULL;
+    }
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
+    ip_limit_init(&seg->ips, seed);
+    lrc = lock_init(&seg->ip_lock);
+    if (lrc < 0) {
+        set_err(err, errlen, "shm \"%s\": pthread_mutex_init() failed: %s",
+                name, strerror(-lrc));
+        lock_fini(&seg->lock);
         munmap(mem, total);
         errno = -lrc;
         return NULL;

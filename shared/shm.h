@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "ip_limit.h"
 #include "lock.h"
 #include "ring.h"
 
@@ -69,6 +70,9 @@ struct shm_segment {
     _Alignas(64) struct shm_lock lock;
     struct shm_slot slots[SHM_MAX_SLOTS];
     struct shm_room rooms[SHM_MAX_ROOMS];
+    _Alignas(64) struct shm_lock ip_lock;   /* guards ips (not the publish lock:
+                                               accepts must not wait on publishers) */
+    struct ip_limit ips;                    /* connections per client address */
     _Alignas(64) struct ring ring;    /* must stay last: data[] follows */
 };
 

@@ -294,6 +294,7 @@
       case 'history_end': onHistoryEnd(); break;
       case 'message': onMessage(m); break;
       case 'join': case 'leave': case 'nick': onPresence(m); break;
+      case 'presence': onCount(m); break;
       case 'gap': onGap(m); break;
       case 'error': onError(m); break;
       default: break;
@@ -415,6 +416,12 @@
     li.dataset.ts = String(m.ts);
     li.append(el('span', 'presence-text', text), timeEl(m.ts));
     appendItem(li, nearBottom());
+  }
+
+  // A large room sends its member count instead of a line per join/leave.
+  function onCount(m) {
+    if (typeof m.room === 'string' && m.room !== state.room) return;
+    setOnline(m.online);
   }
 
   function onGap(m) {

@@ -303,7 +303,8 @@ struct limited {
 };
 
 /*
- * shm_create(LABEL, RING_BYTES) in a child under a 1 MiB RLIMIT_FSIZE, with
+ * shm_create(LABEL, RING_BYTES) in a child under an 8 MiB RLIMIT_FSIZE (the
+ * segment's fixed part, ip table included, is under 2 MiB), with
  * SIGXFSZ ignored as the master does. The limit keeps both the runner and
  * the machine safe: a memfd is not bounded by the size of /dev/shm, and
  * posix_fallocate() on one is not interrupted by a signal, so an allocation
@@ -319,7 +320,7 @@ static void create_limited(const char *label, uint64_t ring_bytes, struct limite
         struct limited r;
         memset(&r, 0, sizeof r);
         signal(SIGXFSZ, SIG_IGN);
-        struct rlimit rl = { 1 << 20, 1 << 20 };
+        struct rlimit rl = { 8 << 20, 8 << 20 };
         if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
             _exit(3);
         r.fds_before = fd_count();
@@ -364,7 +365,7 @@ START_TEST(larger_than_memory)
 END_TEST
 
 /*
- * A memfd obeys RLIMIT_FSIZE: with the 1 MiB limit a 4 MiB ring fails at
+ * A memfd obeys RLIMIT_FSIZE: with the 8 MiB limit a 16 MiB ring fails at
  * ftruncate() with EFBIG and a message, leaving no fd or mapping behind.
  */
 START_TEST(file_size_limit)
@@ -372,7 +373,7 @@ START_TEST(file_size_limit)
     char label[64];
     seg_label(label, sizeof label, "fsize");
     struct limited r;
-    create_limited(label, 4 << 20, &r);
+    create_limited(label, 16 << 20, &r);
     ck_assert(!r.created);
     ck_assert_msg(r.err_no == EFBIG, "errno %d: %s", r.err_no, r.err);
     ck_assert_msg(strstr(r.err, "ftruncate() failed") != NULL &&

@@ -16,15 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "chat_proto.h"
+#include "chat_publish.h"
 #include "chat_replay.h"
 #include "chat_history.h"
 #include "conn.h"
 #include "lock.h"
 #include "log.h"
-#include "notify.h"
+#include "rate.h"
 #include "shm.h"
 #include "stream.h"
 #include "worker.h"
@@ -42,10 +42,7 @@ struct chat_member {
     struct conn *conn;
     struct local_room *room;
     int announced;              /* its join was published: a leave follows */
-    uint32_t tokens;            /* rate_limit bucket, in thousandths of an input */
-    uint32_t refilled_ms;       /* worker clock (ms, wrapping) of the last refill */
-    uint32_t window_s;          /* start of the current 10 s abuse window */
-    uint32_t refused;           /* inputs refused in that window */
+    struct rate_bucket rate;    /* rate_limit */
     /* While its history is replayed the cursor is detached (private output
      * only) and the member is on the worker's replay list. */
     uint8_t  replaying;
@@ -301,70 +298,7 @@ static void chat_pass_end(struct worker *w)
     }
 }
 
-/* ---- publishing ---- */
-
-/* Unix time in ms: the "ts" of an event. */
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Frame event TYPE (BODY after its id and ts) into the ring as one entry of
- * KIND for room LR. The shm lock is held by the caller: the id and the
- * timestamp are taken under it, so ids and times rise together and every
- * worker reads one order. 0, -EMSGSIZE over ring_max_entry, -ENOSPC.
- */
-static int ring_write_event(struct ring *r, int kind, const struct local_room *lr,
-                            const char *type, const char *body, size_t body_len)
-{
-    uint64_t id = ring_next_id(r);
-    int64_t ts = wall_ms();
-    size_t len = chat_proto_event_frame_len(type, id, ts, body_len);
-    if (len > ring_max_entry(r))
-        return -EMSGSIZE;
-    uint8_t *dst = ring_reserve(r, (uint32_t)len);
-    if (dst == NULL)
-        return -EMSGSIZE;
-    ssize_t n = chat_proto_event_frame(dst, len, type, id, ts, body, body_len);
-    if (n < 0)
-        return (int)n;      /* reserved but never committed: readers see nothing */
-    struct ring_entry meta;
-    memset(&meta, 0, sizeof meta);
-    meta.ts_ms = ts;
-    meta.len = (uint32_t)n;
-    meta.kind = (uint8_t)kind;
-    meta.room_len = (uint8_t)lr->name_len;
-    memcpy(meta.room, lr->name, lr->name_len);
-    meta.room_slot = (uint64_t)lr->idx;
-    ring_commit(r, &meta);
-    return 0;
-}
-
-/* Publish one event of TYPE for room LR under the shm lock, then wake the other workers. */
-static int publish(struct worker *w, int kind, const struct local_room *lr, const char *type,
-                   const char *body, size_t body_len)
-{
-    struct shm_segment *seg = w->ctx.seg;
-    int lk = lock_acquire(&seg->lock);
-    if (lk < 0) {
-        log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
-        return lk;
-    }
-    if (lk == LOCK_RECOVERED)
-        log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
-    int rc = ring_write_event(&seg->ring, kind, lr, type, body, body_len);
-    lock_release(&seg->lock);
-    if (rc < 0) {
-        log_write(LOG_LVL_ALERT, -rc, "event of %zu bytes not published", body_len);
-        return rc;
-    }
-    STAT_ADD(w, msgs_published, 1);
-    notify_all_except(seg, w->ctx.eventfds, w->ctx.slot);
-    return 0;
-}
+/* ---- presence ---- */
 
 /*
  * 1 when a room of ONLINE members gets a join or leave event per member;
@@ -413,7 +347,8 @@ static int publish_presence(struct worker *w, struct chat_member *mb, const char
                                          mb->room->name_len, &mb->id, old_nick, old_len, online);
     if (n < 0)
         return (int)n;
-    return publish(w, RING_KIND_PRESENCE, mb->room, type, (const char *)cw->frame, (size_t)n);
+    return chat_publish(w, RING_KIND_PRESENCE, mb->room->idx, mb->room->name, mb->room->name_len,
+                        type, (const char *)cw->frame, (size_t)n);
 }
 
 /* ---- members ---- */
@@ -506,8 +441,7 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
     }
     mb->conn = c;
     mb->room = lr;
-    mb->tokens = w->cfg->rate_limit_burst * 1000u;
-    mb->refilled_ms = (uint32_t)w->now_ms;
+    rate_init(&mb->rate, w->cfg->rate_limit_burst, w->now_ms);
     /* Everything drained so far is history (replayed first); what comes later is live. */
     drain(w);
     c->cursor = &mb->cur;       /* detached until the replay catches up */
@@ -775,42 +709,30 @@ static void chat_close(struct worker *w, struct conn *c)
     free(mb);
 }
 
-/* The message hook: a complete text or binary message from member C. */
 /*
- * Token bucket of rate_limit per second, rate_limit_burst deep. 1 when the
- * input may go on; 0 when it was refused (rate_limited sent, or C closed
- * with 1008 for refusing to slow down).
+ * rate_limit: 1 when the input may go on; 0 when it was refused
+ * (rate_limited sent, or C closed with 1008 for refusing to slow down).
  */
-#define ABUSE_WINDOW_S 10
 static int rate_ok(struct worker *w, struct conn *c, struct chat_member *mb)
 {
     const struct config *cfg = w->cfg;
     if (cfg->rate_limit == 0)
         return 1;
-    uint64_t full = (uint64_t)cfg->rate_limit_burst * 1000;
-    uint32_t now = (uint32_t)w->now_ms;
-    uint64_t earned = (uint64_t)(uint32_t)(now - mb->refilled_ms) * cfg->rate_limit;
-    mb->refilled_ms = now;
-    mb->tokens = (uint32_t)(mb->tokens + earned > full ? full : mb->tokens + earned);
-    if (mb->tokens >= 1000) {
-        mb->tokens -= 1000;
+    switch (rate_take(&mb->rate, cfg->rate_limit, cfg->rate_limit_burst, w->now_ms)) {
+    case RATE_OK:
         return 1;
-    }
-    uint32_t now_s = (uint32_t)(w->now_ms / 1000);
-    if (now_s - mb->window_s >= ABUSE_WINDOW_S) {
-        mb->window_s = now_s;
-        mb->refused = 0;
-    }
-    if (++mb->refused > 4 * cfg->rate_limit_burst) {
+    case RATE_ABUSE:
         log_at(LOG_LVL_WARN, 0, "conn %u: over rate_limit for %u s: closing with 1008",
-               c->id, ABUSE_WINDOW_S);
+               c->id, RATE_ABUSE_WINDOW_S);
         ws_conn_close(w, c, WS_CLOSE_POLICY, "rate limit exceeded");
         return 0;
+    default:
+        send_error(w, c, "rate_limited", "too many messages; slow down");
+        return 0;
     }
-    send_error(w, c, "rate_limited", "too many messages; slow down");
-    return 0;
 }
 
+/* The message hook: a complete text or binary message from member C. */
 static void chat_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
                          size_t len)
 {
@@ -850,8 +772,9 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
     }
     ssize_t n = chat_proto_message_body((char *)cw->frame, cw->frame_cap, mb->room->name,
                                         mb->room->name_len, &mb->id, in.value, in.value_len);
-    if (n < 0 || publish(w, RING_KIND_MESSAGE, mb->room, "message",
-                         (const char *)cw->frame, (size_t)n) < 0)
+    if (n < 0 || chat_publish(w, RING_KIND_MESSAGE, mb->room->idx, mb->room->name,
+                              mb->room->name_len, "message", (const char *)cw->frame,
+                              (size_t)n) < 0)
         send_error(w, c, "internal", "the message could not be published");
 }
 

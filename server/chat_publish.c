@@ -1,0 +1,77 @@
+/*
+ * chat_publish: see chat_publish.h.
+ */
+#include "chat_publish.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat_proto.h"
+#include "lock.h"
+#include "log.h"
+#include "notify.h"
+#include "ring.h"
+#include "shm.h"
+#include "worker.h"
+
+/* Unix time in ms: the "ts" of an event. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Frame event TYPE (BODY after its id and ts) into the ring as one entry of
+ * KIND for ROOM (shm index ROOM_IDX); the caller holds the publish lock.
+ * 0, -EMSGSIZE over ring_max_entry, -ENOSPC.
+ */
+static int ring_write_event(struct ring *r, int kind, int room_idx, const char *room,
+                            size_t room_len, const char *type, const char *body, size_t body_len)
+{
+    uint64_t id = ring_next_id(r);
+    int64_t ts = wall_ms();
+    size_t len = chat_proto_event_frame_len(type, id, ts, body_len);
+    if (len > ring_max_entry(r))
+        return -EMSGSIZE;
+    uint8_t *dst = ring_reserve(r, (uint32_t)len);
+    if (dst == NULL)
+        return -EMSGSIZE;
+    ssize_t n = chat_proto_event_frame(dst, len, type, id, ts, body, body_len);
+    if (n < 0)
+        return (int)n;      /* reserved but never committed: readers see nothing */
+    struct ring_entry meta;
+    memset(&meta, 0, sizeof meta);
+    meta.ts_ms = ts;
+    meta.len = (uint32_t)n;
+    meta.kind = (uint8_t)kind;
+    meta.room_len = (uint8_t)room_len;
+    memcpy(meta.room, room, room_len);
+    meta.room_slot = (uint64_t)room_idx;
+    ring_commit(r, &meta);
+    return 0;
+}
+
+int chat_publish(struct worker *w, int kind, int room_idx, const char *room, size_t room_len,
+                 const char *type, const char *body, size_t body_len)
+{
+    struct shm_segment *seg = w->ctx.seg;
+    int lk = lock_acquire(&seg->lock);
+    if (lk < 0) {
+        log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
+        return lk;
+    }
+    if (lk == LOCK_RECOVERED)
+        log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
+    int rc = ring_write_event(&seg->ring, kind, room_idx, room, room_len, type, body, body_len);
+    lock_release(&seg->lock);
+    if (rc < 0) {
+        log_write(LOG_LVL_ALERT, -rc, "event of %zu bytes not published", body_len);
+        return rc;
+    }
+    STAT_ADD(w, msgs_published, 1);
+    notify_all_except(seg, w->ctx.eventfds, w->ctx.slot);
+    return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * chat_publish: step 3 of the data path (README "Architecture"). One event
+ * into the shared ring: take the publish lock, give the event the next id
+ * and the wall-clock time under it (ids and times rise together, every
+ * worker reads one order), frame it straight into its reserved ring entry
+ * (chat_proto_event_frame), commit, and wake the other workers.
+ */
+#ifndef WSM_CHAT_PUBLISH_H
+#define WSM_CHAT_PUBLISH_H
+
+#include <stddef.h>
+
+#include "result.h"
+
+struct worker;
+
+/*
+ * Publish event TYPE (a literal: "message", "join"...) whose BODY follows
+ * its id and ts (a chat_proto_*_body() result), as a ring entry of KIND
+ * (RING_KIND_*) for ROOM, shm room index ROOM_IDX. 0, or -EMSGSIZE when it
+ * is larger than a ring entry may be, or the lock's -errno (logged).
+ */
+int chat_publish(struct worker *w, int kind, int room_idx, const char *room, size_t room_len,
+                 const char *type, const char *body, size_t body_len);
+
+#endif

@@ -325,17 +325,16 @@ static void presence_tick(struct worker *w)
         if (lr == NULL || lr->stream.ncursors == 0)
             continue;
         int online = shm_room_online(w->ctx.seg, lr->idx);
-        if (individual_presence(w, online)) {
-            lr->presence_sent = -1;     /* join/leave events carry the count again */
-            continue;
-        }
-        if (online == lr->presence_sent)
+        /* Small again: join/leave events carry the count from now on, but
+         * the leaves that brought it down were silent, so say it once. */
+        int small = individual_presence(w, online);
+        if (online == lr->presence_sent || (small && lr->presence_sent < 0))
             continue;
         ssize_t n = chat_proto_presence_frame(cw->frame, cw->frame_cap, lr->name, lr->name_len,
                                               online);
         if (n > 0) {
             room_append(w, lr, cw->frame, (size_t)n);
-            lr->presence_sent = online;
+            lr->presence_sent = small ? -1 : online;
         }
     }
 }

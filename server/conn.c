@@ -209,6 +209,8 @@ int conn_msg_append(struct conn_table *t, struct conn *c, const uint8_t *p, size
 void conn_msg_clear(struct conn_table *t, struct conn *c)
 {
     t->msg_bytes -= c->msg_cap;
+    if (c->msg_since_s != 0)
+        t->msg_open--;
     c->msg_since_s = 0;
     free(c->msg);
     c->msg = NULL;

@@ -73,6 +73,7 @@ struct conn_table {
     struct conn *free_list;
     uint8_t     *spare;         /* one cached output buffer (see conn_out_release) */
     uint64_t     msg_bytes;     /* capacity of every reassembly buffer, summed */
+    uint32_t     msg_open;      /* connections with a fragmented message begun */
     uint32_t     spare_cap;
 };
 

@@ -618,7 +618,7 @@ static void cleanup_and_exit(int code)
     for (int i = 0; i < M.nlisten; i++)
         close(M.listen_fds[i]);
     pid_file_release();
-    shm_destroy(M.seg, NULL);
+    shm_destroy(M.seg);
     log_write(LOG_LVL_NOTICE, 0, "exiting");
     exit(code);
 }

@@ -431,6 +431,7 @@ void worker_loop_run(const struct worker_ctx *ctx)
                 uint64_t ticks;
                 if (read(w->timerfd, &ticks, sizeof ticks) < 0) { /* spurious */ }
                 sweep_timers(w);
+                ws_conn_sweep_messages(w);
                 worker_ip_recount(w);
             } else if (tag == TAG_WAKE) {
                 notify_ack(w->ctx.seg, w->ctx.eventfds, w->ctx.slot);

@@ -21,7 +21,7 @@
 static int message_overdue(const struct worker *w, const struct conn *c)
 {
     return c->msg_since_s != 0 &&
-           (uint64_t)(w->now_ms / 1000 - c->msg_since_s) * 1000 > w->cfg->message_timeout_ms;
+           (uint64_t)(w->now_ms / 1000 + 1 - c->msg_since_s) * 1000 > w->cfg->message_timeout_ms;
 }
 
 /* Common to a fresh upgrade and an adopted connection. */
@@ -116,6 +116,15 @@ void ws_conn_fail(struct worker *w, struct conn *c, uint16_t code, const char *r
     worker_linger(w, c);
 }
 
+void ws_conn_sweep_messages(struct worker *w)
+{
+    for (uint32_t i = 0; w->conns.msg_open > 0 && i < w->conns.fresh; i++) {
+        struct conn *c = &w->conns.conns[i];
+        if (c->state == CONN_WS && message_overdue(w, c))
+            ws_conn_fail(w, c, WS_CLOSE_POLICY, "message not finished in time");
+    }
+}
+
 void ws_conn_ping(struct worker *w, struct conn *c)
 {
     if (c->state != CONN_WS)
@@ -176,8 +185,11 @@ static void on_control(struct worker *w, struct conn *c, int opcode, uint8_t *da
 /* Add a chunk of an unfinished message to C's reassembly buffer. 0, or < 0 with C failed. */
 static int reassemble(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
 {
-    if (c->msg_since_s == 0)
-        c->msg_since_s = (uint32_t)(w->now_ms / 1000);
+    if (c->msg_since_s == 0) {
+        /* +1: a worker clock in its first second must not read as "none". */
+        c->msg_since_s = (uint32_t)(w->now_ms / 1000) + 1;
+        w->conns.msg_open++;
+    }
     int rc = conn_msg_append(&w->conns, c, data, len, w->cfg->max_reassembly_memory);
     if (rc == -ENOSPC) {
         log_at(LOG_LVL_WARN, 0, "conn %u: max_reassembly_memory reached", c->id);

@@ -98,4 +98,11 @@ void ws_conn_fail(struct worker *w, struct conn *c, uint16_t code, const char *r
 /* Idle keep-alive: send a ping (the worker drops the peer if no data follows). */
 void ws_conn_ping(struct worker *w, struct conn *c);
 
+/*
+ * Fail with 1008 every connection whose fragmented message is older than
+ * message_timeout, whether or not it still sends anything (from the
+ * worker's tick; costs nothing while no message is open).
+ */
+void ws_conn_sweep_messages(struct worker *w);
+
 #endif

@@ -159,9 +159,8 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
     return seg;
 }
 
-void shm_destroy(struct shm_segment *seg, const char *unused)
+void shm_destroy(struct shm_segment *seg)
 {
-    (void)unused;
     if (seg != NULL)
         munmap(seg, (size_t)seg->total_size);
 }

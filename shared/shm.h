@@ -94,10 +94,9 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
 
 /*
  * Unmap SEG in this process (NULL is allowed); the memory is freed once no
- * process maps it any more. UNUSED is ignored: it remains from the named
- * segments only until tests/unit/check_lock.c stops passing a name.
+ * process maps it any more.
  */
-void shm_destroy(struct shm_segment *seg, const char *unused);
+void shm_destroy(struct shm_segment *seg);
 
 /*
  * Room presence. Caller holds seg->lock for shm_room_join(): find NAME or

@@ -340,7 +340,7 @@ START_TEST(killed_mid_append)
     ck_assert_uint_eq(prev, published + 1);
     close(p[0]);
     close(p[1]);
-    shm_destroy(seg, name);
+    shm_destroy(seg);
 }
 END_TEST
 

@@ -146,10 +146,10 @@ START_TEST(create_destroy)
     ck_assert_int_eq(ring_read(&seg->ring, &pos, &m, buf, sizeof buf), 5);
     ck_assert_mem_eq(buf, "hello", 5);
 
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
     ck_assert_int_eq(maps_count(label, NULL), 0);
     ck_assert_int_eq(fd_count(), fds);
-    shm_destroy(NULL, NULL);    /* allowed, does nothing */
+    shm_destroy(NULL);    /* allowed, does nothing */
 }
 END_TEST
 
@@ -165,7 +165,7 @@ START_TEST(no_name_in_dev_shm)
     ck_assert_int_eq(shm_open(label, O_RDONLY, 0), -1);
     ck_assert_int_eq(errno, ENOENT);
     ck_assert_int_eq(access(path, F_OK), -1);
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
     ck_assert_int_eq(dev_shm_count(label), 0);
 }
 END_TEST
@@ -210,7 +210,7 @@ START_TEST(shared_with_child)
         ring_commit(&seg->ring, &m);
         lock_release(&seg->lock);
         __atomic_store_n(&seg->slots[3].pid, (int32_t)getpid(), __ATOMIC_RELEASE);
-        shm_destroy(seg, NULL);     /* a worker exiting */
+        shm_destroy(seg);     /* a worker exiting */
         if (write(done[1], "d", 1) != 1)
             _exit(15);
         _exit(0);
@@ -242,8 +242,8 @@ START_TEST(shared_with_child)
     ck_assert_ptr_ne(other, seg);
     ck_assert_int_eq(other->slots[3].pid, 0);
     ck_assert_int_eq(maps_count(label, NULL), 2);
-    shm_destroy(other, NULL);
-    shm_destroy(seg, NULL);
+    shm_destroy(other);
+    shm_destroy(seg);
     close(go[1]);
     close(done[0]);
 }
@@ -255,13 +255,13 @@ START_TEST(labels)
     int before = maps_count("wschat", NULL);
     struct shm_segment *seg = create(NULL, 4096);
     ck_assert_int_eq(maps_count("wschat", NULL), before + 1);
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
 
     char label[64];
     seg_label(label, sizeof label, "a/b");
     seg = create(label, 4096);
     ck_assert_int_eq(maps_count(label, NULL), 1);
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
 
     char longlabel[400];
     memset(longlabel, 'x', sizeof longlabel - 1);
@@ -269,7 +269,7 @@ START_TEST(labels)
     seg = create(longlabel, 4096);
     longlabel[249] = '\0';      /* what the kernel keeps */
     ck_assert_int_eq(maps_count(longlabel, NULL), 1);
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
 }
 END_TEST
 
@@ -444,7 +444,7 @@ START_TEST(room_presence)
     ck_assert_int_eq(shm_room_online(seg, -1), 0);
     ck_assert_int_eq(shm_room_online(seg, SHM_MAX_ROOMS), 0);
     shm_room_leave(seg, SHM_MAX_ROOMS, 0);    /* ignored, no crash */
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
 }
 END_TEST
 
@@ -470,7 +470,7 @@ START_TEST(room_table_full)
     ck_assert_int_eq(seg->rooms[500].online[2], 0);
     /* Its old name is gone and the table is full again. */
     ck_assert_int_eq(join(seg, "r500", 0), -1);
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
 }
 END_TEST
 
@@ -515,7 +515,7 @@ START_TEST(slot_reset)
     shm_slot_reset(seg, -1);            /* ignored */
     shm_slot_reset(seg, SHM_MAX_SLOTS); /* ignored */
     ck_assert_int_eq(s4->pid, 5678);
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
 }
 END_TEST
 
@@ -563,7 +563,7 @@ START_TEST(presence_across_processes)
             ck_assert_int_gt(seg->rooms[idx].online[w], 0);
     }
     ck_assert_int_eq(total, WORKERS * JOINS / 2);
-    shm_destroy(seg, NULL);
+    shm_destroy(seg);
 }
 END_TEST
 

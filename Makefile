@@ -26,7 +26,7 @@ FUZZ_SECONDS ?= 5
 HEADERS = $(wildcard server/*.h shared/*.h)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
-        headers check-includes clean bench bench-smoke test-browser
+        headers check-includes clean bench bench-smoke test-browser soak
 
 all: wsmaster
 
@@ -140,6 +140,13 @@ bench: deps
 # The same scenarios at tiny scale: asserts correctness only, never a time.
 bench-smoke: $(B)/wsmaster $(B)/wsbench
 	$(BENCH_ENV) bash tests/bench/run-bench.sh --smoke
+
+# Soak (not part of `make test`): SOAK_SECONDS of connection churn, chat and
+# every abuse at once; asserts flat RSS, no crash or respawn, and nothing lost
+# by well-behaved clients, then prints a report (tests/soak/soak.py).
+SOAK_SECONDS ?= 600
+soak: $(B)/wsmaster
+	WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster WSCHAT_ROOT=$(CURDIR) python3 tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf build wsmaster

@@ -628,6 +628,89 @@ static uint64_t member_wait_text(struct member *m, const char *text, int timeout
 
 #define TINY_TOTAL (20u << 20)
 
+struct tally {
+    uint64_t pongs, binary, bad_type, empty;
+};
+
+/*
+ * Count the answers to the tiny-frame flood until the pong "end", straight
+ * from the socket, after what C already buffered. (wsc_recv's per-frame
+ * ck_asserts each record a Check checkpoint: too slow for the quarter of a
+ * million frames here, so this only asserts on what is wrong.) A close
+ * frame, an EOF or anything but pongs and text events fails the test.
+ */
+static void tally_until_end(struct client *c, struct tally *t, int timeout_ms)
+{
+    /* cli_send drains answers while it waits to write: there may be megabytes. */
+    size_t len = cli_pending(c), cap = len + (1u << 20);
+    uint8_t *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    if (len > 0)
+        memcpy(buf, c->rx + c->off, len);
+    c->off = c->len;
+    memset(t, 0, sizeof *t);
+    int64_t end = it_now_ms() + timeout_ms;
+    for (;;) {
+        size_t off = 0;
+        while (len - off >= 2) {
+            const uint8_t *f = buf + off;
+            size_t hl = 2, plen = f[1] & 0x7F;
+            if (plen == 126 && len - off >= 4) {
+                plen = (size_t)f[2] << 8 | f[3];
+                hl = 4;
+            } else if (plen >= 126) {
+                if (plen == 127)
+                    ck_abort_msg("a frame of 64 KiB or more among the answers");
+                break;
+            }
+            if (len - off < hl + plen)
+                break;
+            const uint8_t *p = f + hl;
+            int op = f[0] & 0x0F;
+            if ((f[0] & 0xF0) != 0x80 || (f[1] & 0x80))
+                ck_abort_msg("answer frame with header %02x %02x", f[0], f[1]);
+            if (op == WS_OP_CLOSE)
+                ck_abort_msg("the flooding member was closed with %d after %llu pongs",
+                             plen >= 2 ? p[0] << 8 | p[1] : 0, (unsigned long long)t->pongs);
+            if (op == WS_OP_PONG && plen == 3 && memcmp(p, "end", 3) == 0) {
+                free(buf);
+                return;
+            }
+            if (op == WS_OP_PONG) {
+                t->pongs++;
+            } else if (op == WS_OP_TEXT) {
+                static const char error[] = "{\"type\":\"error\"",
+                                  binary[] = "\"code\":\"binary\"",
+                                  bad_type[] = "\"code\":\"bad_type\"",
+                                  empty[] = "\"code\":\"empty\"";
+                if (plen >= sizeof error - 1 && memcmp(p, error, sizeof error - 1) == 0) {
+                    t->binary += memmem(p, plen, binary, sizeof binary - 1) != NULL;
+                    t->bad_type += memmem(p, plen, bad_type, sizeof bad_type - 1) != NULL;
+                    t->empty += memmem(p, plen, empty, sizeof empty - 1) != NULL;
+                }
+            } else if (op != WS_OP_PING) {
+                ck_abort_msg("opcode %d among the answers", op);
+            }
+            off += hl + plen;
+        }
+        memmove(buf, buf + off, len - off);
+        len -= off;
+        if (left_ms(end) == 0)
+            ck_abort_msg("no pong to \"end\" within %d ms (%llu pongs)", timeout_ms,
+                         (unsigned long long)t->pongs);
+        struct pollfd pf = { c->fd, POLLIN, 0 };
+        poll(&pf, 1, left_ms(end));
+        ssize_t n = recv(c->fd, buf + len, cap - len, MSG_DONTWAIT);
+        if (n == 0)
+            ck_abort_msg("the flooding member's connection ended after %llu pongs",
+                         (unsigned long long)t->pongs);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            ck_abort_msg("recv: %s", strerror(errno));
+        if (n > 0)
+            len += (size_t)n;
+    }
+}
+
 /*
  * A chat member sends groups of an empty ping (a pong), an empty binary
  * frame ("binary" error), the text {} ("bad_type") and an empty text
@@ -680,41 +763,14 @@ START_TEST(tiny_frames_never_read)
         ck_assert_int_eq(cli_send(&a, grp + sent % glen, glen - sent % glen), 0);
     uint64_t groups = (sent + glen - 1) / glen;
     ck_assert_int_eq(wsc_send(&a, WS_FIN | WS_OP_PING, "end", 3), 0);
-    uint64_t pongs = 0, binary = 0, bad_type = 0, empty = 0;
-    int64_t end = it_now_ms() + 30000;
-    for (;;) {
-        struct wsc_msg m;
-        int rc = wsc_recv(&a, &m, left_ms(end));
-        ck_assert_msg(rc == 1, "flooding member: %s after %llu pongs", rc == 0 ? "closed" :
-                      "timeout", (unsigned long long)pongs);
-        ck_assert_msg(m.opcode != WS_OP_CLOSE, "flooding member closed with %d",
-                      m.len >= 2 ? m.data[0] << 8 | m.data[1] : 0);
-        if (m.opcode == WS_OP_PONG && m.len == 3 && memcmp(m.data, "end", 3) == 0) {
-            wsc_msg_free(&m);
-            break;
-        }
-        if (m.opcode == WS_OP_PONG) {
-            pongs++;
-        } else if (m.opcode == WS_OP_TEXT) {
-            struct ev e;
-            ck_assert(ev_parse(m.data, m.len, &e) == 0);
-            if (ev_is(&e, "error")) {
-                const char *code = ev_str(&e, "code");
-                ck_assert_ptr_nonnull(code);
-                binary += strcmp(code, "binary") == 0;
-                bad_type += strcmp(code, "bad_type") == 0;
-                empty += strcmp(code, "empty") == 0;
-            }
-            ev_free(&e);
-        }
-        wsc_msg_free(&m);
-    }
-    ck_assert_msg(binary == groups && bad_type == groups && empty == groups,
+    struct tally t;
+    tally_until_end(&a, &t, 30000);
+    ck_assert_msg(t.binary == groups && t.bad_type == groups && t.empty == groups,
                   "%llu groups sent; errors: binary %llu, bad_type %llu, empty %llu",
-                  (unsigned long long)groups, (unsigned long long)binary,
-                  (unsigned long long)bad_type, (unsigned long long)empty);
-    ck_assert_msg(pongs >= 1 && pongs <= groups, "%llu pongs for %llu pings",
-                  (unsigned long long)pongs, (unsigned long long)groups);
+                  (unsigned long long)groups, (unsigned long long)t.binary,
+                  (unsigned long long)t.bad_type, (unsigned long long)t.empty);
+    ck_assert_msg(t.pongs >= 1 && t.pongs <= groups, "%llu pongs for %llu pings",
+                  (unsigned long long)t.pongs, (unsigned long long)groups);
     good_check(&g, "after the flooder read its answers");
     free(buf);
     free(grp);
@@ -1150,6 +1206,74 @@ START_TEST(fragment_held_past_message_timeout)
     good_check(&g, "after the held fragments");
     free(frag);
     cli_close(&h);
+    cli_close(&g.c);
+    srv_stop(&s);
+}
+END_TEST
+
+/*
+ * The same with four holders that go silent after their 250 KB fragment
+ * (no ping, no continuation) and so pin the whole 1 MiB reassembly budget:
+ * message_timeout (2s) applies to them as well, so each is closed with
+ * 1008 within about 3 s, well before their idle_timeout (60s) would end
+ * them, and the budget is free again for an honest fragmented message.
+ */
+START_TEST(fragment_silent_past_message_timeout)
+{
+    enum { SILENT = 4 };
+    struct server s;
+    start(&s, "workers 1\nmax_message 256k\nmax_reassembly_memory 1m\nmessage_timeout 2s\n"
+              "idle_timeout 60s");
+    struct good g;
+    good_open(&g, s.port);
+    struct rss r;
+    rss_begin(&r, &s);
+
+    uint8_t *frag = malloc(FRAG_LEN);
+    memset(frag, 's', FRAG_LEN);
+    struct client q[SILENT];
+    for (int i = 0; i < SILENT; i++) {
+        wsc_open(&q[i], s.port);
+        ck_assert_int_eq(wsc_send(&q[i], WS_OP_TEXT, frag, FRAG_LEN), 0);
+    }
+    int64_t t0 = it_now_ms(), closed_at[SILENT] = { 0 };
+    int code[SILENT] = { 0 }, open = SILENT;
+    while (open > 0 && it_now_ms() - t0 < 5000) {
+        it_sleep_ms(250);
+        for (int i = 0; i < SILENT; i++) {
+            struct wsc_msg m;
+            while (!closed_at[i] && wsc_recv(&q[i], &m, 0) == 1) {
+                if (m.opcode == WS_OP_CLOSE) {
+                    closed_at[i] = it_now_ms() - t0;
+                    code[i] = m.len >= 2 ? m.data[0] << 8 | m.data[1] : 0;
+                    open--;
+                }
+                wsc_msg_free(&m);
+            }
+        }
+        good_check(&g, "while silent holders pin the budget");
+    }
+    rss_check(&r, 8, "silent fragment holders");
+    for (int i = 0; i < SILENT; i++) {
+        ck_assert_msg(closed_at[i] > 0, "silent holder %d of an unfinished fragmented message "
+                      "still open after 5 s (message_timeout 2s, idle_timeout 60s)", i);
+        ck_assert_msg(code[i] == 1008 && closed_at[i] >= 1900 && closed_at[i] <= 4500,
+                      "silent holder %d: close %d after %lld ms, want 1008 after 2-3 s", i,
+                      code[i], (long long)closed_at[i]);
+        cli_close(&q[i]);
+    }
+    uint8_t *b = NULL;
+    size_t blen = 0, bcap = 0;
+    wsc_frame_append(&b, &blen, &bcap, WS_OP_TEXT, frag, 200000);
+    wsc_frame_append(&b, &blen, &bcap, WS_FIN | WS_OP_CONT, frag, 40000);
+    ck_assert_int_eq(cli_send(&g.c, b, blen), 0);
+    free(b);
+    struct wsc_msg m;
+    ck_assert_int_eq(wsc_recv(&g.c, &m, good_ms()), 1);
+    ck_assert_msg(m.opcode == WS_OP_TEXT && m.len == 240000, "fragmented echo after the silent "
+                  "holders: opcode %d, %zu bytes", m.opcode, m.len);
+    wsc_msg_free(&m);
+    free(frag);
     cli_close(&g.c);
     srv_stop(&s);
 }
@@ -1864,6 +1988,7 @@ Suite *abuse_suite(void)
     tcase_add_test(tc, replay_since_never_read);
     tcase_add_test(tc, fragments_over_reassembly_budget);
     tcase_add_test(tc, fragment_held_past_message_timeout);
+    tcase_add_test(tc, fragment_silent_past_message_timeout);
     tcase_add_test(tc, rate_limit_floods);
     tcase_add_test(tc, request_smuggling);
     tcase_add_test(tc, nick_spoofing);

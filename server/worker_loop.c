@@ -156,6 +156,17 @@ static void resume_held(struct worker *w, struct conn *c)
 static void on_readable(struct worker *w, struct conn *c)
 {
     size_t keep = c->in_len;
+    if (keep >= w->rbuf_cap) {
+        /* Held input fills the whole buffer: parse it instead of reading (a
+         * read of 0 bytes would look like the peer's EOF). Reads are on, so
+         * the output is under budget: this consumes some, or holds again
+         * and the flush pauses reads. */
+        memcpy(w->rbuf, c->in, keep);
+        dispatch_input(w, c, keep, 0);
+        if (c->state != CONN_DEAD)
+            worker_flush(w, c);
+        return;
+    }
     if (keep > 0)
         memcpy(w->rbuf, c->in, keep);
     ssize_t n;

@@ -26,7 +26,7 @@ FUZZ_SECONDS ?= 5
 HEADERS = $(wildcard server/*.h shared/*.h)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
-        headers check-includes clean bench bench-smoke test-browser soak
+        headers check-includes clean bench bench-smoke test-browser soak valgrind
 
 all: wsmaster
 
@@ -147,6 +147,19 @@ bench-smoke: $(B)/wsmaster $(B)/wsbench
 SOAK_SECONDS ?= 600
 soak: $(B)/wsmaster
 	WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster WSCHAT_ROOT=$(CURDIR) python3 tests/soak/soak.py --seconds $(SOAK_SECONDS)
+
+# The abuse suite against the server under valgrind's memcheck (installs
+# valgrind when missing): fails on any memcheck report from any process.
+VG_DIR = build/valgrind
+valgrind: deps $(B)/wsmaster $(B)/integration_tests
+	@command -v valgrind >/dev/null || apt-get install -y valgrind
+	rm -rf $(VG_DIR) && mkdir -p $(VG_DIR)
+	CK_RUN_SUITE=abuse CK_TIMEOUT_MULTIPLIER=4 WSCHAT_VALGRIND=1 WSCHAT_VG_DIR=$(CURDIR)/$(VG_DIR) \
+		WSCHAT_VG_SERVER=$(CURDIR)/$(B)/wsmaster WSCHAT_ROOT=$(CURDIR) \
+		WSCHAT_BIN=$(CURDIR)/tests/integration/valgrind-wsmaster.sh $(B)/integration_tests
+	@if grep -l . $(VG_DIR)/memcheck.* 2>/dev/null; then \
+		echo "memcheck reported errors (logs above)"; exit 1; fi
+	@echo "valgrind: no memcheck report from $$(ls $(VG_DIR) | wc -l) server processes"
 
 clean:
 	rm -rf build wsmaster

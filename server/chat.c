@@ -732,6 +732,19 @@ static int rate_ok(struct worker *w, struct conn *c, struct chat_member *mb)
 }
 
 /* The message hook: a complete text or binary message from member C. */
+/*
+ * ip_publish_rate: BYTES more into the ring from C's address fit its
+ * budget. 1, or 0 with rate_limited sent (the member stays; its address,
+ * over all its connections and rooms, is publishing too fast).
+ */
+static int address_may_publish(struct worker *w, struct conn *c, size_t bytes)
+{
+    if (worker_ip_charge(w, c, bytes))
+        return 1;
+    send_error(w, c, "rate_limited", "your address is publishing faster than the server allows");
+    return 0;
+}
+
 static void chat_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
                          size_t len)
 {
@@ -755,6 +768,9 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
             send_error(w, c, "bad_nick", "nick must be 1-32 visible characters, no space at either end");
             return;
         }
+        /* A nick event is about two nicks and a uid: charge its typical size. */
+        if (!address_may_publish(w, c, 256))
+            return;
         memcpy(old, mb->id.nick, old_len);
         memcpy(mb->id.nick, in.value, in.value_len);
         mb->id.nick_len = (uint8_t)in.value_len;
@@ -771,6 +787,8 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
     }
     ssize_t n = chat_proto_message_body((char *)cw->frame, cw->frame_cap, mb->room->name,
                                         mb->room->name_len, &mb->id, in.value, in.value_len);
+    if (n >= 0 && !address_may_publish(w, c, (size_t)n))
+        return;
     if (n < 0 || chat_publish(w, RING_KIND_MESSAGE, mb->room->idx, mb->room->name,
                               mb->room->name_len, "message", (const char *)cw->frame,
                               (size_t)n) < 0)

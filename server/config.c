@@ -55,6 +55,7 @@ static const struct directive directives[] = {
     { "workers",                 D_WORKERS,   F(workers), 1, CONFIG_MAX_WORKERS },
     { "max_connections",         D_INT,       F(max_connections), 1, 1000000 },
     { "max_connections_per_ip",  D_U32,       F(max_connections_per_ip), 0, 10000000 },
+    { "ip_publish_rate",         D_SIZE,      F(ip_publish_rate), 0, GIB },
     { "web_root",                D_PATH,      F(web_root), 0, 0 },
     { "pid_file",                D_PATH,      F(pid_file), 0, 0 },
     { "error_log",               D_PATH,      F(error_log), 0, 0 },
@@ -634,6 +635,7 @@ void config_defaults(struct config *cfg)
     cfg->workers_auto = 1;
     cfg->max_connections = 10000;
     cfg->max_connections_per_ip = 256;
+    cfg->ip_publish_rate = 64 * KIB;
     /* Relative on purpose: config_parse anchors them to the file's folder. */
     strcpy(cfg->web_root, "../web");
     strcpy(cfg->pid_file, "../run/wschat.pid");

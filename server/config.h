@@ -35,6 +35,7 @@ struct config {
     int      workers_auto;      /* 1 when the file said "auto" */
     int      max_connections;   /* per worker */
     uint32_t max_connections_per_ip;  /* server-wide per client address, 0 = off */
+    uint64_t ip_publish_rate;   /* bytes/s one address may publish into the ring, 0 = off */
     char     web_root[PATH_MAX];
     char     pid_file[PATH_MAX];
     char     error_log[PATH_MAX];   /* absolute path, or "stderr" */

@@ -99,11 +99,28 @@ int worker_ip_take(struct worker *w, struct conn *c, uint32_t max)
 
 void worker_ip_recount(struct worker *w)
 {
-    if (__atomic_load_n(&w->ctx.seg->ips.epoch, __ATOMIC_RELAXED) == w->ip_epoch ||
+    int sweep = w->now_ms - w->ip_swept_ms >= 1000;
+    if ((!sweep && __atomic_load_n(&w->ctx.seg->ips.epoch, __ATOMIC_RELAXED) == w->ip_epoch) ||
         ip_lock(w) < 0)
         return;
     ip_sync(w);
+    if (sweep) {
+        w->ip_swept_ms = w->now_ms;
+        ip_limit_sweep(&w->ctx.seg->ips, w->cfg->ip_publish_rate, w->now_ms);
+    }
     lock_release(&w->ctx.seg->ip_lock);
+}
+
+int worker_ip_charge(struct worker *w, struct conn *c, size_t bytes)
+{
+    if (w->cfg->ip_publish_rate == 0 || !(c->flags & CONN_F_IP_COUNTED) || ip_lock(w) < 0)
+        return 1;
+    ip_sync(w);
+    int ok = !(c->flags & CONN_F_IP_COUNTED) ||
+             ip_limit_charge(&w->ctx.seg->ips, c->peer, bytes, w->cfg->ip_publish_rate,
+                             w->now_ms);
+    lock_release(&w->ctx.seg->ip_lock);
+    return ok;
 }
 
 static void ip_give(struct worker *w, struct conn *c)

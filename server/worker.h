@@ -60,6 +60,7 @@ struct worker {
     size_t rbuf_cap;
     struct shm_counters *stats; /* this worker's counters in shm */
     uint32_t ip_epoch;          /* ip_limit epoch this worker's counts belong to */
+    uint64_t ip_swept_ms;       /* last ip_limit_sweep() */
 };
 
 /*
@@ -76,8 +77,18 @@ struct conn *worker_register(struct worker *w, int fd);
  * address the full table cannot take is let in uncounted.
  */
 int  worker_ip_take(struct worker *w, struct conn *c, uint32_t max);
-/* After the master reset the table (a worker died): count every connection in again. */
+/*
+ * From the worker's tick: after the master reset the table (a worker
+ * died), count every connection in again; once a second, free the slots of
+ * gone addresses whose publish budget has refilled.
+ */
 void worker_ip_recount(struct worker *w);
+/*
+ * Charge BYTES that C is about to publish to its address's ip_publish_rate
+ * budget (every worker's connections from that address share it). 1 when
+ * they fit, 0 when the address is over its rate.
+ */
+int  worker_ip_charge(struct worker *w, struct conn *c, size_t bytes);
 
 /* Monotonic milliseconds. */
 uint64_t worker_clock_ms(void);

@@ -9,6 +9,11 @@
  * with a random seed chosen at start, so a client choosing many addresses
  * (an IPv6 /64 holds 2^64) cannot aim them all at one probe chain.
  *
+ * Each address also has a byte budget for what it publishes into the
+ * shared ring (ip_publish_rate), so one client, however many connections
+ * and rooms it uses, cannot push the other rooms' history out faster than
+ * that rate allows.
+ *
  * A worker that dies cannot give back what it took. The master then resets
  * the table (a new epoch) and every live worker counts its connections in
  * again; until each has, the limit is looser, never stricter.
@@ -26,12 +31,17 @@
 struct ip_limit_slot {
     uint8_t  addr[16];
     uint32_t count;                 /* 0 = free slot */
+    uint32_t pad;
+    uint64_t pub_tokens;            /* publish budget left, bytes */
+    uint64_t pub_ms;                /* monotonic ms of its last refill; 0 = owes nothing */
 };
+
+#define IP_PUBLISH_BURST_S 4        /* the publish budget holds this many seconds' worth */
 
 struct ip_limit {
     uint64_t seed;
     uint32_t epoch;                 /* bumped by every reset */
-    uint32_t used;                  /* slots with count > 0 */
+    uint32_t used;                  /* slots in use (counting, or owing budget) */
     struct ip_limit_slot slot[IP_LIMIT_SLOTS];
 };
 
@@ -48,6 +58,21 @@ void ip_limit_reset(struct ip_limit *t);
 int ip_limit_take(struct ip_limit *t, const uint8_t addr[16], uint32_t max);
 /* One connection from ADDR (counted by ip_limit_take) ended. */
 void ip_limit_give(struct ip_limit *t, const uint8_t addr[16]);
+/*
+ * Charge BYTES published by ADDR at NOW_MS (monotonic ms, any process)
+ * against RATE bytes per second, IP_PUBLISH_BURST_S seconds deep. 1 when
+ * they fit (and were taken), 0 when over budget. An address not in the
+ * table (uncounted) is not limited.
+ */
+int ip_limit_charge(struct ip_limit *t, const uint8_t addr[16], uint64_t bytes, uint64_t rate,
+                    uint64_t now_ms);
+
+/*
+ * Free the slots of addresses with no connection left whose publish budget
+ * has refilled by NOW_MS (all of them when RATE is 0). Their count.
+ */
+uint32_t ip_limit_sweep(struct ip_limit *t, uint64_t rate, uint64_t now_ms);
+
 /* Connections counted for ADDR. */
 uint32_t ip_limit_count(const struct ip_limit *t, const uint8_t addr[16]);
 

@@ -81,9 +81,10 @@ history_size 10
 ring_size 64m
 max_send_queue 4m
 # the bench measures the server, not the per-member rate limit or the
-# per-address cap (every generated client is 127.0.0.1)
+# per-address caps (every generated client is 127.0.0.1)
 rate_limit 0
 max_connections_per_ip 0
+ip_publish_rate 0
 EOF
 
 "$WSCHAT_BIN" -c "$TMP/wschat.conf" > "$TMP/server.out" 2>&1 &

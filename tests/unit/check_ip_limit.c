@@ -174,6 +174,83 @@ START_TEST(seed_changes_layout)
 }
 END_TEST
 
+START_TEST(publish_budget)
+{
+    uint8_t a[16], b[16];
+    addr_of(10, a);
+    addr_of(11, b);
+    const uint64_t rate = 1000;                 /* bytes/s: 4000 of burst */
+    /* Not counted (no connection): not limited. */
+    ck_assert_int_eq(ip_limit_charge(t, a, 1 << 20, rate, 1000), 1);
+    ck_assert_int_eq(ip_limit_take(t, a, 0), 1);
+    ck_assert_int_eq(ip_limit_take(t, b, 0), 1);
+    ck_assert_int_eq(ip_limit_charge(t, a, 3000, rate, 1000), 1);
+    ck_assert_int_eq(ip_limit_charge(t, a, 1000, rate, 1000), 1);
+    ck_assert_int_eq(ip_limit_charge(t, a, 1, rate, 1000), 0);
+    /* Another address has its own budget. */
+    ck_assert_int_eq(ip_limit_charge(t, b, 4000, rate, 1000), 1);
+    /* Refill at the rate: 500 ms earn 500 bytes. */
+    ck_assert_int_eq(ip_limit_charge(t, a, 501, rate, 1500), 0);
+    ck_assert_int_eq(ip_limit_charge(t, a, 500, rate, 1500), 1);
+    /* Never above the burst, however long the pause. */
+    ck_assert_int_eq(ip_limit_charge(t, a, 4001, rate, 1000000), 0);
+    ck_assert_int_eq(ip_limit_charge(t, a, 4000, rate, 1000000), 1);
+    /* A reading older than the last charge (another worker's stale clock)
+     * earns nothing and never refills. */
+    ck_assert_int_eq(ip_limit_charge(t, b, 1, rate, 500), 0);
+    ck_assert_int_eq(ip_limit_charge(t, b, 1, rate, 999), 0);
+    ck_assert_int_eq(ip_limit_charge(t, b, 1, rate, 1001), 1);
+    /* rate 0: no limit. */
+    ck_assert_int_eq(ip_limit_charge(t, a, 1 << 30, 0, 1000000), 1);
+}
+END_TEST
+
+START_TEST(reconnecting_keeps_the_debt)
+{
+    uint8_t a[16];
+    addr_of(20, a);
+    const uint64_t rate = 1000;
+    ck_assert_int_eq(ip_limit_take(t, a, 0), 1);
+    ck_assert_int_eq(ip_limit_charge(t, a, 4000, rate, 5000), 1);
+    ip_limit_give(t, a);
+    /* Closing the last connection does not wipe what it spent. */
+    ck_assert_uint_eq(t->used, 1);
+    ck_assert_uint_eq(ip_limit_sweep(t, rate, 5000), 0);
+    ck_assert_int_eq(ip_limit_take(t, a, 0), 1);
+    ck_assert_int_eq(ip_limit_charge(t, a, 1, rate, 5000), 0);
+    ip_limit_give(t, a);
+    /* Once refilled (4 s at this rate) the sweep frees the slot. */
+    ck_assert_uint_eq(ip_limit_sweep(t, rate, 8999), 0);
+    ck_assert_uint_eq(ip_limit_sweep(t, rate, 9000), 1);
+    ck_assert_uint_eq(t->used, 0);
+    ck_assert_int_eq(ip_limit_take(t, a, 0), 1);
+    ck_assert_int_eq(ip_limit_charge(t, a, 4000, rate, 9000), 1);
+}
+END_TEST
+
+START_TEST(sweep_keeps_chains_reachable)
+{
+    /* Many lingering and live addresses mixed: sweeping some keeps every
+     * other one findable with its count. */
+    enum { N = 30000 };
+    uint8_t a[16];
+    for (uint32_t n = 0; n < N; n++) {
+        addr_of(n, a);
+        ck_assert_int_eq(ip_limit_take(t, a, 0), 1);
+        if (n % 3 == 0)
+            ck_assert_int_eq(ip_limit_charge(t, a, 10, 1000, 1000 + n % 7), 1);
+        if (n % 2 == 0)
+            ip_limit_give(t, a);    /* a third linger (even, multiple of 3) */
+    }
+    ck_assert_uint_eq(ip_limit_sweep(t, 1000, 2000), (N + 5) / 6);
+    for (uint32_t n = 0; n < N; n++) {
+        addr_of(n, a);
+        ck_assert_uint_eq(ip_limit_count(t, a), n % 2 == 0 ? 0 : 1);
+    }
+    ck_assert_uint_eq(t->used, N / 2);
+}
+END_TEST
+
 Suite *ip_limit_suite(void)
 {
     Suite *s = suite_create("ip_limit");
@@ -184,6 +261,9 @@ Suite *ip_limit_suite(void)
     tcase_add_test(tc, random_against_reference);
     tcase_add_test(tc, fill_bound_and_reset);
     tcase_add_test(tc, seed_changes_layout);
+    tcase_add_test(tc, publish_budget);
+    tcase_add_test(tc, reconnecting_keeps_the_debt);
+    tcase_add_test(tc, sweep_keeps_chains_reachable);
     suite_add_tcase(s, tc);
     return s;
 }

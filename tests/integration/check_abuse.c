@@ -2002,7 +2002,8 @@ END_TEST
  * more into the ring than the address's budget (4 s of ip_publish_rate)
  * plus what it earns meanwhile; the rest is refused with rate_limited and
  * never published. Closing every connection and coming back does not
- * refill the budget. /stats' ring head says what was written.
+ * refill the budget. /stats' ring head says what was written (join and
+ * leave events included, hence the slack).
  */
 START_TEST(address_publish_budget)
 {
@@ -2060,18 +2061,35 @@ START_TEST(address_publish_budget)
                   allowed);
     good_check(&g, "after the publish flood");
 
-    /* Gone and back at once: still no budget. */
+    /*
+     * Gone and back at once: the budget is not refilled by reconnecting.
+     * Over both rounds the address gets no more into the ring than one
+     * budget plus what the whole test's duration earns (so a reconnect that
+     * refilled it would show as a second budget, whatever the speed).
+     */
     for (int i = 0; i < 3; i++)
         member_close(&m[i]);
     struct member again;
     member_open(&again, s.port, "/chat/pub0?nick=back", NULL, 0);
     char msg[PUB_TEXT + 64];
     int n = snprintf(msg, sizeof msg, "{\"type\":\"message\",\"text\":\"%s\"}", text);
-    member_say(&again, msg, (size_t)n);
-    struct ev e;
-    member_expect(&again, "error", &e, 5000, "reconnected publisher");
-    ck_assert_str_eq(ev_str(&e, "code"), "rate_limited");
-    ev_free(&e);
+    for (int k = 0; k < PUB_EACH; k++)
+        member_say(&again, msg, (size_t)n);
+    for (int answers = 0; answers < PUB_EACH;) {
+        struct ev e;
+        ck_assert_msg(member_next(&again, &e, 10000) == 1, "reconnected: %d of %d answers",
+                      answers, PUB_EACH);
+        if (ev_from(&e, "message", again.uid) || ev_is(&e, "error"))
+            answers++;
+        ev_free(&e);
+    }
+    secs = (double)(it_now_ms() - t0) / 1000.0;
+    written = stats_total(s.port, "head") - head0;
+    allowed = 4LL * PUB_RATE + (long long)(secs * PUB_RATE) + 3 * (PUB_TEXT + 300) + 1024;
+    fprintf(stderr, "abuse: address budget after a reconnect: %lld ring bytes in %.2f s "
+            "(allowed %lld)\n", written, secs, allowed);
+    ck_assert_msg(written <= allowed, "after a reconnect the address wrote %lld ring bytes in "
+                  "%.2f s, budget %lld", written, secs, allowed);
     member_close(&again);
     free(text);
     srv_stop(&s);

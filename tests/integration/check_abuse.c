@@ -2091,6 +2091,7 @@ START_TEST(address_publish_budget)
     ck_assert_msg(written <= allowed, "after a reconnect the address wrote %lld ring bytes in "
                   "%.2f s, budget %lld", written, secs, allowed);
     member_close(&again);
+    cli_close(&g.c);
     free(text);
     srv_stop(&s);
 }

@@ -96,7 +96,7 @@ static int path_is_fd(const char *path, int fd)
  */
 static int pid_file_open(const char *path, int *out, char *err, size_t errlen)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "opening pid file \"%s\" failed: %s%s", path, strerror(e),
@@ -160,6 +160,15 @@ static int pid_file_lock(const char *path, char *err, size_t errlen)
                 return -EAGAIN;
             }
         }
+    }
+    /* Unlocked yet not empty: left by a master that died without removing it. */
+    char old[32];
+    ssize_t had = pread(fd, old, sizeof old - 1, 0);
+    if (had > 0) {
+        old[had] = '\0';
+        old[strcspn(old, "\n")] = '\0';
+        log_write(LOG_LVL_NOTICE, 0, "pid file \"%s\" held \"%s\", no master holds it: "
+                  "replacing it", path, old);
     }
     char line[32];
     int len = snprintf(line, sizeof line, "%d\n", (int)getpid());

@@ -725,6 +725,29 @@ START_TEST(signal_stale_pid_file)
 }
 END_TEST
 
+/*
+ * A pid file left by a master that died (unlocked, holding a pid) is taken
+ * over with a notice naming what it held, and then holds the new master's.
+ */
+START_TEST(stale_pid_file_replaced)
+{
+    struct server s;
+    srv_init(&s, "workers 1");
+    srv_write_file(s.pid_file, "999999\n");
+    const char *args[] = { "-c", s.conf, NULL };
+    srv_spawn(&s, args);
+    char want[64];
+    snprintf(want, sizeof want, "%d\n", (int)s.pid);
+    ck_assert_msg(WAIT_FOR(it_file_count(s.log, "held \"999999\", no master holds it") == 1,
+                           5000), "no notice about the stale pid file in %s", s.log);
+    int ours = 0;
+    WAIT_FOR(({ char *t = it_file_read(s.pid_file, NULL);
+                ours = t != NULL && strcmp(t, want) == 0; free(t); ours; }), 5000);
+    ck_assert_msg(ours, "the pid file does not hold the new master's pid %d", (int)s.pid);
+    srv_stop(&s);
+}
+END_TEST
+
 START_TEST(config_test_good)
 {
     struct server s;
@@ -859,6 +882,7 @@ Suite *lifecycle_suite(void)
     tcase_add_test(tc, port_in_use);
     tcase_add_loop_test(tc, pid_file_planted, PLANT_SYMLINK, PLANT_FIFO + 1);
     tcase_add_test(tc, signal_stale_pid_file);
+    tcase_add_test(tc, stale_pid_file_replaced);
     tcase_add_test(tc, config_test_good);
     tcase_add_loop_test(tc, config_test_bad, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));
     tcase_add_test(tc, missing_config);

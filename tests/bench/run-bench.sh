@@ -112,10 +112,12 @@ if [ "$MODE" = smoke ]; then
     FANOUT=(--members 20 --publishers 4 --rate 50 --bytes 100 --duration 2 --check)
     ECHO=(--conns 4 --bytes 100 --duration 2 --check)
     CONNS=(--conns 200 --check)
+    JOIN=(--conns 200 --room benchjoin --check)
 else
     FANOUT=(--members 1000 --publishers 10 --rate 250 --bytes 100 --duration 5 --ramp)
     ECHO=(--conns 100 --bytes 100 --duration 5)
     CONNS=(--conns 10000)
+    JOIN=(--conns 10000 --room benchjoin)
 fi
 
 declare -A RC
@@ -128,6 +130,9 @@ run_scenario() {
 # conns first: memory per idle connection is measured on a fresh server,
 # before the other scenarios have grown its heap (which would flatter it).
 run_scenario conns "${CONNS[@]}"
+# join right after, with as many members as conns had connections: the
+# ratio of the two handshake rates is the cost of joining a room.
+run_scenario join "${JOIN[@]}"
 run_scenario fanout "${FANOUT[@]}"
 run_scenario echo "${ECHO[@]}"
 
@@ -184,6 +189,12 @@ printf '%-8s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn
     conns "$(verdict conns)" "$(jv conns opened)" "$(jv conns conns)" \
     "$(num "$(jv conns handshakes_per_s)" 0)" "$(jv conns total)" \
     "$(num "$(jv conns rss_per_conn_bytes)" 0)"
+ratio=$(awk -v j="$(jv join handshakes_per_s)" -v c="$(jv conns handshakes_per_s)" \
+    'BEGIN { if (c > 0) printf "%.2f", j / c; else print "?" }')
+printf '%-8s %-8s %s/%s members of one room, %s joins/s (%s x the /echo rate above), %s frames per member, %s B RSS per idle member\n' \
+    join "$(verdict join)" "$(jv join opened)" "$(jv join conns)" \
+    "$(num "$(jv join handshakes_per_s)" 0)" "$ratio" \
+    "$(num "$(jv join frames_per_member)" 1)" "$(num "$(jv join rss_per_conn_bytes)" 0)"
 printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conns open %s (near 1 = the generator is the limit)\n' \
     "$(num "$(jv fanout generator_cpu_fraction)" 2)" \
     "$(num "$(jo echo generator_loop cpu_fraction)" 2)" \
@@ -191,7 +202,7 @@ printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conn
 echo "server    $([ $server_alive = 1 ] && echo "alive after the run" || echo "DIED during the run"), ${alerts:-0} alert/crit log lines"
 
 status=0
-for s in fanout echo conns; do
+for s in fanout echo conns join; do
     case "${RC[$s]}" in
         0) ;;
         1) [ "$MODE" = smoke ] && status=1 ;;

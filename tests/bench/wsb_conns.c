@@ -8,7 +8,15 @@
  * first connect, divided by N. Last, one short echo on every connection
  * proves they were all still alive, so a server that silently dropped
  * idle connections cannot report a flattering figure.
+ *
+ * `join` is the same with chat members: N connections join one room
+ * (/chat/ROOM?nick=mI, the server's own history_size), so joins/s and the
+ * memory of an idle member compare with /echo's in the same run. It counts
+ * the frames members receive while the room fills (the join cost the
+ * server makes every member pay) and, instead of an echo (which would be a
+ * message to N members), checks every member got its history_end.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,12 +29,24 @@ struct conns {
     int       n;
     uint64_t  drops, echoed, bad_echo;
     uint8_t  *answered;
+    int       chat;                 /* the join scenario */
+    uint64_t  frames;               /* join: text frames received by members */
 };
 
 static void on_message(struct wsb_conn *c, int op, const char *p, size_t n,
                        void *ud)
 {
     struct conns *s = ud;
+    if (s->chat) {
+        static const char end[] = "\"type\":\"history_end\"";
+        s->frames++;
+        if (op == WSB_OP_TEXT && !s->answered[c->id] && n >= sizeof end - 1 &&
+            memmem(p, n, end, sizeof end - 1) != NULL) {
+            s->answered[c->id] = 1;
+            s->echoed++;
+        }
+        return;
+    }
     if (op == WSB_OP_TEXT && n == 5 && memcmp(p, "alive", 5) == 0 &&
         !s->answered[c->id]) {
         s->answered[c->id] = 1;
@@ -47,9 +67,14 @@ static void on_done(struct wsb_conn *c, void *ud)
 
 static const char *conns_path(int i, void *ud)
 {
-    (void)i;
-    (void)ud;
-    return "/echo";
+    const struct conns *s = ud;
+    if (!s->chat)
+        return "/echo";
+    /* Used at once by wsb_conn_start, so one buffer serves every call. */
+    static char path[96];
+    snprintf(path, sizeof path, "/chat/%s?nick=m%d",
+             s->o->room[0] ? s->o->room : "benchjoin", i);
+    return path;
 }
 
 static int idle_for(struct conns *s, double seconds)
@@ -149,12 +174,20 @@ static int conns_measure(struct conns *s)
         return 2;
     have = have && wsb_server_usage(spid, &u1) == 0;
     report_memory(have, &u0, &u1, r.opened);
-    uint64_t asked = probe_alive(s);
+    uint64_t asked = s->chat ? (uint64_t)r.opened : probe_alive(s);
+    if (s->chat) {
+        double per = r.opened > 0 ? (double)s->frames / r.opened : 0;
+        fprintf(wsb_human(), "  frames          %llu received by %d members while joining "
+                "and idle = %.1f per member\n", (unsigned long long)s->frames, r.opened, per);
+        wsb_json_int("frames", (int64_t)s->frames);
+        wsb_json_num("frames_per_member", per);
+    }
     const struct wsb_loop_stats *ls = wsb_loop_stats(s->l);
     FILE *h = wsb_human();
-    fprintf(h, "  still alive     %llu/%d answered an echo after %.1f s "
+    fprintf(h, "  still alive     %llu/%d %s after %.1f s "
             "idle; %llu dropped after opening (%llu protocol errors)\n",
-            (unsigned long long)s->echoed, r.opened, s->o->hold,
+            (unsigned long long)s->echoed, r.opened,
+            s->chat ? "got their history_end" : "answered an echo", s->o->hold,
             (unsigned long long)s->drops,
             (unsigned long long)ls->protocol_errors);
     wsb_json_int("protocol_errors", (int64_t)ls->protocol_errors);
@@ -171,6 +204,7 @@ int wsb_conns_run(const struct wsb_opts *o)
     memset(&s, 0, sizeof s);
     s.o = o;
     s.n = o->conns;
+    s.chat = strcmp(o->scenario, "join") == 0;
     s.c = calloc((size_t)s.n, sizeof *s.c);
     s.answered = calloc((size_t)s.n, 1);
     struct wsb_handlers hd = { NULL, on_message, on_done };
@@ -179,8 +213,8 @@ int wsb_conns_run(const struct wsb_opts *o)
         free(s.c); free(s.answered);
         return 2;
     }
-    fprintf(wsb_human(), "conns: %d idle connections to /echo, held %.1f s\n",
-            s.n, o->hold);
+    fprintf(wsb_human(), "%s: %d idle %s, held %.1f s\n", o->scenario, s.n,
+            s.chat ? "members of one chat room" : "connections to /echo", o->hold);
     double cpu0 = wsb_cpu_s();
     uint64_t w0 = wsb_now_ns();
     int rc = conns_measure(&s);

@@ -197,7 +197,7 @@ void wsb_report_cpu(const char *what, const char *key, double wall_s,
 static void usage(FILE *f)
 {
     fputs(
-"usage: wsbench fanout|echo|conns [options]\n"
+"usage: wsbench fanout|echo|conns|join [options]\n"
 "       wsbench freeport | selftest\n"
 "  --host A            server IPv4 in 127.0.0.0/8 (127.0.0.1)\n"
 "  --port N            server port (8000)\n"
@@ -208,6 +208,7 @@ static void usage(FILE *f)
 "  --drain S           wait for stragglers after each step (5)\n"
 "echo:  --conns C --bytes B --duration D [--text]   closed-loop round trips\n"
 "conns: --conns N --hold S (3)   open N idle connections, report memory\n"
+"join:  --conns N --hold S [--room NAME]   the same as members of one chat room\n"
 "common:\n"
 "  --server-pid PID | --pid-file FILE   server master, for RSS/CPU figures\n"
 "  --concurrency K     handshakes in flight (256)\n"
@@ -423,7 +424,7 @@ int main(int argc, char **argv)
         return wsb_selftest();
     o->scenario = argv[1];
     if (strcmp(o->scenario, "fanout") && strcmp(o->scenario, "echo") &&
-        strcmp(o->scenario, "conns")) {
+        strcmp(o->scenario, "conns") && strcmp(o->scenario, "join")) {
         fprintf(stderr, "wsbench: unknown scenario '%s'\n", o->scenario);
         usage(stderr);
         return 2;

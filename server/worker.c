@@ -86,6 +86,10 @@ static void ip_sync(struct worker *w)
 
 int worker_ip_take(struct worker *w, struct conn *c, uint32_t max)
 {
+    /* Neither per-address limit is on: nothing to count (a reload that
+     * turns one on counts the connections accepted from then on). */
+    if (w->cfg->max_connections_per_ip == 0 && w->cfg->ip_publish_rate == 0)
+        return 1;
     peer_of(c->fd, c->peer);
     if (ip_lock(w) < 0)
         return 1;

@@ -300,6 +300,9 @@ static void chat_pass_end(struct worker *w)
 
 /* ---- presence ---- */
 
+/* Ring bytes of a join plus its leave, charged to the address at the join. */
+#define PRESENCE_CHARGE 512
+
 /*
  * 1 when a room of ONLINE members gets a join or leave event per member;
  * larger ones get a count at most every presence_interval (presence_tick),
@@ -498,10 +501,21 @@ static int go_live(struct worker *w, struct chat_member *mb)
     int rc = send_text(w, c, buf, chat_proto_simple(buf, sizeof buf, "history_end"));
     if (rc < 0)
         return rc;
-    mb->announced = 1;
     int online = shm_room_online(w->ctx.seg, lr->idx);
-    if (individual_presence(w, online))
-        publish_presence(w, mb, "join", NULL, 0, online);
+    if (!individual_presence(w, online)) {
+        mb->announced = 1;      /* counted, not named; a leave once small is named */
+        return 0;
+    }
+    /*
+     * The join and the leave to come go into the ring: charge both to the
+     * address now (its connection may be gone by the leave), so join/leave
+     * churn pushes history out no faster than ip_publish_rate. Over it, the
+     * member is in the room unannounced: no join event, no leave event.
+     */
+    if (!worker_ip_charge(w, c, PRESENCE_CHARGE))
+        return 0;
+    mb->announced = 1;
+    publish_presence(w, mb, "join", NULL, 0, online);
     return 0;
 }
 

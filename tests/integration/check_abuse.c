@@ -2097,6 +2097,67 @@ START_TEST(address_publish_budget)
 }
 END_TEST
 
+/*
+ * Join/leave churn in a small room (individual join and leave events go
+ * into the ring) from one address: charged to ip_publish_rate, so 3,000
+ * cycles through a 1 MiB ring (about 1.4 MB of join/leave events if all
+ * were written) leave the room's 20 messages replayable; the churner's
+ * members beyond its budget join unannounced.
+ */
+START_TEST(presence_churn_keeps_history)
+{
+    struct server s;
+    start(&s, "workers 1\nrate_limit 0\nhistory_size 20\nring_size 1m\n"
+          "ip_publish_rate 16k");
+    struct member a;
+    member_open(&a, s.port, "/chat/churn?nick=writer", NULL, 0);
+    for (int i = 0; i < 20; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "keep-%02d", i);
+        member_say(&a, text, strlen(text));
+        member_wait_text(&a, text, 5000);
+    }
+    long long head0 = stats_total(s.port, "head");
+    int64_t t0 = it_now_ms();
+    for (int i = 0; i < 3000; i++) {
+        struct client c;
+        ck_assert_int_eq(cli_connect(&c, s.port), 0);
+        ck_assert_int_eq(wsc_handshake(&c, "/chat/churn?nick=churn", NULL, NULL, 0), 101);
+        cli_abort(&c);
+    }
+    double secs = (double)(it_now_ms() - t0) / 1000.0;
+    it_sleep_ms(200);   /* the last leaves */
+    long long written = stats_total(s.port, "head") - head0;
+    long long allowed = 4LL * 16384 + (long long)(secs * 16384) + 4096;
+    fprintf(stderr, "abuse: presence churn: 3000 join/leave cycles in %.2f s wrote %lld ring "
+            "bytes (allowed %lld)\n", secs, written, allowed);
+    ck_assert_msg(written <= allowed, "join/leave churn wrote %lld ring bytes, budget %lld",
+                  written, allowed);
+
+    /* A newcomer still gets the 20 messages as history. */
+    struct member b;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(cli_connect(&b.c, s.port), 0);
+    ck_assert_int_eq(wsc_handshake(&b.c, "/chat/churn?nick=late", NULL, NULL, 0), 101);
+    int kept = 0;
+    for (;;) {
+        struct ev e;
+        ck_assert_msg(member_next(&b, &e, 5000) == 1, "newcomer: no history_end");
+        int end = ev_is(&e, "history_end");
+        const char *t = ev_str(&e, "text");
+        if (ev_is(&e, "message") && t != NULL && strncmp(t, "keep-", 5) == 0)
+            kept++;
+        ev_free(&e);
+        if (end)
+            break;
+    }
+    ck_assert_msg(kept == 20, "the newcomer got %d of the room's 20 messages", kept);
+    member_close(&b);
+    member_close(&a);
+    srv_stop(&s);
+}
+END_TEST
+
 Suite *abuse_suite(void)
 {
     Suite *s = suite_create("abuse");
@@ -2117,6 +2178,7 @@ Suite *abuse_suite(void)
     tcase_add_test(tc, connect_reset_churn);
     tcase_add_test(tc, echo_big_messages_never_read);
     tcase_add_test(tc, address_publish_budget);
+    tcase_add_test(tc, presence_churn_keeps_history);
     suite_add_tcase(s, tc);
     return s;
 }

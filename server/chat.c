@@ -21,6 +21,7 @@
 #include "chat_publish.h"
 #include "chat_replay.h"
 #include "chat_history.h"
+#include "chat_limits.h"
 #include "conn.h"
 #include "lock.h"
 #include "log.h"
@@ -722,48 +723,12 @@ static void chat_close(struct worker *w, struct conn *c)
     free(mb);
 }
 
-/*
- * rate_limit: 1 when the input may go on; 0 when it was refused
- * (rate_limited sent, or C closed with 1008 for refusing to slow down).
- */
-static int rate_ok(struct worker *w, struct conn *c, struct chat_member *mb)
-{
-    const struct config *cfg = w->cfg;
-    if (cfg->rate_limit == 0)
-        return 1;
-    switch (rate_take(&mb->rate, cfg->rate_limit, cfg->rate_limit_burst, w->now_ms)) {
-    case RATE_OK:
-        return 1;
-    case RATE_ABUSE:
-        log_at(LOG_LVL_WARN, 0, "conn %u: over rate_limit for %u s: closing with 1008",
-               c->id, RATE_ABUSE_WINDOW_S);
-        ws_conn_close(w, c, WS_CLOSE_POLICY, "rate limit exceeded");
-        return 0;
-    default:
-        send_error(w, c, "rate_limited", "too many messages; slow down");
-        return 0;
-    }
-}
-
 /* The message hook: a complete text or binary message from member C. */
-/*
- * ip_publish_rate: BYTES more into the ring from C's address fit its
- * budget. 1, or 0 with rate_limited sent (the member stays; its address,
- * over all its connections and rooms, is publishing too fast).
- */
-static int address_may_publish(struct worker *w, struct conn *c, size_t bytes)
-{
-    if (worker_ip_charge(w, c, bytes))
-        return 1;
-    send_error(w, c, "rate_limited", "your address is publishing faster than the server allows");
-    return 0;
-}
-
 static void chat_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
                          size_t len)
 {
     struct chat_member *mb = member_of(c);
-    if (mb == NULL || !rate_ok(w, c, mb))
+    if (mb == NULL || !chat_limit_rate(w, c, &mb->rate))
         return;
     if (opcode != WS_OP_TEXT) {
         send_error(w, c, "binary", "binary messages are not supported; send text");
@@ -783,7 +748,7 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
             return;
         }
         /* A nick event is about two nicks and a uid: charge its typical size. */
-        if (!address_may_publish(w, c, 256))
+        if (!chat_limit_address(w, c, 256))
             return;
         memcpy(old, mb->id.nick, old_len);
         memcpy(mb->id.nick, in.value, in.value_len);
@@ -801,7 +766,7 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
     }
     ssize_t n = chat_proto_message_body((char *)cw->frame, cw->frame_cap, mb->room->name,
                                         mb->room->name_len, &mb->id, in.value, in.value_len);
-    if (n >= 0 && !address_may_publish(w, c, (size_t)n))
+    if (n >= 0 && !chat_limit_address(w, c, (size_t)n))
         return;
     if (n < 0 || chat_publish(w, RING_KIND_MESSAGE, mb->room->idx, mb->room->name,
                               mb->room->name_len, "message", (const char *)cw->frame,

@@ -268,60 +268,69 @@ ssize_t chat_proto_simple(char *buf, size_t cap, const char *type)
     return strbuf_result(&o);
 }
 
-static void put_gap(struct strbuf *o, const char *room, size_t room_len,
-                    uint64_t from, uint64_t to)
+/*
+ * One complete text frame (header included) of the payload PUT writes
+ * from ARG, into BUF[0..cap): its length, or -ENOSPC. The payload is
+ * measured first, because the header's size depends on the payload's
+ * length; with BUF NULL only the length is returned.
+ */
+static ssize_t text_frame(uint8_t *buf, size_t cap,
+                          void (*put)(struct strbuf *, const void *), const void *arg)
 {
+    struct strbuf m;
+    strbuf_init(&m, NULL, SIZE_MAX);
+    put(&m, arg);
+    size_t n = m.len;
+    size_t h = ws_frame_header_size(n);
+    if (buf == NULL)
+        return (ssize_t)(h + n);
+    if (cap < h || cap - h < n)
+        return -ENOSPC;
+    struct strbuf o;
+    strbuf_init(&o, (char *)buf + h, n);
+    put(&o, arg);
+    ws_frame_header_encode(buf, WS_OP_TEXT, 1, n);
+    return (ssize_t)(h + n);
+}
+
+struct gap_args { const char *room; size_t room_len; uint64_t from, to; };
+
+static void put_gap(struct strbuf *o, const void *arg)
+{
+    const struct gap_args *a = arg;
     strbuf_puts(o, "{\"type\":\"gap\",\"room\":");
-    strbuf_put_json(o, room, room_len);
+    strbuf_put_json(o, a->room, a->room_len);
     strbuf_puts(o, ",\"from\":");
-    strbuf_put_u64(o, from);
+    strbuf_put_u64(o, a->from);
     strbuf_puts(o, ",\"to\":");
-    strbuf_put_u64(o, to);
+    strbuf_put_u64(o, a->to);
     strbuf_puts(o, "}");
 }
 
 ssize_t chat_proto_gap(uint8_t *buf, size_t cap, const char *room, size_t room_len,
                        uint64_t from, uint64_t to)
 {
-    /* Measure first: the header size depends on the payload length. */
-    struct strbuf m;
-    strbuf_init(&m, NULL, SIZE_MAX);
-    put_gap(&m, room, room_len, from, to);
-    size_t n = m.len;
-    size_t h = ws_frame_header_size(n);
-    if (cap < h || cap - h < n)
-        return -ENOSPC;
-    struct strbuf o;
-    strbuf_init(&o, (char *)buf + h, n);
-    put_gap(&o, room, room_len, from, to);
-    ws_frame_header_encode(buf, WS_OP_TEXT, 1, n);
-    return (ssize_t)(h + n);
+    const struct gap_args a = { room, room_len, from, to };
+    return text_frame(buf, cap, put_gap, &a);
 }
 
-static void put_presence(struct strbuf *o, const char *room, size_t room_len, int online)
+struct presence_args { const char *room; size_t room_len; int online; };
+
+static void put_presence(struct strbuf *o, const void *arg)
 {
+    const struct presence_args *a = arg;
     strbuf_puts(o, "{\"type\":\"presence\",\"room\":");
-    strbuf_put_json(o, room, room_len);
+    strbuf_put_json(o, a->room, a->room_len);
     strbuf_puts(o, ",\"online\":");
-    strbuf_put_u64(o, (uint64_t)(online < 0 ? 0 : online));
+    strbuf_put_u64(o, (uint64_t)(a->online < 0 ? 0 : a->online));
     strbuf_puts(o, "}");
 }
 
 ssize_t chat_proto_presence_frame(uint8_t *buf, size_t cap, const char *room, size_t room_len,
                                   int online)
 {
-    struct strbuf m;
-    strbuf_init(&m, NULL, SIZE_MAX);
-    put_presence(&m, room, room_len, online);
-    size_t n = m.len;
-    size_t h = ws_frame_header_size(n);
-    if (cap < h || cap - h < n)
-        return -ENOSPC;
-    struct strbuf o;
-    strbuf_init(&o, (char *)buf + h, n);
-    put_presence(&o, room, room_len, online);
-    ws_frame_header_encode(buf, WS_OP_TEXT, 1, n);
-    return (ssize_t)(h + n);
+    const struct presence_args a = { room, room_len, online };
+    return text_frame(buf, cap, put_presence, &a);
 }
 
 static void put_identity(struct strbuf *o, const char *room, size_t room_len,
@@ -364,30 +373,26 @@ ssize_t chat_proto_presence_body(char *buf, size_t cap, const char *room, size_t
     return strbuf_result(&o);
 }
 
-/* `{"type":TYPE,"id":ID,"ts":TS` in front of every published body. */
-static void put_event_head(struct strbuf *o, const char *type, uint64_t id, int64_t ts)
-{
-    strbuf_puts(o, "{\"type\":\"");
-    strbuf_puts(o, type);
-    strbuf_puts(o, "\",\"id\":");
-    strbuf_put_u64(o, id);
-    strbuf_puts(o, ",\"ts\":");
-    strbuf_put_u64(o, (uint64_t)(ts < 0 ? 0 : ts));
-}
+struct event_args { const char *type; uint64_t id; int64_t ts; const char *body; size_t len; };
 
-/* Payload bytes of an event: its head, then BODY_LEN. */
-static size_t event_payload_len(const char *type, uint64_t id, int64_t ts, size_t body_len)
+/* `{"type":TYPE,"id":ID,"ts":TS` and then the body, which closes the object. */
+static void put_event(struct strbuf *o, const void *arg)
 {
-    struct strbuf m;
-    strbuf_init(&m, NULL, SIZE_MAX);
-    put_event_head(&m, type, id, ts);
-    return m.len + body_len;
+    const struct event_args *a = arg;
+    strbuf_puts(o, "{\"type\":\"");
+    strbuf_puts(o, a->type);
+    strbuf_puts(o, "\",\"id\":");
+    strbuf_put_u64(o, a->id);
+    strbuf_puts(o, ",\"ts\":");
+    strbuf_put_u64(o, (uint64_t)(a->ts < 0 ? 0 : a->ts));
+    strbuf_put(o, a->body, a->len);
 }
 
 size_t chat_proto_event_frame_len(const char *type, uint64_t id, int64_t ts, size_t body_len)
 {
-    size_t payload = event_payload_len(type, id, ts, body_len);
-    return ws_frame_header_size(payload) + payload;
+    /* Measuring never reads the body: only its length counts. */
+    const struct event_args a = { type, id, ts, NULL, body_len };
+    return (size_t)text_frame(NULL, 0, put_event, &a);
 }
 
 ssize_t chat_proto_event_frame(uint8_t *dst, size_t cap, const char *type, uint64_t id,
@@ -395,14 +400,6 @@ ssize_t chat_proto_event_frame(uint8_t *dst, size_t cap, const char *type, uint6
 {
     if (body_len == 0)
         return -EINVAL;
-    size_t payload = event_payload_len(type, id, ts, body_len);
-    size_t h = ws_frame_header_size(payload);
-    if (h > cap || payload > cap - h)
-        return -ENOSPC;
-    ws_frame_header_encode(dst, WS_OP_TEXT, 1, payload);
-    struct strbuf o;
-    strbuf_init(&o, (char *)dst + h, payload);
-    put_event_head(&o, type, id, ts);
-    strbuf_put(&o, body, body_len);
-    return (ssize_t)(h + payload);
+    const struct event_args a = { type, id, ts, body, body_len };
+    return text_frame(dst, cap, put_event, &a);
 }

@@ -20,12 +20,13 @@
 #include "chat_proto.h"
 #include "chat_publish.h"
 #include "chat_replay.h"
-#include "chat_history.h"
 #include "chat_limits.h"
+#include "chat_rooms.h"
 #include "conn.h"
 #include "lock.h"
 #include "log.h"
 #include "rate.h"
+#include "room_table.h"
 #include "shm.h"
 #include "stream.h"
 #include "worker.h"
@@ -34,8 +35,6 @@
 
 /* A room's first stream size on a worker; it grows for slow members. */
 #define STREAM_MIN   (64u * 1024u)
-
-struct local_room;
 
 /* A member is its connection's cursor (conn->cursor points at `cur`). */
 struct chat_member {
@@ -51,17 +50,6 @@ struct chat_member {
     struct chat_replay replay;
     struct chat_member *rp_prev, *rp_next;
     struct chat_identity id;
-};
-
-struct local_room {
-    int      idx;               /* shm room index */
-    uint8_t  name_len;
-    char     name[RING_ROOM_MAX + 1];
-    struct stream stream;       /* its cursors are the live local members */
-    uint32_t replaying;         /* members still receiving history (not cursors yet) */
-    int      presence_sent;     /* online count of the last presence frame, -1: none */
-    int      dirty;
-    struct local_room *dirty_next;
 };
 
 static struct chat_member *member_of(const struct conn *c)
@@ -80,12 +68,11 @@ struct chat_worker {
     uint64_t last_id;           /* id of the newest entry drained */
     uint8_t *frame;             /* scratch for one entry */
     size_t   frame_cap;
-    struct local_room *rooms[SHM_MAX_ROOMS];
+    struct chat_rooms rooms;    /* the rooms this worker has members in */
     struct local_room *dirty;
     struct chat_member *replays;    /* members whose history is under way */
     uint64_t presence_due_ms;       /* next presence tick (worker clock) */
-    uint64_t *hist;             /* history_size ring positions, for one join */
-    struct chat_history index;  /* where each room's recent messages are */
+    uint64_t *hist;             /* history_size ring positions, for one join's scan */
     char    *input;             /* decoded JSON input */
     size_t   input_cap;
     uint8_t  rnd[512];          /* getrandom() pool for uids */
@@ -103,17 +90,6 @@ static int chat_check(const char *sub, size_t sub_len)
     return sub == NULL || chat_room_name_valid(sub, sub_len) ? 0 : 404;
 }
 
-/*
- * Positions indexed per room: history_size, capped so that a huge
- * history_size does not cost 16 bytes x history_size x rooms per worker.
- * A plain join asking for more than the cap scans the ring instead.
- */
-#define INDEX_MAX 1024u
-static uint32_t index_size(const struct worker *w)
-{
-    return w->cfg->history_size < INDEX_MAX ? w->cfg->history_size : INDEX_MAX;
-}
-
 static int chat_init(struct worker *w)
 {
     cw->frame_cap = ring_max_entry(ring_of(w));
@@ -122,29 +98,22 @@ static int chat_init(struct worker *w)
     /* Worst case of a valid input: every text byte escaped as \u00XX. */
     cw->input_cap = w->cfg->max_text * 6 + 4096;
     cw->input = malloc(cw->input_cap);
-    if (cw->frame == NULL || cw->hist == NULL || cw->input == NULL)
+    if (cw->frame == NULL || cw->hist == NULL || cw->input == NULL ||
+        chat_rooms_init(&cw->rooms) < 0)
         return -ENOMEM;
-    /*
-     * A new worker has no members yet, but joins will ask for history:
-     * index what the ring holds (one walk per worker start), then go live.
-     */
-    chat_history_init(&cw->index, index_size(w));
+    /* Start live at the ring's end, knowing the id of its newest entry. */
     struct ring *r = ring_of(w);
     cw->last_id = ring_last_id(r);
     cw->pos = ring_tail(r);
     for (;;) {
         struct ring_entry e;
-        uint64_t at = cw->pos;
         ssize_t n = ring_peek(r, &cw->pos, &e);
         if (n == RING_LAPPED) {
-            chat_history_fini(&cw->index);
-            chat_history_init(&cw->index, index_size(w));
             cw->pos = ring_tail(r);
             continue;
         }
         if (n < 0)
             break;
-        chat_history_note(&cw->index, &e, at);
         cw->last_id = e.id;
     }
     return 0;
@@ -188,9 +157,8 @@ static void on_overrun(struct worker *w)
     STAT_ADD(w, ring_overruns, 1);
     log_write(LOG_LVL_WARN, 0, "fell a whole ring behind: ids %llu..%llu lost here",
               (unsigned long long)cw->last_id + 1, (unsigned long long)first - 1);
-    for (int i = 0; i < SHM_MAX_ROOMS; i++) {
-        struct local_room *lr = cw->rooms[i];
-        if (lr == NULL || lr->stream.ncursors == 0)
+    for (struct local_room *lr = cw->rooms.all; lr != NULL; lr = lr->next) {
+        if (lr->stream.ncursors == 0)
             continue;
         ssize_t n = chat_proto_gap(cw->frame, cw->frame_cap, lr->name, lr->name_len,
                                    cw->last_id + 1, first - 1);
@@ -202,12 +170,7 @@ static void on_overrun(struct worker *w)
 
 static struct local_room *room_for(struct chat_worker *cw, const struct ring_entry *e)
 {
-    if (e->room_slot >= SHM_MAX_ROOMS)
-        return NULL;
-    struct local_room *lr = cw->rooms[e->room_slot];
-    if (lr == NULL || lr->name_len != e->room_len || memcmp(lr->name, e->room, e->room_len) != 0)
-        return NULL;
-    return lr;
+    return chat_rooms_find(&cw->rooms, e->room, e->room_len);
 }
 
 static void drain(struct worker *w)
@@ -225,7 +188,6 @@ static void drain(struct worker *w)
         }
         struct local_room *lr = room_for(cw, &e);
         if (lr == NULL || lr->stream.ncursors == 0) {
-            chat_history_note(&cw->index, &e, cw->pos);
             cw->pos = next;
             cw->last_id = e.id;
             continue;
@@ -242,7 +204,6 @@ static void drain(struct worker *w)
             cw->pos = next;
             continue;
         }
-        chat_history_note(&cw->index, &e, cw->pos);
         cw->pos = at;
         cw->last_id = e.id;
         room_append(w, lr, cw->frame, (size_t)n);
@@ -291,15 +252,18 @@ static void chat_pass_end(struct worker *w)
             }
         }
         lr->dirty = 0;
-        if (lr->stream.ncursors == 0 && lr->replaying == 0) {
-            cw->rooms[lr->idx] = NULL;
-            stream_fini(&lr->stream);
-            free(lr);
-        }
+        if (chat_room_members(lr) == 0)
+            chat_rooms_free(&cw->rooms, lr);
     }
 }
 
 /* ---- presence ---- */
+
+/* Members of LR on every worker (to within presence_interval for the others'). */
+static int room_online(struct worker *w, const struct local_room *lr)
+{
+    return room_table_online(shm_rooms(w->ctx.seg), lr->idx);
+}
 
 /* Ring bytes of a join plus its leave, charged to the address at the join. */
 #define PRESENCE_CHARGE 512
@@ -324,11 +288,10 @@ static void presence_tick(struct worker *w)
     if (w->now_ms < cw->presence_due_ms)
         return;
     cw->presence_due_ms = w->now_ms + w->cfg->presence_interval_ms;
-    for (int i = 0; i < SHM_MAX_ROOMS; i++) {
-        struct local_room *lr = cw->rooms[i];
-        if (lr == NULL || lr->stream.ncursors == 0)
+    for (struct local_room *lr = cw->rooms.all; lr != NULL; lr = lr->next) {
+        if (lr->stream.ncursors == 0)
             continue;
-        int online = shm_room_online(w->ctx.seg, lr->idx);
+        int online = room_online(w, lr);
         /* Small again: join/leave events carry the count from now on, but
          * the leaves that brought it down were silent, so say it once. */
         int small = individual_presence(w, online);
@@ -350,7 +313,7 @@ static int publish_presence(struct worker *w, struct chat_member *mb, const char
                                          mb->room->name_len, &mb->id, old_nick, old_len, online);
     if (n < 0)
         return (int)n;
-    return chat_publish(w, RING_KIND_PRESENCE, mb->room->idx, mb->room->name, mb->room->name_len,
+    return chat_publish(w, RING_KIND_PRESENCE, mb->room->name, mb->room->name_len,
                         type, (const char *)cw->frame, (size_t)n);
 }
 
@@ -383,65 +346,61 @@ static void new_uid(char out[37])
 static struct chat_replay_src replay_src(struct worker *w)
 {
     return (struct chat_replay_src){
-        .ring = ring_of(w), .index = &cw->index, .scratch = cw->hist, .drained = cw->pos,
+        .ring = ring_of(w), .scratch = cw->hist, .drained = cw->pos,
     };
 }
 
 /*
- * This worker's room for shm room IDX, made on first use. A room whose last
- * member left is only freed at the end of the pass, and its shm index may
- * meanwhile have gone to another name: then it is renamed for the new one
- * (it has no members, so nothing in its stream is anyone's).
+ * Lock the room table for a change of this worker's counts (after catching
+ * up with a reset). 0, or the lock's -errno (logged).
  */
-static struct local_room *local_room_get(int idx, const char *name, size_t len)
-{
-    struct local_room *lr = cw->rooms[idx];
-    if (lr == NULL) {
-        lr = calloc(1, sizeof *lr);
-        if (lr == NULL)
-            return NULL;
-        if (stream_init(&lr->stream, STREAM_MIN) < 0) {
-            free(lr);
-            return NULL;
-        }
-        lr->idx = idx;
-        lr->presence_sent = -1;
-        cw->rooms[idx] = lr;
-    } else if (lr->name_len == len && memcmp(lr->name, name, len) == 0) {
-        return lr;
-    }
-    lr->name_len = (uint8_t)len;
-    memcpy(lr->name, name, len);
-    lr->name[len] = '\0';
-    return lr;
-}
-
-/*
- * Make MB (identity filled in) a member of ROOM on C: count it in the shm
- * presence table, and start its stream at what this worker has drained, so
- * everything older is the caller's to send as history. Returns the room's
- * online count, or < 0 with C failed (MB freed).
- */
-static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
-                  const char *room, size_t room_len)
+static int rooms_lock(struct worker *w)
 {
     struct shm_segment *seg = w->ctx.seg;
     int lk = lock_acquire(&seg->lock);
+    if (lk < 0) {
+        log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
+        return lk;
+    }
+    chat_rooms_sync(&cw->rooms, shm_rooms(seg), ring_tail(&seg->ring));
+    return 0;
+}
+
+/*
+ * Make MB (identity filled in) a member of ROOM on C: count it in the room
+ * table, note where the room's history ends (HEAD), and start its stream at
+ * what this worker has drained, so everything older is the caller's to send
+ * as history. Returns the room's online count, or < 0 with C failed (MB
+ * freed).
+ */
+static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
+                  const char *room, size_t room_len, struct chat_room_head *head)
+{
+    struct shm_segment *seg = w->ctx.seg;
+    struct room_table *t = shm_rooms(seg);
+    int lk = rooms_lock(w);
     if (lk < 0) {
         free(mb);
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "lock failed");
         return lk;
     }
-    int idx = shm_room_join(seg, room, room_len, w->ctx.slot);
+    int idx = room_table_join(t, room, room_len, 1, ring_tail(&seg->ring));
+    if (idx >= 0) {
+        const struct room_entry *re = room_table_entry(t, (uint32_t)idx);
+        head->pos = re->last_pos;
+        head->id = re->last_id;
+        head->chain_complete = room_table_chain_complete(t, (uint32_t)idx, ring_tail(&seg->ring));
+    }
+    struct local_room *lr = idx < 0 ? NULL : chat_rooms_get(&cw->rooms, room, room_len, STREAM_MIN);
+    if (lr == NULL && idx >= 0)
+        room_table_leave(t, (uint32_t)idx);
     lock_release(&seg->lock);
-    struct local_room *lr = idx < 0 ? NULL : local_room_get(idx, room, room_len);
     if (lr == NULL) {
-        if (idx >= 0)
-            shm_room_leave(seg, idx, w->ctx.slot);
         free(mb);
         ws_conn_close(w, c, WS_CLOSE_TRY_AGAIN, idx < 0 ? "too many rooms" : "out of memory");
         return idx < 0 ? -ENOSPC : -ENOMEM;
     }
+    lr->idx = (uint32_t)idx;
     mb->conn = c;
     mb->room = lr;
     rate_init(&mb->rate, w->cfg->rate_limit_burst, w->now_ms);
@@ -454,7 +413,7 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
     if (cw->replays != NULL)
         cw->replays->rp_prev = mb;
     cw->replays = mb;
-    return shm_room_online(seg, idx);
+    return room_table_online(t, (uint32_t)idx);
 }
 
 /* A member's own frame. 0, or < 0 when C could not take it (C is closed). */
@@ -502,7 +461,7 @@ static int go_live(struct worker *w, struct chat_member *mb)
     int rc = send_text(w, c, buf, chat_proto_simple(buf, sizeof buf, "history_end"));
     if (rc < 0)
         return rc;
-    int online = shm_room_online(w->ctx.seg, lr->idx);
+    int online = room_online(w, lr);
     if (!individual_presence(w, online)) {
         mb->announced = 1;      /* counted, not named; a leave once small is named */
         return 0;
@@ -567,7 +526,7 @@ static int replay_continue(struct worker *w, struct chat_member *mb, int flush)
  * up (go_live). 0, or < 0 with C failed or closed.
  */
 static int greet(struct worker *w, struct conn *c, struct chat_member *mb,
-                 const struct chat_query *q, int online)
+                 const struct chat_query *q, int online, const struct chat_room_head *head)
 {
     struct local_room *lr = mb->room;
     char buf[1024];
@@ -582,7 +541,7 @@ static int greet(struct worker *w, struct conn *c, struct chat_member *mb,
     mb->greeting = 1;
     mb->announced = 0;
     struct chat_replay_src src = replay_src(w);
-    if (chat_replay_start(&src, &mb->replay, w, c, lr->idx, lr->name, lr->name_len,
+    if (chat_replay_start(&src, &mb->replay, w, c, head, lr->name, lr->name_len,
                           q->since_present && q->since_ok, q->since) < 0) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
         return -ENOMEM;
@@ -608,10 +567,12 @@ static int chat_open(struct worker *w, struct conn *c, const char *sub, size_t s
     } else {
         mb->id.nick_len = (uint8_t)chat_guest_nick(mb->id.uid, mb->id.nick);
     }
-    int online = sub == NULL ? attach(w, c, mb, "lobby", 5) : attach(w, c, mb, sub, sub_len);
+    struct chat_room_head head;
+    int online = sub == NULL ? attach(w, c, mb, "lobby", 5, &head)
+                             : attach(w, c, mb, sub, sub_len, &head);
     if (online < 0)
         return online;
-    return greet(w, c, mb, &q, online);
+    return greet(w, c, mb, &q, online, &head);
 }
 
 /*
@@ -625,12 +586,16 @@ static struct chat_member *detach(struct worker *w, struct conn *c)
     if (mb == NULL)
         return NULL;
     struct local_room *lr = mb->room;
+    /* Counted out while still counted in here, so a catch-up in between is exact. */
+    if (rooms_lock(w) == 0) {
+        room_table_leave(shm_rooms(w->ctx.seg), lr->idx);
+        lock_release(&w->ctx.seg->lock);
+    }
     if (mb->replaying)
         replay_unlink(mb);
     else
         stream_detach(&mb->cur);
     c->cursor = NULL;
-    shm_room_leave(w->ctx.seg, lr->idx, w->ctx.slot);
     mark_dirty(lr);
     return mb;
 }
@@ -675,7 +640,9 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
     }
     mb->id = h.identity;
     mb->announced = 1;
-    int rc = attach(w, c, mb, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len);
+    struct chat_room_head head;
+    int rc = attach(w, c, mb, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len,
+                    &head);
     if (rc < 0)
         return rc;
     /*
@@ -684,7 +651,7 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
      * member misses in between is exactly the history after resume_id.
      */
     struct chat_replay_src src = replay_src(w);
-    if (chat_replay_start(&src, &mb->replay, w, c, mb->room->idx, mb->room->name,
+    if (chat_replay_start(&src, &mb->replay, w, c, &head, mb->room->name,
                           mb->room->name_len, 1, h.resume_id) < 0) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
         return -ENOMEM;
@@ -716,7 +683,7 @@ static void chat_close(struct worker *w, struct conn *c)
      * straight back (1012): a leave event each would cost every other
      * member of the room one delivery per leaver, for nothing.
      */
-    int online = shm_room_online(w->ctx.seg, lr->idx);
+    int online = room_online(w, lr);
     /* The room's size before this leave decides, as it did for the join. */
     if (mb->announced && !w->stopping && individual_presence(w, online + 1))
         publish_presence(w, mb, "leave", NULL, 0, online);
@@ -753,7 +720,7 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
         memcpy(old, mb->id.nick, old_len);
         memcpy(mb->id.nick, in.value, in.value_len);
         mb->id.nick_len = (uint8_t)in.value_len;
-        publish_presence(w, mb, "nick", old, old_len, shm_room_online(w->ctx.seg, mb->room->idx));
+        publish_presence(w, mb, "nick", old, old_len, room_online(w, mb->room));
         return;
     }
     if (in.value_len == 0) {
@@ -768,7 +735,7 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
                                         mb->room->name_len, &mb->id, in.value, in.value_len);
     if (n >= 0 && !chat_limit_address(w, c, (size_t)n))
         return;
-    if (n < 0 || chat_publish(w, RING_KIND_MESSAGE, mb->room->idx, mb->room->name,
+    if (n < 0 || chat_publish(w, RING_KIND_MESSAGE, mb->room->name,
                               mb->room->name_len, "message", (const char *)cw->frame,
                               (size_t)n) < 0)
         send_error(w, c, "internal", "the message could not be published");

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "notify.h"
 #include "ring.h"
+#include "room_table.h"
 #include "shm.h"
 #include "worker.h"
 
@@ -25,18 +26,23 @@ static int64_t wall_ms(void)
 
 /*
  * Frame event TYPE (BODY after its id and ts) into the ring as one entry of
- * KIND for ROOM (shm index ROOM_IDX); the caller holds the publish lock.
- * 0, -EMSGSIZE over ring_max_entry, -ENOSPC.
+ * KIND for ROOM; the caller holds the publish lock. A message goes on its
+ * room's chain: it points back at the room's newest message, that one
+ * forward at it, and the room table's head moves to it. A room with no
+ * entry (a full table) gets its message unchained: delivered, but found
+ * for history only by a scan. 0, -EMSGSIZE over ring_max_entry.
  */
-static int ring_write_event(struct ring *r, int kind, int room_idx, const char *room,
+static int ring_write_event(struct shm_segment *seg, int kind, const char *room,
                             size_t room_len, const char *type, const char *body, size_t body_len)
 {
+    struct ring *r = &seg->ring;
     uint64_t id = ring_next_id(r);
     int64_t ts = wall_ms();
     size_t len = chat_proto_event_frame_len(type, id, ts, body_len);
     if (len > ring_max_entry(r))
         return -EMSGSIZE;
-    uint8_t *dst = ring_reserve(r, (uint32_t)len);
+    uint64_t at;
+    uint8_t *dst = ring_reserve(r, (uint32_t)len, &at);
     if (dst == NULL)
         return -EMSGSIZE;
     ssize_t n = chat_proto_event_frame(dst, len, type, id, ts, body, body_len);
@@ -49,12 +55,27 @@ static int ring_write_event(struct ring *r, int kind, int room_idx, const char *
     meta.kind = (uint8_t)kind;
     meta.room_len = (uint8_t)room_len;
     memcpy(meta.room, room, room_len);
-    meta.room_slot = (uint64_t)room_idx;
+    meta.prev_pos = RING_NO_POS;
+    int idx = -ENOENT;
+    if (kind == RING_KIND_MESSAGE) {
+        struct room_table *t = shm_rooms(seg);
+        idx = room_table_find(t, room, room_len);
+        if (idx < 0)
+            idx = room_table_join(t, room, room_len, 0, ring_tail(r));
+        const struct room_entry *re = idx >= 0 ? room_table_entry(t, (uint32_t)idx) : NULL;
+        if (re != NULL && re->last_id != 0) {
+            meta.prev_pos = re->last_pos;
+            meta.prev_id = re->last_id;
+            ring_link(r, re->last_pos, re->last_id, at);
+        }
+    }
     ring_commit(r, &meta);
+    if (idx >= 0)
+        room_table_note_message(shm_rooms(seg), (uint32_t)idx, at, id);
     return 0;
 }
 
-int chat_publish(struct worker *w, int kind, int room_idx, const char *room, size_t room_len,
+int chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
                  const char *type, const char *body, size_t body_len)
 {
     struct shm_segment *seg = w->ctx.seg;
@@ -65,7 +86,7 @@ int chat_publish(struct worker *w, int kind, int room_idx, const char *room, siz
     }
     if (lk == LOCK_RECOVERED)
         log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
-    int rc = ring_write_event(&seg->ring, kind, room_idx, room, room_len, type, body, body_len);
+    int rc = ring_write_event(seg, kind, room, room_len, type, body, body_len);
     lock_release(&seg->lock);
     if (rc < 0) {
         log_write(LOG_LVL_ALERT, -rc, "event of %zu bytes not published", body_len);

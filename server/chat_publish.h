@@ -3,7 +3,8 @@
  * into the shared ring: take the publish lock, give the event the next id
  * and the wall-clock time under it (ids and times rise together, every
  * worker reads one order), frame it straight into its reserved ring entry
- * (chat_proto_event_frame), commit, and wake the other workers.
+ * (chat_proto_event_frame), commit, and wake the other workers. A message
+ * is also linked into its room's history chain (ring.h, room_table.h).
  */
 #ifndef WSM_CHAT_PUBLISH_H
 #define WSM_CHAT_PUBLISH_H
@@ -17,10 +18,10 @@ struct worker;
 /*
  * Publish event TYPE (a literal: "message", "join"...) whose BODY follows
  * its id and ts (a chat_proto_*_body() result), as a ring entry of KIND
- * (RING_KIND_*) for ROOM, shm room index ROOM_IDX. 0, or -EMSGSIZE when it
- * is larger than a ring entry may be, or the lock's -errno (logged).
+ * (RING_KIND_*) for ROOM. 0, or -EMSGSIZE when it is larger than a ring
+ * entry may be, or the lock's -errno (logged).
  */
-int chat_publish(struct worker *w, int kind, int room_idx, const char *room, size_t room_len,
+int chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
                  const char *type, const char *body, size_t body_len);
 
 #endif

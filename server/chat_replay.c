@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "chat_history.h"
 #include "chat_proto.h"
 #include "conn.h"
 #include "ring.h"
@@ -89,25 +88,32 @@ static uint64_t scan_start(const struct chat_replay_src *src, const char *room,
     }
 }
 
-int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
-                      struct worker *w, struct conn *c, int room_idx, const char *room,
-                      size_t room_len, int have_since, uint64_t since)
+/* Queue a gap event for ids LO..HI of ROOM, when LO <= HI. 0 or -ENOMEM. */
+static int queue_gap(struct worker *w, struct conn *c, const char *room, size_t room_len,
+                     uint64_t lo, uint64_t hi)
+{
+    if (lo > hi)
+        return 0;
+    uint8_t gap[256];
+    ssize_t g = chat_proto_gap(gap, sizeof gap, room, room_len, lo, hi);
+    if (g < 0 || conn_out_append(&w->conns, c, gap, (size_t)g) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/*
+ * Scan mode: the room's chain may not reach all of its messages. Start at
+ * the oldest of its last history_size messages the ring holds (found by a
+ * walk of the whole ring) or, for since=, at the tail; gap when the ring
+ * no longer reaches back to since + 1.
+ */
+static int start_scan(const struct chat_replay_src *src, struct chat_replay *rp,
+                      struct worker *w, struct conn *c, const char *room, size_t room_len,
+                      int have_since, uint64_t since)
 {
     struct ring *r = src->ring;
-    uint32_t want = w->cfg->history_size;
-    rp->after = have_since ? since : 0;
-    rp->pos = src->drained;
-    if (!have_since && want == 0)
-        return 0;
-    long n = -1;
-    if (have_since || want <= src->index->per_room)
-        n = chat_history_select(src->index, room_idx, room, room_len, have_since, since,
-                                src->scratch);
-    if (n > 0)
-        rp->pos = src->scratch[0];
-    else if (n < 0)
-        rp->pos = have_since ? ring_tail(r) : scan_start(src, room, room_len, want);
-    /* An indexed position the ring has since dropped: start at what it holds. */
+    rp->scan = 1;
+    rp->pos = have_since ? ring_tail(r) : scan_start(src, room, room_len, w->cfg->history_size);
     if (rp->pos < ring_tail(r))
         rp->pos = ring_tail(r);
     if (!have_since)
@@ -120,16 +126,63 @@ int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
      */
     uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
     uint64_t oldest = ring_oldest_id(r);
-    if (oldest > lo) {
-        uint8_t gap[256];
-        ssize_t g = chat_proto_gap(gap, sizeof gap, room, room_len, lo, oldest - 1);
-        if (g < 0 || conn_out_append(&w->conns, c, gap, (size_t)g) < 0)
-            return -ENOMEM;
+    return oldest > lo ? queue_gap(w, c, room, room_len, lo, oldest - 1) : 0;
+}
+
+int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
+                      struct worker *w, struct conn *c, const struct chat_room_head *head,
+                      const char *room, size_t room_len, int have_since, uint64_t since)
+{
+    struct ring *r = src->ring;
+    uint32_t want = w->cfg->history_size;
+    rp->after = have_since ? since : 0;
+    rp->prev = RING_NO_POS;
+    rp->scan = 0;
+    rp->pos = RING_NO_POS;
+    if (!have_since && want == 0)
+        return 0;
+    if (!head->chain_complete)
+        return start_scan(src, rp, w, c, room, room_len, have_since, since);
+    /*
+     * Walk back from the newest message: the last WANT ones, or every one
+     * after since. A link to an entry the ring has overwritten (or that is
+     * no longer the one named) ends the walk: what lies beyond is lost.
+     */
+    uint64_t p = head->pos, id = head->id, lost = 0;
+    uint32_t count = 0;
+    int first_reached = id == 0 || p == RING_NO_POS;    /* the walk found the room's first */
+    while (!first_reached) {
+        if (have_since ? id <= since : count == want)
+            break;
+        uint64_t q = p;
+        struct ring_entry e;
+        if (ring_peek(r, &q, &e) < 0 || e.id != id || !is_room_message(&e, room, room_len)) {
+            lost = id;
+            break;
+        }
+        /* Newer than this worker's drain: it reaches the member through the stream. */
+        if (p < src->drained) {
+            rp->pos = p;
+            count++;
+        }
+        p = e.prev_pos;
+        id = e.prev_id;
+        first_reached = p == RING_NO_POS;
     }
+    if (!have_since)
+        return 0;
+    uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
+    if (lost != 0)
+        return queue_gap(w, c, room, room_len, lo, lost);
+    /* Before the room's first message here, ids below the ring's first are
+     * from before a restart: that history is gone. */
+    if (first_reached && lo < ring_first_id(r))
+        return queue_gap(w, c, room, room_len, lo, ring_first_id(r) - 1);
     return 0;
 }
 
-int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
+/* Scan mode: every entry from rp->pos, the room's sent. */
+static int step_scan(const struct chat_replay_src *src, struct chat_replay *rp,
                      struct worker *w, struct conn *c, const char *room, size_t room_len,
                      size_t budget)
 {
@@ -151,6 +204,40 @@ int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
             rp->after = e.id;
         }
         rp->pos = next;
+    }
+    return 0;
+}
+
+int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
+                     struct worker *w, struct conn *c, const char *room, size_t room_len,
+                     size_t budget)
+{
+    if (rp->scan)
+        return step_scan(src, rp, w, c, room, room_len, budget);
+    struct ring *r = src->ring;
+    while (conn_out_pending(c) < budget) {
+        if (rp->pos == RING_NO_POS || rp->pos >= src->drained)
+            return 1;
+        uint64_t next = rp->pos;
+        struct ring_entry e;
+        ssize_t n = ring_peek(r, &next, &e);
+        if (n == RING_LAPPED)
+            return RING_LAPPED;
+        /*
+         * A link that leads past the head or to another entry was left by a
+         * writer that died before its commit: the chain ends here.
+         */
+        if (n < 0 || !is_room_message(&e, room, room_len) ||
+            (rp->prev != RING_NO_POS && e.prev_pos != rp->prev))
+            return 1;
+        if (e.id > rp->after) {
+            int rc = copy_entry(r, w, c, rp->pos, &e);
+            if (rc < 0)
+                return rc;
+            rp->after = e.id;
+        }
+        rp->prev = rp->pos;
+        rp->pos = e.next_pos;
     }
     return 0;
 }

@@ -2,21 +2,24 @@
  * chat_replay: a joining member's history, streamed from the shm ring into
  * its connection's output as the member drains it: its room's last
  * history_size messages, or with since= every message after that id,
- * preceded by a gap event when the ring no longer reaches back to
- * since + 1.
+ * preceded by a gap event when messages of the room after since are no
+ * longer kept.
  *
- * A replay is a position in the ring and the last id sent. Each step copies
- * the room's messages from there while the connection's private output is
- * under a budget (max_send_queue), so a replay of the whole ring costs the
- * worker no more memory than one slow reader. It chases the worker's own
- * drain position: once it reaches it, everything later comes through the
- * room's stream, and the caller attaches the member there. Nothing is sent
- * twice and nothing is skipped; a replay that the ring laps (the reader is
- * slower than the room's traffic) ends, and the caller closes with 1013 so
- * the client resumes by id.
+ * The room's messages are chained through the ring (ring.h): the join
+ * walks back from the room's newest message (room_table.h) to where its
+ * history starts, then forward along the chain, so it reads only its own
+ * room's entries, whatever the other rooms publish. A room whose chain may
+ * miss older messages of its name (its table entry was reclaimed while
+ * they were still in the ring) is replayed by scanning the ring instead.
  *
- * The worker's index (chat_history.c) finds where a replay starts for most
- * joins; a scan of the ring the rest.
+ * Each step copies while the connection's private output is under a
+ * budget (max_send_queue), so a replay of the whole ring costs the worker
+ * no more memory than one slow reader. It chases the worker's own drain
+ * position: once it reaches it, everything later comes through the room's
+ * stream, and the caller attaches the member there. Nothing is sent twice
+ * and nothing is skipped; a replay that the ring laps (the reader is slower
+ * than the room's traffic) ends, and the caller closes with 1013 so the
+ * client resumes by id.
  */
 #ifndef WSM_CHAT_REPLAY_H
 #define WSM_CHAT_REPLAY_H
@@ -26,7 +29,6 @@
 
 #include "result.h"
 
-struct chat_history;
 struct conn;
 struct ring;
 struct worker;
@@ -34,25 +36,33 @@ struct worker;
 /* What a replay reads. */
 struct chat_replay_src {
     struct ring *ring;
-    const struct chat_history *index;   /* where each room's messages sit */
-    uint64_t *scratch;                  /* history_size ring positions */
+    uint64_t *scratch;                  /* history_size ring positions (scan mode) */
     uint64_t drained;                   /* the worker's ring position: the stream
                                            carries everything from here on */
+};
+
+/* Where a room's history ends, read from the room table under the lock. */
+struct chat_room_head {
+    uint64_t pos;                       /* newest message's position, RING_NO_POS */
+    uint64_t id;                        /* its id, 0: the room has none */
+    int      chain_complete;            /* room_table_chain_complete() */
 };
 
 /* One member's replay under way. */
 struct chat_replay {
     uint64_t pos;                       /* ring position to continue from */
     uint64_t after;                     /* only messages with a higher id are sent */
+    uint64_t prev;                      /* chain: the entry sent last, RING_NO_POS */
+    int      scan;                      /* 1: walk every entry, not the chain */
 };
 
 /*
- * Begin the history of room ROOM (shm index ROOM_IDX) for C: find where it
- * starts and queue the gap event if one is due. 0, or -ENOMEM.
+ * Begin the history of room ROOM, whose chain ends at HEAD, for C: find
+ * where it starts and queue the gap event if one is due. 0, or -ENOMEM.
  */
 int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
-                      struct worker *w, struct conn *c, int room_idx, const char *room,
-                      size_t room_len, int have_since, uint64_t since);
+                      struct worker *w, struct conn *c, const struct chat_room_head *head,
+                      const char *room, size_t room_len, int have_since, uint64_t since);
 
 /*
  * Copy the room's next messages into C's output until its private output

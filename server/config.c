@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "room_table.h"
+
 #include "log.h"
 
 #define CONF_LINE_MAX   4096
@@ -73,6 +75,7 @@ static const struct directive directives[] = {
     { "history_size",            D_U32,       F(history_size), 0, 100000 },
     { "rate_limit",              D_U32,       F(rate_limit), 0, 1000000 },
     { "presence_events_max",     D_U32,       F(presence_events_max), 0, 10000000 },
+    { "max_rooms",               D_U32,       F(max_rooms), 1, ROOM_TABLE_MAX },
     { "presence_interval",       D_DURATION,  F(presence_interval_ms), 10, 24 * HOUR },
     { "rate_limit_burst",        D_U32,       F(rate_limit_burst), 1, 1000000 },
     { "ring_size",               D_SIZE,      F(ring_size), MIB, 4 * GIB },
@@ -654,6 +657,7 @@ void config_defaults(struct config *cfg)
     cfg->history_size = 100;
     cfg->rate_limit = 20;
     cfg->presence_events_max = 100;
+    cfg->max_rooms = 65536;
     cfg->presence_interval_ms = 1000;
     cfg->rate_limit_burst = 40;
     cfg->ring_size = 16 * MIB;

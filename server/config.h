@@ -53,6 +53,7 @@ struct config {
     uint32_t history_size;          /* messages replayed on join */
     uint32_t rate_limit;            /* chat inputs per second per connection, 0 = off */
     uint32_t presence_events_max;   /* rooms up to this size get join/leave events */
+    uint32_t max_rooms;             /* entries of the shared room table */
     uint64_t presence_interval_ms;  /* larger rooms: a presence count at most this often */
     uint32_t rate_limit_burst;      /* inputs allowed at once above the rate */
     uint64_t ring_size;             /* bytes of the shared ring */

@@ -354,7 +354,7 @@ static int open_listeners(char *err, size_t errlen)
  */
 static int make_shared_state(char *err, size_t errlen)
 {
-    M.seg = shm_create(M.shm_label, M.cfg.ring_size, err, errlen);
+    M.seg = shm_create(M.shm_label, M.cfg.ring_size, M.cfg.max_rooms, err, errlen);
     if (M.seg == NULL)
         return -errno;
     /*
@@ -497,10 +497,13 @@ static void reap(void)
         int fatal = WIFEXITED(status) && WEXITSTATUS(status) == 2;
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         p->pid = 0;
-        /* Its presence counts and wake flag must not outlive it. */
+        /* Its counters and wake flag must not outlive it. */
         shm_slot_reset(M.seg, slot);
-        if (!clean)
+        if (!clean) {
             forget_ip_counts();
+            /* Nor its members: the live workers count theirs in again. */
+            room_table_request_reset(shm_rooms(M.seg));
+        }
         if (M.stopping || p->retiring || p->generation != M.generation) {
             if (!clean)
                 log_write(LOG_LVL_WARN, 0, "worker %d exited with status %d", (int)pid, status);
@@ -584,6 +587,10 @@ static void reload(void)
     if (next.ring_size != M.cfg.ring_size) {
         log_write(LOG_LVL_WARN, 0, "ring_size changed: a restart is needed to apply it");
         next.ring_size = M.cfg.ring_size;
+    }
+    if (next.max_rooms != M.cfg.max_rooms) {
+        log_write(LOG_LVL_WARN, 0, "max_rooms changed: a restart is needed to apply it");
+        next.max_rooms = M.cfg.max_rooms;
     }
     if (strcmp(next.error_log, M.cfg.error_log) != 0 || next.log_level != M.cfg.log_level) {
         if (log_open(next.error_log, next.log_level) < 0)

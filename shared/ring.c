@@ -1,7 +1,7 @@
 /*
  * ring: the shm message ring (see ring.h for the contract and invariants).
  *
- * An entry is a 64-byte header plus its frame rounded up to 8 bytes. It
+ * An entry is an 80-byte header plus its frame rounded up to 8 bytes. It
  * never straddles the end of data[]: when the room left before the end is
  * too short, the writer skips to the next lap. A skipped remainder of at
  * least one header is covered by a PAD entry (len = remainder - header);
@@ -13,6 +13,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #define HDR ((uint64_t)sizeof(struct ring_entry))
@@ -84,7 +85,7 @@ uint64_t ring_max_entry(const struct ring *r)
     return ((r->capacity / 4) & ~(uint64_t)7) - HDR;
 }
 
-void *ring_reserve(struct ring *r, uint32_t len)
+void *ring_reserve(struct ring *r, uint32_t len, uint64_t *at)
 {
     if (len > ring_max_entry(r))
         return NULL;
@@ -114,6 +115,8 @@ void *ring_reserve(struct ring *r, uint32_t len)
          */
         __atomic_thread_fence(__ATOMIC_RELEASE);
     }
+    if (at != NULL)
+        *at = start;
     return r->data + start % r->capacity + HDR;
 }
 
@@ -165,7 +168,9 @@ uint64_t ring_commit(struct ring *r, const struct ring_entry *meta)
     e->len = meta->len;
     e->kind = meta->kind;
     e->room_len = room_len;
-    e->room_slot = meta->room_slot;
+    e->prev_pos = meta->prev_pos;
+    e->prev_id = meta->prev_id;
+    e->next_pos = RING_NO_POS;
     memcpy(e->room, meta->room, room_len);
     /*
      * Bump next_id before publishing: a writer killed between the two
@@ -181,6 +186,17 @@ uint64_t ring_commit(struct ring *r, const struct ring_entry *meta)
     __atomic_store_n(&r->head, start + need, __ATOMIC_RELEASE);
     __atomic_store_n(&r->last_id, id, __ATOMIC_RELEASE);
     return id;
+}
+
+void ring_link(struct ring *r, uint64_t prev, uint64_t prev_id, uint64_t next)
+{
+    /* Under the writer's lock only this writer moves the tail, so this check holds. */
+    if (prev == RING_NO_POS || prev < load_relaxed(&r->tail) || prev >= load_relaxed(&r->head))
+        return;
+    struct ring_entry *e = (struct ring_entry *)(r->data + prev % r->capacity);
+    if (e->id != prev_id || e->kind == RING_KIND_PAD)
+        return;
+    __atomic_store_n(&e->next_pos, next, __ATOMIC_RELAXED);
 }
 
 uint64_t ring_head(const struct ring *r)
@@ -233,7 +249,10 @@ static ssize_t read_entry(const struct ring *r, uint64_t *pos,
         }
         const unsigned char *src = r->data + p % r->capacity;
         struct ring_entry e;
-        memcpy(&e, src, HDR);
+        /* next_pos is the one field written after commit: load it atomically. */
+        memcpy(&e, src, offsetof(struct ring_entry, next_pos));
+        e.next_pos = __atomic_load_n(&((const struct ring_entry *)src)->next_pos,
+                                     __ATOMIC_RELAXED);
 
         /*
          * The header may be torn by a racing writer: check that its len

@@ -29,20 +29,35 @@
 
 #define RING_ROOM_MAX 32
 
+#define RING_NO_POS UINT64_MAX
+
 enum ring_kind { RING_KIND_PAD = 0, RING_KIND_MESSAGE = 1, RING_KIND_PRESENCE = 2 };
 
-/* Entry header as stored; the frame bytes follow it. 64 bytes. */
+/*
+ * Entry header as stored; the frame bytes follow it. 80 bytes.
+ *
+ * Message entries of one room are chained both ways, so a join finds its
+ * room's history in O(history) whatever the other rooms publish: prev_pos /
+ * prev_id name the room's previous message (set by the publisher at
+ * commit), next_pos the next one (written into this header once, by the
+ * publisher of that next message, while this entry is still in the ring).
+ * A position may since have been overwritten: a reader checks that the
+ * entry found there is still the one named (its id), never trusts it.
+ */
 struct ring_entry {
     uint64_t id;                    /* global sequence number, from 1 */
     int64_t  ts_ms;                 /* unix time in ms, set by the publisher */
+    uint64_t prev_pos;              /* previous message of the room, RING_NO_POS */
+    uint64_t prev_id;               /* its id, 0 with RING_NO_POS */
     uint32_t len;                   /* frame bytes that follow */
     uint8_t  kind;                  /* enum ring_kind */
     uint8_t  room_len;
     uint8_t  pad[2];
     char     room[RING_ROOM_MAX];   /* not NUL-terminated when room_len == 32 */
-    uint64_t room_slot;             /* publisher's tag for the room (chat: its shm room index) */
+    uint64_t next_pos;              /* next message of the room, RING_NO_POS until
+                                       there is one (atomic: written after commit) */
 };
-_Static_assert(sizeof(struct ring_entry) == 64, "ring_entry is ABI");
+_Static_assert(sizeof(struct ring_entry) == 80, "ring_entry is ABI");
 
 /* Ring control block, embedded in the shm segment. */
 struct ring {
@@ -66,9 +81,10 @@ uint64_t ring_max_entry(const struct ring *r);
 /*
  * Writer, holding the shm lock. Reserve room for a LEN-byte frame: tail moves
  * past whatever it overwrites. Returns where to write the frame, or NULL if
- * len > ring_max_entry(). Nothing is visible to readers until ring_commit().
+ * len > ring_max_entry(); *AT (may be NULL) receives the position the entry
+ * will have. Nothing is visible to readers until ring_commit().
  */
-void *ring_reserve(struct ring *r, uint32_t len);
+void *ring_reserve(struct ring *r, uint32_t len, uint64_t *at);
 
 /*
  * Before any publish (the creator only): number entries from FIRST instead
@@ -82,9 +98,20 @@ uint64_t ring_next_id(const struct ring *r);
 
 /*
  * Writer: publish the reserved entry with this header (id is assigned here
- * from next_id and returned; ts_ms/kind/room/len taken from META).
+ * from next_id and returned; ts_ms/kind/room/len/prev_pos/prev_id taken
+ * from META; next_pos starts as RING_NO_POS).
  */
 uint64_t ring_commit(struct ring *r, const struct ring_entry *meta);
+
+/*
+ * Writer, between reserving the entry at NEXT and committing it: point the
+ * committed entry at PREV (the same room's previous message, id PREV_ID)
+ * at NEXT. Before the commit, so a reader that sees the new entry also
+ * sees the link. Nothing happens when PREV has been overwritten. A reader
+ * that follows a link checks what it finds (a writer may die before its
+ * commit, and the next one reuses the position for another entry).
+ */
+void ring_link(struct ring *r, uint64_t prev, uint64_t prev_id, uint64_t next);
 
 /* Readers: acquire loads of the positions and the newest id. */
 uint64_t ring_head(const struct ring *r);

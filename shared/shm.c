@@ -4,11 +4,9 @@
  * The master creates the segment before forking (so every worker maps it at
  * the same address). It is a memfd whose fd is closed once mapped: there is
  * no name to unlink, to squat or to leave behind, and the memory goes away
- * with the last process that maps it. Presence counts live in one int32 per
- * (room, worker slot), changed with atomic adds, so a member can leave
- * without the lock and the master can wipe a dead worker's column.
- * Claiming or recycling a room entry needs the publish lock; an entry is
- * only recycled once every slot's count for it is zero.
+ * with the last process that maps it. The room table follows the ring's
+ * data, so both can be sized at start while the fixed part keeps its
+ * offsets.
  */
 #include "shm.h"
 
@@ -83,19 +81,25 @@ static void *map_backed(int fd, size_t total, const char *label,
     return mem;
 }
 
-struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
+struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t max_rooms,
                                char *err, size_t errlen)
 {
     size_t ring_off = offsetof(struct shm_segment, ring);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (ring_bytes < RING_MIN_BYTES ||
-        ring_bytes > SIZE_MAX / 2 - ring_off - sizeof(struct ring) - page) {
+        ring_bytes > SIZE_MAX / 4 - ring_off - sizeof(struct ring) - page) {
         set_err(err, errlen, "shm ring size %llu out of range",
                 (unsigned long long)ring_bytes);
         errno = EINVAL;
         return NULL;
     }
-    size_t total = ring_off + sizeof(struct ring) + (size_t)ring_bytes;
+    if (max_rooms == 0 || max_rooms > ROOM_TABLE_MAX) {
+        set_err(err, errlen, "max_rooms %u out of range (1..%u)", max_rooms, ROOM_TABLE_MAX);
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t rooms_off = (ring_off + sizeof(struct ring) + (size_t)ring_bytes + 63) & ~(size_t)63;
+    size_t total = rooms_off + room_table_size(max_rooms);
     total = (total + page - 1) / page * page;
 
     char name[LABEL_MAX + 1];
@@ -127,6 +131,7 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
     seg->nslots = SHM_MAX_SLOTS;
     seg->total_size = total;
     seg->master_pid = (int32_t)getpid();
+    seg->rooms_off = rooms_off;
     int lrc = lock_init(&seg->lock);
     if (lrc < 0) {
         set_err(err, errlen, "shm \"%s\": pthread_mutex_init() failed: %s",
@@ -139,6 +144,12 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
     ip_limit_init(&seg->ips, seed);
+    uint64_t key[2];
+    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+        key[0] = seed * 0xbf58476d1ce4e5b9ull;
+        key[1] = seed ^ (uint64_t)clock();
+    }
+    room_table_init(shm_rooms(seg), max_rooms, key[0], key[1]);
     lrc = lock_init(&seg->ip_lock);
     if (lrc < 0) {
         set_err(err, errlen, "shm \"%s\": pthread_mutex_init() failed: %s",
@@ -148,7 +159,7 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
         errno = -lrc;
         return NULL;
     }
-    if (ring_init(&seg->ring, total - ring_off) == NULL) {
+    if (ring_init(&seg->ring, rooms_off - ring_off) == NULL) {
         e = errno;
         set_err(err, errlen, "shm \"%s\": ring_init() failed: %s", name, strerror(e));
         lock_fini(&seg->lock);
@@ -165,78 +176,20 @@ void shm_destroy(struct shm_segment *seg)
         munmap(seg, (size_t)seg->total_size);
 }
 
-static int room_sum(const struct shm_room *room, uint32_t nslots)
+struct room_table *shm_rooms(struct shm_segment *seg)
 {
-    int sum = 0;
-    for (uint32_t s = 0; s < nslots; s++)
-        sum += __atomic_load_n(&room->online[s], __ATOMIC_RELAXED);
-    return sum;
+    return (struct room_table *)((char *)seg + seg->rooms_off);
 }
 
-int shm_room_join(struct shm_segment *seg, const char *name, size_t len,
-                  int slot)
+const struct room_table *shm_rooms_const(const struct shm_segment *seg)
 {
-    if (len == 0 || len > RING_ROOM_MAX || slot < 0 ||
-        (uint32_t)slot >= seg->nslots)
-        return -1;
-    int spare = -1, unused = -1;
-    for (int i = 0; i < SHM_MAX_ROOMS; i++) {
-        struct shm_room *room = &seg->rooms[i];
-        uint8_t nl = __atomic_load_n(&room->name_len, __ATOMIC_RELAXED);
-        if (nl == len && memcmp(room->name, name, len) == 0) {
-            __atomic_fetch_add(&room->online[slot], 1, __ATOMIC_RELAXED);
-            return i;
-        }
-        /*
-         * Counts only drop without the lock (leave, slot reset) and we hold
-         * it, so a sum of zero stays zero and the entry is safe to reuse.
-         */
-        if (nl == 0) {
-            if (unused < 0)
-                unused = i;
-        } else if (spare < 0 && room_sum(room, seg->nslots) == 0) {
-            spare = i;
-        }
-    }
-    /*
-     * A never-used entry first: an empty room keeps its entry (and so the
-     * index its ring entries carry) until the table has no other room left.
-     */
-    if (unused >= 0)
-        spare = unused;
-    if (spare < 0)
-        return -1;
-    struct shm_room *room = &seg->rooms[spare];
-    memset(room->name, 0, sizeof room->name);
-    memcpy(room->name, name, len);
-    /* Release: a lock-free reader that sees name_len sees the name bytes. */
-    __atomic_store_n(&room->name_len, (uint8_t)len, __ATOMIC_RELEASE);
-    __atomic_fetch_add(&room->online[slot], 1, __ATOMIC_RELAXED);
-    return spare;
-}
-
-void shm_room_leave(struct shm_segment *seg, int idx, int slot)
-{
-    if (idx < 0 || idx >= SHM_MAX_ROOMS || slot < 0 ||
-        (uint32_t)slot >= seg->nslots)
-        return;
-    __atomic_fetch_sub(&seg->rooms[idx].online[slot], 1, __ATOMIC_RELAXED);
-}
-
-int shm_room_online(const struct shm_segment *seg, int idx)
-{
-    if (idx < 0 || idx >= SHM_MAX_ROOMS)
-        return 0;
-    return room_sum(&seg->rooms[idx], seg->nslots);
+    return (const struct room_table *)((const char *)seg + seg->rooms_off);
 }
 
 void shm_slot_reset(struct shm_segment *seg, int slot)
 {
     if (slot < 0 || (uint32_t)slot >= seg->nslots)
         return;
-    for (int i = 0; i < SHM_MAX_ROOMS; i++)
-        __atomic_store_n(&seg->rooms[i].online[slot], 0, __ATOMIC_RELAXED);
-
     struct shm_slot *s = &seg->slots[slot];
     uint64_t *c = (uint64_t *)&s->counters;
     for (size_t k = 0; k < sizeof s->counters / sizeof *c; k++)

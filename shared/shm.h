@@ -3,8 +3,9 @@
  * forks and inherited by every worker (same address in all of them).
  *
  * Layout (cross-process ABI, fixed-width fields, versioned): a header, the
- * publish lock, one slot per worker (pid, wake flag, counters), the room
- * presence table, then the message ring (shared/ring.h). The segment has
+ * publish lock, one slot per worker (pid, wake flag, counters), the
+ * per-address table, the message ring (shared/ring.h), then the room table
+ * (shared/room_table.h), both sized at start. The segment has
  * no name: it is a memfd mapped MAP_SHARED and the fd is closed at once, so
  * only fork() passes it on (workers are never exec'd), no other process can
  * open, pre-create or squat it, and it vanishes with the last process that
@@ -19,11 +20,11 @@
 #include "ip_limit.h"
 #include "lock.h"
 #include "ring.h"
+#include "room_table.h"
 
 #define SHM_MAGIC      0x3174616863737755ull   /* "Uwschat1" little-endian */
-#define SHM_VERSION    1u
+#define SHM_VERSION    2u
 #define SHM_MAX_SLOTS  128      /* worker slots: two generations of 64 */
-#define SHM_MAX_ROOMS  1024
 
 /* Per-worker counters; each written by its worker only (relaxed atomics). */
 struct shm_counters {
@@ -53,13 +54,6 @@ struct shm_slot {
     struct shm_counters counters;
 };
 
-struct shm_room {
-    char     name[RING_ROOM_MAX];
-    uint8_t  name_len;          /* 0 = free entry */
-    uint8_t  pad[7];
-    int32_t  online[SHM_MAX_SLOTS];   /* members per worker slot (atomic) */
-};
-
 struct shm_segment {
     uint64_t magic;
     uint32_t version;
@@ -67,9 +61,9 @@ struct shm_segment {
     uint64_t total_size;
     int32_t  master_pid;
     uint32_t pad;
+    uint64_t rooms_off;         /* where the room table starts (after the ring) */
     _Alignas(64) struct shm_lock lock;
     struct shm_slot slots[SHM_MAX_SLOTS];
-    struct shm_room rooms[SHM_MAX_ROOMS];
     _Alignas(64) struct shm_lock ip_lock;   /* guards ips (not the publish lock:
                                                accepts must not wait on publishers) */
     struct ip_limit ips;                    /* connections per client address */
@@ -77,7 +71,8 @@ struct shm_segment {
 };
 
 /*
- * Create an anonymous segment with a ring of ring_bytes data bytes and map
+ * Create an anonymous segment with a ring of ring_bytes data bytes and a
+ * room table of max_rooms entries (1..ROOM_TABLE_MAX), and map
  * it shared, every page allocated up front (a ring the machine cannot back
  * fails here, not with a SIGBUS in a worker later). LABEL (e.g.
  * "wschat-8000", may be NULL) only names the mapping in /proc/PID/maps as
@@ -89,7 +84,7 @@ struct shm_segment {
  * RLIMIT_FSIZE: past it ftruncate() fails with EFBIG and raises SIGXFSZ,
  * which the caller ignores to get the message instead of a core dump.
  */
-struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
+struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t max_rooms,
                                char *err, size_t errlen);
 
 /*
@@ -98,17 +93,10 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes,
  */
 void shm_destroy(struct shm_segment *seg);
 
-/*
- * Room presence. Caller holds seg->lock for shm_room_join(): find NAME or
- * claim a free entry (recycling one whose members are all gone) and add one
- * member for SLOT. Returns the room index, or -1 when the table is full.
- */
-int  shm_room_join(struct shm_segment *seg, const char *name, size_t len, int slot);
-/* Remove one member of room IDX for SLOT (no lock needed). */
-void shm_room_leave(struct shm_segment *seg, int idx, int slot);
-/* Members of room IDX across every worker. */
-int  shm_room_online(const struct shm_segment *seg, int idx);
-/* Master, after reaping a worker: zero its presence and free its slot. */
+/* The room table (guarded by seg->lock, see room_table.h). */
+struct room_table *shm_rooms(struct shm_segment *seg);
+const struct room_table *shm_rooms_const(const struct shm_segment *seg);
+/* Master, after reaping a worker: zero its counters and free its slot. */
 void shm_slot_reset(struct shm_segment *seg, int slot);
 
 #endif

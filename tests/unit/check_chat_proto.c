@@ -1114,7 +1114,7 @@ static uint64_t ring_put(struct ring *r, int kind, const char *room, size_t room
     uint64_t id = ring_next_id(r);
     size_t len = chat_proto_event_frame_len(type, id, ts, bn);
     ck_assert_uint_le(len, ring_max_entry(r));
-    uint8_t *dst = ring_reserve(r, (uint32_t)len);
+    uint8_t *dst = ring_reserve(r, (uint32_t)len, NULL);
     ck_assert_ptr_nonnull(dst);
     ck_assert_int_eq(chat_proto_event_frame(dst, len, type, id, ts, body, bn), (ssize_t)len);
     struct ring_entry meta;
@@ -1124,7 +1124,8 @@ static uint64_t ring_put(struct ring *r, int kind, const char *room, size_t room
     meta.kind = (uint8_t)kind;
     meta.room_len = (uint8_t)room_len;
     memcpy(meta.room, room, room_len);
-    meta.room_slot = (uint64_t)room_idx;
+    meta.prev_pos = RING_NO_POS;
+    meta.prev_id = (uint64_t)room_idx;     /* carried through as is */
     return ring_commit(r, &meta);
 }
 
@@ -1206,7 +1207,9 @@ START_TEST(event_frames_in_ring)
     ck_assert_int_eq(e.kind, RING_KIND_PRESENCE);
     ck_assert_uint_eq(e.room_len, 32);
     ck_assert_mem_eq(e.room, "abcdefghijklmnopqrstuvwxyz012345", 32);
-    ck_assert_uint_eq(e.room_slot, 1023);
+    ck_assert_uint_eq(e.prev_id, 1023);
+    ck_assert_uint_eq(e.prev_pos, RING_NO_POS);
+    ck_assert_uint_eq(e.next_pos, RING_NO_POS);
     size_t pl;
     const char *p = frame_payload(frame, (size_t)fn, &pl);
     struct json_field f[JSON_MAX_FIELDS];

@@ -241,7 +241,7 @@ static void publish_locked(struct shm_segment *seg, uint32_t len,
 {
     int rc = lock_acquire(&seg->lock);
     ck_assert(rc == LOCK_OK || rc == LOCK_RECOVERED);
-    unsigned char *p = ring_reserve(&seg->ring, len);
+    unsigned char *p = ring_reserve(&seg->ring, len, NULL);
     ck_assert_ptr_nonnull(p);
     memset(p, fillc, len);
     struct ring_entry m;
@@ -258,7 +258,7 @@ START_TEST(killed_mid_append)
 {
     char name[64], err[256];
     seg_name(name, sizeof name);
-    struct shm_segment *seg = shm_create(name, 4096, err, sizeof err);
+    struct shm_segment *seg = shm_create(name, 4096, 64, err, sizeof err);
     ck_assert_msg(seg != NULL, "%s", err);
     struct ring *r = &seg->ring;
     const uint32_t len = 600;
@@ -281,7 +281,7 @@ START_TEST(killed_mid_append)
     if (pid == 0) {
         if (lock_acquire(&seg->lock) != LOCK_OK)
             _exit(1);
-        unsigned char *dst = ring_reserve(r, len);
+        unsigned char *dst = ring_reserve(r, len, NULL);
         if (dst == NULL)
             _exit(1);
         memset(dst, 0xEE, len / 2);   /* half a frame, then death */

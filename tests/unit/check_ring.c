@@ -65,7 +65,7 @@ static int frame_ok(const unsigned char *p, size_t len, uint64_t id)
 
 static uint64_t publish(struct ring *r, uint32_t len, const char *room)
 {
-    unsigned char *p = ring_reserve(r, len);
+    unsigned char *p = ring_reserve(r, len, NULL);
     ck_assert_ptr_nonnull(p);
     uint64_t id = ring_next_id(r);
     fill(p, len, id);
@@ -422,8 +422,8 @@ START_TEST(max_entry)
     uint64_t max = ring_max_entry(r);
     ck_assert_uint_eq(max, ((caps[_i] / 4) & ~(size_t)7) - HDR);
     ck_assert_uint_le(HDR + align8(max), caps[_i] / 4);
-    ck_assert_ptr_null(ring_reserve(r, (uint32_t)max + 1));
-    ck_assert_ptr_null(ring_reserve(r, UINT32_MAX));
+    ck_assert_ptr_null(ring_reserve(r, (uint32_t)max + 1, NULL));
+    ck_assert_ptr_null(ring_reserve(r, UINT32_MAX, NULL));
     ck_assert_uint_eq(ring_head(r), 0);
     ck_assert_uint_eq(ring_tail(r), 0);
 
@@ -460,7 +460,7 @@ START_TEST(ids_monotonic)
     }
     /* An abandoned reservation (writer died) is invisible and costs no id. */
     uint64_t head = ring_head(r);
-    unsigned char *p = ring_reserve(r, 200);
+    unsigned char *p = ring_reserve(r, 200, NULL);
     ck_assert_ptr_nonnull(p);
     memset(p, 0xEE, 100);
     ck_assert_uint_eq(ring_head(r), head);
@@ -512,7 +512,7 @@ static uint32_t race_frame(unsigned char *p, uint64_t id)
 static void race_writer(struct ring *r, struct race_shared *sh)
 {
     for (uint64_t id = 1; id <= RACE_N; id++) {
-        unsigned char *p = ring_reserve(r, 16 + (uint32_t)(id * 7919 % 1500));
+        unsigned char *p = ring_reserve(r, 16 + (uint32_t)(id * 7919 % 1500), NULL);
         if (p == NULL)
             _exit(3);
         struct ring_entry m;

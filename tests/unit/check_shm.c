@@ -4,8 +4,8 @@
  * unmapped), shared with a fork()ed child both ways, header fields, error
  * messages (ring size out of range, more than RAM and swap, a file size
  * limit; the last two in a child under RLIMIT_FSIZE, so a regression can
- * never allocate the machine's memory), and the room presence table (join/leave across worker slots, a
- * full table, recycling, resetting a dead worker's slot).
+ * never allocate the machine's memory), the room table in it (counts kept across processes)
+ * and resetting a dead worker's slot.
  */
 #include <check.h>
 #include <dirent.h>
@@ -32,7 +32,7 @@ static void seg_label(char *buf, size_t len, const char *tag)
 static struct shm_segment *create(const char *label, uint64_t ring_bytes)
 {
     char err[256] = "";
-    struct shm_segment *seg = shm_create(label, ring_bytes, err, sizeof err);
+    struct shm_segment *seg = shm_create(label, ring_bytes, 64, err, sizeof err);
     ck_assert_msg(seg != NULL, "shm_create: %s", err);
     return seg;
 }
@@ -94,7 +94,7 @@ static int dev_shm_count(const char *needle)
 static void publish(struct shm_segment *seg, const char *text)
 {
     ck_assert_int_ge(lock_acquire(&seg->lock), 0);
-    char *p = ring_reserve(&seg->ring, (uint32_t)strlen(text));
+    char *p = ring_reserve(&seg->ring, (uint32_t)strlen(text), NULL);
     ck_assert_ptr_nonnull(p);
     memcpy(p, text, strlen(text));
     struct ring_entry m;
@@ -121,16 +121,21 @@ START_TEST(create_destroy)
     ck_assert_uint_eq(seg->nslots, SHM_MAX_SLOTS);
     ck_assert_int_eq(seg->master_pid, getpid());
     ck_assert_uint_eq(seg->total_size % page, 0);
-    ck_assert_uint_ge(seg->total_size, ring_off + sizeof(struct ring) + 65536);
+    size_t rooms = room_table_size(64);
+    ck_assert_uint_ge(seg->total_size, ring_off + sizeof(struct ring) + 65536 + rooms);
     ck_assert_uint_lt(seg->total_size,
-                      ring_off + sizeof(struct ring) + 65536 + page);
-    /* The ring takes the whole tail of the mapping. */
-    ck_assert_uint_eq(seg->ring.capacity,
-                      (seg->total_size - ring_off - sizeof(struct ring)) & ~7ull);
+                      ring_off + sizeof(struct ring) + 65536 + rooms + 64 + page);
+    /* The ring, then the room table, which ends inside the mapping. */
+    ck_assert_uint_ge(seg->ring.capacity, 65536);
+    ck_assert_uint_lt(seg->ring.capacity, 65536 + 64);
+    ck_assert_uint_ge(seg->rooms_off, ring_off + sizeof(struct ring) + seg->ring.capacity);
+    ck_assert_uint_eq(seg->rooms_off % 64, 0);
+    ck_assert_uint_le(seg->rooms_off + rooms, seg->total_size);
+    ck_assert_uint_eq(shm_rooms(seg)->cap, 64);
     ck_assert_uint_eq(ring_head(&seg->ring), 0);
     ck_assert_uint_eq(ring_next_id(&seg->ring), 1);
     ck_assert_int_eq(seg->slots[7].pid, 0);
-    ck_assert_uint_eq(seg->rooms[3].name_len, 0);
+    ck_assert_int_eq(room_table_find(shm_rooms(seg), "lobby", 5), -ENOENT);
 
     /* One shared mapping of the whole segment, labelled; no fd kept. */
     size_t mapped = 0;
@@ -200,7 +205,7 @@ START_TEST(shared_with_child)
             _exit(12);
         if (lock_acquire(&seg->lock) < 0)
             _exit(13);
-        char *p = ring_reserve(&seg->ring, 10);
+        char *p = ring_reserve(&seg->ring, 10, NULL);
         if (p == NULL)
             _exit(14);
         memcpy(p, "from child", 10);
@@ -279,15 +284,15 @@ START_TEST(size_errors)
     seg_label(label, sizeof label, "size");
     int fds = fd_count();
     errno = 0;
-    ck_assert_ptr_null(shm_create(label, 100, err, sizeof err));
+    ck_assert_ptr_null(shm_create(label, 100, 64, err, sizeof err));
     ck_assert_int_eq(errno, EINVAL);
     ck_assert_msg(strstr(err, "ring size 100 out of range") != NULL, "%s", err);
     err[0] = '\0';
-    ck_assert_ptr_null(shm_create(label, UINT64_MAX, err, sizeof err));
+    ck_assert_ptr_null(shm_create(label, UINT64_MAX, 64, err, sizeof err));
     ck_assert_msg(strstr(err, "out of range") != NULL, "%s", err);
     /* A NULL or empty error buffer is allowed. */
-    ck_assert_ptr_null(shm_create(label, 100, NULL, 0));
-    ck_assert_ptr_null(shm_create(label, 100, err, 0));
+    ck_assert_ptr_null(shm_create(label, 100, 64, NULL, 0));
+    ck_assert_ptr_null(shm_create(label, 100, 64, err, 0));
     ck_assert_int_eq(maps_count(label, NULL), 0);
     ck_assert_int_eq(fd_count(), fds);
 }
@@ -325,7 +330,7 @@ static void create_limited(const char *label, uint64_t ring_bytes, struct limite
             _exit(3);
         r.fds_before = fd_count();
         errno = 0;
-        struct shm_segment *seg = shm_create(label, ring_bytes, r.err, sizeof r.err);
+        struct shm_segment *seg = shm_create(label, ring_bytes, 64, r.err, sizeof r.err);
         r.err_no = errno;
         r.created = seg != NULL;
         r.fds_after = fd_count();
@@ -398,89 +403,15 @@ static struct shm_segment *room_seg(void)
     return create(label, 4096);
 }
 
-static int join(struct shm_segment *seg, const char *room, int slot)
+static int join(struct shm_segment *seg, const char *room)
 {
-    return shm_room_join(seg, room, strlen(room), slot);
+    return room_table_join(shm_rooms(seg), room, strlen(room), 1, ring_tail(&seg->ring));
 }
-
-START_TEST(room_presence)
-{
-    struct shm_segment *seg = room_seg();
-    int lobby = join(seg, "lobby", 0);
-    ck_assert_int_ge(lobby, 0);
-    ck_assert_int_eq(join(seg, "lobby", 0), lobby);
-    ck_assert_int_eq(join(seg, "lobby", 5), lobby);
-    ck_assert_int_eq(shm_room_online(seg, lobby), 3);
-    ck_assert_int_eq(seg->rooms[lobby].online[0], 2);
-    ck_assert_int_eq(seg->rooms[lobby].online[5], 1);
-    ck_assert_uint_eq(seg->rooms[lobby].name_len, 5);
-    ck_assert_mem_eq(seg->rooms[lobby].name, "lobby", 5);
-
-    int lob = join(seg, "lob", 0);            /* a prefix is another room */
-    ck_assert_int_ge(lob, 0);
-    ck_assert_int_ne(lob, lobby);
-    int dev = join(seg, "dev", SHM_MAX_SLOTS - 1);
-    ck_assert_int_ge(dev, 0);
-    ck_assert_int_ne(dev, lobby);
-    ck_assert_int_ne(dev, lob);
-    ck_assert_int_eq(shm_room_online(seg, dev), 1);
-
-    shm_room_leave(seg, lobby, 0);
-    ck_assert_int_eq(shm_room_online(seg, lobby), 2);
-    ck_assert_int_eq(seg->rooms[lobby].online[0], 1);
-    shm_room_leave(seg, lobby, 5);
-    ck_assert_int_eq(shm_room_online(seg, lobby), 1);
-    ck_assert_int_eq(join(seg, "lobby", 9), lobby);
-    ck_assert_int_eq(shm_room_online(seg, lobby), 2);
-
-    char full[RING_ROOM_MAX + 1];
-    memset(full, 'r', sizeof full);
-    ck_assert_int_ge(shm_room_join(seg, full, RING_ROOM_MAX, 1), 0);
-    ck_assert_int_eq(shm_room_join(seg, full, RING_ROOM_MAX + 1, 1), -1);
-    ck_assert_int_eq(shm_room_join(seg, full, 0, 1), -1);
-    ck_assert_int_eq(join(seg, "lobby", -1), -1);
-    ck_assert_int_eq(join(seg, "lobby", SHM_MAX_SLOTS), -1);
-    ck_assert_int_eq(shm_room_online(seg, lobby), 2);
-    ck_assert_int_eq(shm_room_online(seg, -1), 0);
-    ck_assert_int_eq(shm_room_online(seg, SHM_MAX_ROOMS), 0);
-    shm_room_leave(seg, SHM_MAX_ROOMS, 0);    /* ignored, no crash */
-    shm_destroy(seg);
-}
-END_TEST
-
-START_TEST(room_table_full)
-{
-    struct shm_segment *seg = room_seg();
-    char room[16];
-    for (int k = 0; k < SHM_MAX_ROOMS; k++) {
-        snprintf(room, sizeof room, "r%d", k);
-        ck_assert_int_eq(join(seg, room, k % 3), k);
-    }
-    ck_assert_int_eq(join(seg, "one-too-many", 0), -1);
-    ck_assert_int_eq(join(seg, "r77", 2), 77);  /* existing rooms still work */
-    ck_assert_int_eq(shm_room_online(seg, 77), 2);
-
-    /* Room 500 empties (one member, slot 500 % 3): its entry is reused. */
-    shm_room_leave(seg, 500, 500 % 3);
-    ck_assert_int_eq(shm_room_online(seg, 500), 0);
-    ck_assert_int_eq(join(seg, "newcomer", 1), 500);
-    ck_assert_mem_eq(seg->rooms[500].name, "newcomer", 8);
-    ck_assert_uint_eq(seg->rooms[500].name_len, 8);
-    ck_assert_int_eq(shm_room_online(seg, 500), 1);
-    ck_assert_int_eq(seg->rooms[500].online[2], 0);
-    /* Its old name is gone and the table is full again. */
-    ck_assert_int_eq(join(seg, "r500", 0), -1);
-    shm_destroy(seg);
-}
-END_TEST
 
 START_TEST(slot_reset)
 {
     struct shm_segment *seg = room_seg();
-    int a = join(seg, "a", 3);
-    join(seg, "a", 3);
-    ck_assert_int_eq(join(seg, "a", 4), a);
-    int b = join(seg, "b", 3);
+    int a = join(seg, "a");
     struct shm_slot *s3 = &seg->slots[3], *s4 = &seg->slots[4];
     s3->pid = 1234;
     s3->generation = 2;
@@ -492,8 +423,8 @@ START_TEST(slot_reset)
     s4->counters.msgs_in = 12;
 
     shm_slot_reset(seg, 3);
-    ck_assert_int_eq(shm_room_online(seg, a), 1);
-    ck_assert_int_eq(shm_room_online(seg, b), 0);
+    /* Counters only: room counts are reset by the table (room_table_request_reset). */
+    ck_assert_int_eq(room_table_online(shm_rooms(seg), (uint32_t)a), 1);
     ck_assert_int_eq(s3->pid, 0);
     ck_assert_uint_eq(s3->generation, 0);
     ck_assert_uint_eq(s3->wake_pending, 0);
@@ -502,16 +433,6 @@ START_TEST(slot_reset)
     ck_assert_int_eq(s4->pid, 5678);
     ck_assert_uint_eq(s4->wake_pending, 1);
     ck_assert_uint_eq(s4->counters.msgs_in, 12);
-    ck_assert_int_eq(seg->rooms[a].online[4], 1);
-
-    /*
-     * b has no members left anywhere: its entry could be reused, but while
-     * never-used entries remain it stays b's (so b keeps its index).
-     */
-    int c = join(seg, "c", 0);
-    ck_assert_int_ne(c, b);
-    ck_assert_int_ne(c, a);
-    ck_assert_int_eq(join(seg, "b", 0), b);
     shm_slot_reset(seg, -1);            /* ignored */
     shm_slot_reset(seg, SHM_MAX_SLOTS); /* ignored */
     ck_assert_int_eq(s4->pid, 5678);
@@ -535,12 +456,12 @@ START_TEST(presence_across_processes)
                 snprintf(room, sizeof room, "room%d", k % 3);
                 if (lock_acquire(&seg->lock) != LOCK_OK)
                     _exit(1);
-                int idx = shm_room_join(seg, room, strlen(room), w);
+                int idx = join(seg, room);
+                if (idx >= 0 && k % 2 == 0)
+                    room_table_leave(shm_rooms(seg), (uint32_t)idx);
                 lock_release(&seg->lock);
                 if (idx < 0)
                     _exit(1);
-                if (k % 2 == 0)
-                    shm_room_leave(seg, idx, w);   /* lock-free */
             }
             _exit(0);
         }
@@ -554,13 +475,9 @@ START_TEST(presence_across_processes)
     for (int k = 0; k < 3; k++) {
         char room[16];
         snprintf(room, sizeof room, "room%d", k);
-        ck_assert_int_ge(lock_acquire(&seg->lock), 0);
-        int idx = shm_room_join(seg, room, strlen(room), WORKERS);
-        lock_release(&seg->lock);
+        int idx = room_table_find(shm_rooms(seg), room, strlen(room));
         ck_assert_int_ge(idx, 0);
-        total += shm_room_online(seg, idx) - 1;
-        for (int w = 0; w < WORKERS; w++)
-            ck_assert_int_gt(seg->rooms[idx].online[w], 0);
+        total += room_table_online(shm_rooms(seg), (uint32_t)idx);
     }
     ck_assert_int_eq(total, WORKERS * JOINS / 2);
     shm_destroy(seg);
@@ -583,8 +500,6 @@ Suite *shm_suite(void)
 
     tc = tcase_create("rooms");
     tcase_set_timeout(tc, 20);
-    tcase_add_test(tc, room_presence);
-    tcase_add_test(tc, room_table_full);
     tcase_add_test(tc, slot_reset);
     tcase_add_test(tc, presence_across_processes);
     suite_add_tcase(s, tc);

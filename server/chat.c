@@ -218,6 +218,7 @@ static void chat_wake(struct worker *w)
 
 static int replay_continue(struct worker *w, struct chat_member *mb, int flush);
 static void presence_tick(struct worker *w);
+static int rooms_lock(struct worker *w);
 
 /*
  * End of a loop pass: drain what this worker published itself, write to
@@ -227,6 +228,9 @@ static void presence_tick(struct worker *w);
 static void chat_pass_end(struct worker *w)
 {
     drain(w);
+    /* A worker died: count this worker's members back in now, not at its next join. */
+    if (room_table_behind(shm_rooms(w->ctx.seg), cw->rooms.epoch) && rooms_lock(w) == 0)
+        lock_release(&w->ctx.seg->lock);
     presence_tick(w);
     for (struct chat_member *mb = cw->replays, *next; mb != NULL; mb = next) {
         next = mb->rp_next;

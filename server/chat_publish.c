@@ -72,6 +72,8 @@ static int ring_write_event(struct shm_segment *seg, int kind, const char *room,
     ring_commit(r, &meta);
     if (idx >= 0)
         room_table_note_message(shm_rooms(seg), (uint32_t)idx, at, id);
+    else if (kind == RING_KIND_MESSAGE)
+        room_table_note_unchained(shm_rooms(seg), at);
     return 0;
 }
 

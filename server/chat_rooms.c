@@ -121,15 +121,25 @@ uint32_t chat_room_members(const struct local_room *lr)
     return lr->stream.ncursors + lr->replaying;
 }
 
+/* Count LR's members into T; ROOM_NONE when it has none or T is full. */
+static void place(struct chat_rooms *rs, struct local_room *lr, struct room_table *t,
+                  uint64_t tail)
+{
+    uint32_t n = chat_room_members(lr);
+    int idx = n > 0 ? room_table_join(t, lr->name, lr->name_len, (int)n, tail) : -ENOENT;
+    lr->idx = idx >= 0 ? (uint32_t)idx : ROOM_NONE;
+    rs->unplaced += n > 0 && idx < 0;
+}
+
 void chat_rooms_sync(struct chat_rooms *rs, struct room_table *t, uint64_t tail)
 {
     uint32_t epoch = room_table_settle(t);
-    if (epoch == rs->epoch)
+    if (epoch == rs->epoch && rs->unplaced == 0)
         return;
+    int all = epoch != rs->epoch;
     rs->epoch = epoch;
-    for (struct local_room *lr = rs->all; lr != NULL; lr = lr->next) {
-        uint32_t n = chat_room_members(lr);
-        int idx = n > 0 ? room_table_join(t, lr->name, lr->name_len, (int)n, tail) : -ENOENT;
-        lr->idx = idx >= 0 ? (uint32_t)idx : ROOM_NONE;
-    }
+    rs->unplaced = 0;
+    for (struct local_room *lr = rs->all; lr != NULL; lr = lr->next)
+        if (all || lr->idx == ROOM_NONE)
+            place(rs, lr, t, tail);
 }

@@ -41,6 +41,7 @@ struct chat_rooms {
     struct local_room *all;
     uint64_t k0, k1;            /* SipHash key (room names come from clients) */
     uint32_t epoch;             /* room table epoch our counts belong to */
+    uint32_t unplaced;          /* rooms with members but no table entry */
 };
 
 /* No rooms yet. 0 or -ENOMEM. */
@@ -63,7 +64,8 @@ uint32_t chat_room_members(const struct local_room *lr);
  * Caller holds the publish lock: do a reset of T's counts if one was asked
  * for, and if our counts are from an older epoch add every local room's
  * members back (TAIL: the ring's tail). A room the table cannot take keeps
- * ROOM_NONE as its index (it reads as empty) until the next sync.
+ * ROOM_NONE as its index (it reads as empty) and is tried again at every
+ * sync until it gets an entry.
  */
 void chat_rooms_sync(struct chat_rooms *rs, struct room_table *t, uint64_t tail);
 

@@ -222,6 +222,12 @@ void room_table_note_message(struct room_table *t, uint32_t idx, uint64_t pos, u
     e->last_id = id;
 }
 
+void room_table_note_unchained(struct room_table *t, uint64_t pos)
+{
+    if (pos + 1 > t->horizon)
+        t->horizon = pos + 1;
+}
+
 int room_table_chain_complete(const struct room_table *t, uint32_t idx, uint64_t tail)
 {
     if (idx >= t->cap)
@@ -243,10 +249,17 @@ uint32_t room_table_settle(struct room_table *t)
         for (uint32_t i = 0; i < t->used; i++)
             store_online(&ent[i], 0);
         set_occupied(t, 0);
-        t->reset_done = asked;
+        __atomic_store_n(&t->reset_done, asked, __ATOMIC_RELAXED);
         __atomic_store_n(&t->epoch, t->epoch + 1, __ATOMIC_RELEASE);
     }
     return t->epoch;
+}
+
+int room_table_behind(const struct room_table *t, uint32_t epoch)
+{
+    return __atomic_load_n(&t->reset_asked, __ATOMIC_ACQUIRE) !=
+               __atomic_load_n(&t->reset_done, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&t->epoch, __ATOMIC_ACQUIRE) != epoch;
 }
 
 uint32_t room_table_occupied(const struct room_table *t)

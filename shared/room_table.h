@@ -94,6 +94,12 @@ const struct room_entry *room_table_entry(const struct room_table *t, uint32_t i
 /* 1 when IDX holds NAME. */
 int room_table_is(const struct room_table *t, uint32_t idx, const char *name, size_t len);
 
+/*
+ * A message of a room with no entry (a full table) went into the ring at
+ * POS, on no chain: a room of its name made later must scan for history
+ * until the ring has passed it.
+ */
+void room_table_note_unchained(struct room_table *t, uint64_t pos);
 /* Room IDX got a message: entry POS of the ring, id ID. */
 void room_table_note_message(struct room_table *t, uint32_t idx, uint64_t pos, uint64_t id);
 /*
@@ -110,6 +116,8 @@ void room_table_request_reset(struct room_table *t);
  * (room_table_join by name) before any other change.
  */
 uint32_t room_table_settle(struct room_table *t);
+/* 1 when a reset is asked for or done after EPOCH (no lock: a cheap check per tick). */
+int room_table_behind(const struct room_table *t, uint32_t epoch);
 
 /* Rooms with members now (any process, no lock). */
 uint32_t room_table_occupied(const struct room_table *t);

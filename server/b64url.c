@@ -56,22 +56,23 @@ ssize_t b64url_decode(void *dst, size_t cap, const char *src, size_t len)
     size_t tail = len % 4;
     if (tail == 1 || len > (size_t)SSIZE_MAX)
         return -EINVAL;
-    size_t out = B64URL_DECODED_MAX(len);
-    if (out > cap)
+    /* Check the whole text first: a bad text is -EINVAL whatever its
+     * length, and nothing is written unless all of it decodes. */
+    for (size_t i = 0; i < len; i++)
+        if (value(s[i]) < 0)
+            return -EINVAL;
+    /* A short group's unused bits: 4 after two characters, 2 after three. */
+    if ((tail == 2 && (value(s[len - 1]) & 15) != 0) ||
+        (tail == 3 && (value(s[len - 1]) & 3) != 0))
+        return -EINVAL;
+    if (B64URL_DECODED_MAX(len) > cap)
         return -ENOSPC;
     size_t w = 0;
     for (size_t i = 0; i < len; i += 4) {
         size_t n = len - i < 4 ? len - i : 4;
         uint32_t v = 0;
-        for (size_t k = 0; k < 4; k++) {
-            int c = k < n ? value(s[i + k]) : 0;
-            if (c < 0)
-                return -EINVAL;
-            v = v << 6 | (uint32_t)c;
-        }
-        /* A short group's unused bits: 4 after two characters, 2 after three. */
-        if ((n == 2 && (v & 0xFFFF) != 0) || (n == 3 && (v & 0xFF) != 0))
-            return -EINVAL;
+        for (size_t k = 0; k < 4; k++)
+            v = v << 6 | (uint32_t)(k < n ? value(s[i + k]) : 0);
         d[w++] = (unsigned char)(v >> 16);
         if (n >= 3)
             d[w++] = (unsigned char)(v >> 8);

@@ -33,9 +33,9 @@ ssize_t b64url_encode(char *dst, size_t cap, const void *src, size_t len);
 /*
  * Decode src[0..len) into dst[0..cap). Returns the number of bytes written
  * (>= 0; an empty text is zero bytes), -EINVAL when the text is not
- * canonical unpadded base64url, or -ENOSPC when the result is longer than
- * cap (checked before anything is written; after -EINVAL dst[0..cap) may
- * hold partial output). src and dst may not overlap.
+ * canonical unpadded base64url (whatever its length), or -ENOSPC when it
+ * is but decodes to more than cap bytes. Nothing is written on failure.
+ * src and dst may not overlap.
  */
 ssize_t b64url_decode(void *dst, size_t cap, const char *src, size_t len);
 

@@ -66,8 +66,12 @@ START_TEST(decode_vectors)
     ck_assert_int_eq(b64url_decode(out, v->bin_len, in, v->txt_len), (ssize_t)v->bin_len);
     ck_assert_mem_eq(out, v->bin, v->bin_len);
     ck_assert_int_eq(b64url_decode(out, sizeof out, in, v->txt_len), (ssize_t)v->bin_len);
-    if (v->bin_len > 0)
+    if (v->bin_len > 0) {
+        memset(out, 0x5A, sizeof out);
         ck_assert_int_eq(b64url_decode(out, v->bin_len - 1, in, v->txt_len), -ENOSPC);
+        for (size_t k = 0; k < sizeof out; k++)
+            ck_assert_int_eq(out[k], 0x5A);     /* nothing written */
+    }
 }
 END_TEST
 
@@ -93,6 +97,8 @@ START_TEST(reject_foreign_chars)
             const char *in = guard_copy(txt, n);
             ck_assert_msg(b64url_decode(out, sizeof out, in, n) == -EINVAL,
                           "byte 0x%02x at %zu of %s accepted", c, pos, base[b]);
+            /* a bad text is -EINVAL even when it would not fit */
+            ck_assert_int_eq(b64url_decode(out, 0, in, n), -EINVAL);
         }
     }
 }

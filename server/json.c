@@ -12,6 +12,7 @@
  */
 #include "json.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "ascii.h"
@@ -61,7 +62,7 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t *bad)
 /* ---- reader ---------------------------------------------------------- */
 
 struct cursor {
-    char *buf;
+    const char *buf;
     size_t len;
     size_t i;
 };
@@ -155,44 +156,63 @@ static size_t read_escape(struct cursor *c, char *w)
 }
 
 /*
- * A string whose opening quote is at c->i. Decodes it in place and points
- * *out and *out_len at the result. 0, or -1 if malformed.
+ * A string whose opening quote is at c->i, decoded to dst[0..cap), or only
+ * checked when dst is NULL; *out_len is its decoded length. dst may be the
+ * string's own bytes (in place): the writer never passes the reader, as no
+ * escape is shorter than what it decodes to. 0, -1 if malformed, -2 if it
+ * decodes to more than cap bytes (the cursor is then left inside it).
  */
-static int read_string(struct cursor *c, const char **out, size_t *out_len)
+static int read_string(struct cursor *c, char *dst, size_t cap, size_t *out_len)
 {
     if (c->i >= c->len || c->buf[c->i] != '"')
         return -1;
     c->i++;
-    char *start = c->buf + c->i;
-    char *w = start;            /* write cursor, never ahead of c->i */
+    size_t w = 0;
     while (c->i < c->len) {
         unsigned char ch = (unsigned char)c->buf[c->i];
+        char tmp[4];
+        const char *src;
+        size_t n;
         if (ch == '"') {
             c->i++;
-            *out = start;
-            *out_len = (size_t)(w - start);
+            *out_len = w;
             return 0;
         }
         if (ch == '\\') {
             c->i++;
-            size_t n = read_escape(c, w);
+            n = read_escape(c, tmp);
             if (n == 0)
                 return -1;
-            w += n;
+            src = tmp;
         } else if (ch < 0x20) {
             return -1;          /* RFC 8259 §7: controls must be escaped */
         } else {
             size_t bad;
-            size_t n = utf8_seq((const unsigned char *)c->buf + c->i,
-                                c->len - c->i, &bad);
+            n = utf8_seq((const unsigned char *)c->buf + c->i, c->len - c->i, &bad);
             if (n == 0)
                 return -1;
-            memmove(w, c->buf + c->i, n);
-            w += n;
+            src = c->buf + c->i;
             c->i += n;
         }
+        if (dst != NULL) {
+            if (cap - w < n)
+                return -2;
+            memmove(dst + w, src, n);
+        }
+        w += n;
     }
     return -1;                  /* unterminated */
+}
+
+/* read_string() decoding in place; MBUF is the writable alias of c->buf. */
+static int read_string_in_place(struct cursor *c, char *mbuf, const char **out,
+                                size_t *out_len)
+{
+    if (c->i >= c->len || c->buf[c->i] != '"')
+        return -1;
+    char *dst = mbuf + c->i + 1;
+    *out = dst;
+    return read_string(c, dst, SIZE_MAX, out_len);
 }
 
 static int is_digit(struct cursor *c)
@@ -238,8 +258,16 @@ static int read_literal(struct cursor *c, const char *word)
     return 0;
 }
 
-/* One value at c->i into *f. 0, or -1 if malformed or nested. */
-static int read_value(struct cursor *c, struct json_field *f)
+static int read_array(struct cursor *c);
+
+/*
+ * One value at c->i into *f. Strings are decoded in place into MBUF (the
+ * writable alias of c->buf), or only checked when MBUF is NULL (inside an
+ * array, whose raw text must stay intact for json_array_next()). With
+ * ARRAYS, a flat array of scalars is a value too. 0, or -1 if malformed or
+ * nested deeper than allowed.
+ */
+static int read_value(struct cursor *c, char *mbuf, int arrays, struct json_field *f)
 {
     if (c->i >= c->len)
         return -1;
@@ -248,7 +276,16 @@ static int read_value(struct cursor *c, struct json_field *f)
     switch (c->buf[c->i]) {
     case '"':
         f->type = JSON_STRING;
-        return read_string(c, &f->val, &f->val_len);
+        if (mbuf != NULL)
+            return read_string_in_place(c, mbuf, &f->val, &f->val_len);
+        rc = read_string(c, NULL, 0, &f->val_len);
+        break;
+    case '[':
+        if (!arrays)
+            return -1;
+        f->type = JSON_ARRAY;
+        rc = read_array(c);
+        break;
     case 't':
         f->type = JSON_TRUE;
         rc = read_literal(c, "true");
@@ -261,7 +298,7 @@ static int read_value(struct cursor *c, struct json_field *f)
         f->type = JSON_NULL;
         rc = read_literal(c, "null");
         break;
-    default:                    /* '{' and '[' land here too: not flat */
+    default:                    /* '{' lands here too: never nested */
         f->type = JSON_NUMBER;
         rc = read_number(c);
         break;
@@ -269,6 +306,31 @@ static int read_value(struct cursor *c, struct json_field *f)
     f->val = c->buf + start;
     f->val_len = c->i - start;
     return rc;
+}
+
+/* A flat array of scalars at c->i ('['), only checked. 0, or -1. */
+static int read_array(struct cursor *c)
+{
+    c->i++;
+    skip_ws(c);
+    if (c->i < c->len && c->buf[c->i] == ']') {
+        c->i++;
+        return 0;
+    }
+    for (;;) {
+        struct json_field scratch;
+        if (read_value(c, NULL, 0, &scratch) != 0)
+            return -1;
+        skip_ws(c);
+        if (c->i >= c->len)
+            return -1;
+        char sep = c->buf[c->i++];
+        if (sep == ']')
+            return 0;
+        if (sep != ',')
+            return -1;
+        skip_ws(c);
+    }
 }
 
 static int is_duplicate(const struct json_field *fields, int n,
@@ -281,7 +343,8 @@ static int is_duplicate(const struct json_field *fields, int n,
     return 0;
 }
 
-int json_parse_object(char *buf, size_t len, struct json_field *fields, int max)
+int json_parse_object_ex(char *buf, size_t len, struct json_field *fields, int max,
+                         unsigned flags)
 {
     struct cursor c = { buf, len, 0 };
     int n = 0;                  /* fields seen, stored or not */
@@ -301,7 +364,7 @@ int json_parse_object(char *buf, size_t len, struct json_field *fields, int max)
              * among the stored fields then. */
             struct json_field scratch;
             struct json_field *f = n < max ? &fields[n] : &scratch;
-            if (read_string(&c, &f->key, &f->key_len) != 0)
+            if (read_string_in_place(&c, buf, &f->key, &f->key_len) != 0)
                 return -1;
             if (is_duplicate(fields, n < max ? n : max, f))
                 return -1;
@@ -310,7 +373,7 @@ int json_parse_object(char *buf, size_t len, struct json_field *fields, int max)
                 return -1;
             c.i++;
             skip_ws(&c);
-            if (read_value(&c, f) != 0)
+            if (read_value(&c, buf, (flags & JSON_ARRAYS) != 0, f) != 0)
                 return -1;
             n++;
             skip_ws(&c);
@@ -330,6 +393,11 @@ int json_parse_object(char *buf, size_t len, struct json_field *fields, int max)
     return n > max ? -2 : n;
 }
 
+int json_parse_object(char *buf, size_t len, struct json_field *fields, int max)
+{
+    return json_parse_object_ex(buf, len, fields, max, 0);
+}
+
 const struct json_field *json_get(const struct json_field *fields, int n,
                                   const char *key)
 {
@@ -338,6 +406,49 @@ const struct json_field *json_get(const struct json_field *fields, int n,
         if (fields[k].key_len == klen && memcmp(fields[k].key, key, klen) == 0)
             return &fields[k];
     return NULL;
+}
+
+void json_array_begin(struct json_array_iter *it, const struct json_field *f)
+{
+    it->text = f->val;
+    it->len = f->val_len;
+    it->i = 1;                  /* past '[' */
+    it->n = 0;
+}
+
+int json_array_next(struct json_array_iter *it, char *dst, size_t cap, size_t *len,
+                    int *type)
+{
+    struct cursor c = { it->text, it->len, it->i };
+    skip_ws(&c);
+    if (c.i >= c.len)
+        return -1;
+    if (c.buf[c.i] == ']')
+        return 0;               /* it->i stays: later calls answer 0 too */
+    if (it->n > 0) {
+        if (c.buf[c.i] != ',')
+            return -1;
+        c.i++;
+        skip_ws(&c);
+    }
+    if (c.i < c.len && c.buf[c.i] == '"') {
+        *type = JSON_STRING;
+        int rc = read_string(&c, dst, cap, len);
+        if (rc != 0)
+            return rc;
+    } else {
+        struct json_field v;
+        if (read_value(&c, NULL, 0, &v) != 0)
+            return -1;
+        if (v.val_len > cap)
+            return -2;
+        memcpy(dst, v.val, v.val_len);
+        *len = v.val_len;
+        *type = v.type;
+    }
+    it->i = c.i;
+    it->n++;
+    return 1;
 }
 
 /* ---- writer ---------------------------------------------------------- */

@@ -60,6 +60,38 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     free(buf);
 }
 
+/* JSON_ARRAYS mode: the same checks hold, and every array iterates to its end. */
+static void fuzz_arrays(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size ? size : 1);
+    CHECK(buf != NULL);
+    memcpy(buf, data, size);
+    struct json_field f[JSON_MAX_FIELDS];
+    int n = json_parse_object_ex(buf, size, f, JSON_MAX_FIELDS, JSON_ARRAYS);
+    CHECK(n >= -2 && n <= JSON_MAX_FIELDS);
+    for (int k = 0; k < n; k++) {
+        CHECK(f[k].val >= buf && f[k].val + f[k].val_len <= buf + size);
+        if (f[k].type != JSON_ARRAY)
+            continue;
+        CHECK(f[k].val_len >= 2 && f[k].val[0] == '[' && f[k].val[f[k].val_len - 1] == ']');
+        struct json_array_iter it;
+        json_array_begin(&it, &f[k]);
+        char *el = malloc(f[k].val_len);
+        CHECK(el != NULL);
+        size_t len;
+        int type, rc, count = 0;
+        while ((rc = json_array_next(&it, el, f[k].val_len, &len, &type)) == 1) {
+            CHECK(len <= f[k].val_len && type != JSON_ARRAY);
+            if (type == JSON_STRING)
+                CHECK(utf8_ok((const unsigned char *)el, len));
+            CHECK(++count <= (int)f[k].val_len);
+        }
+        CHECK(rc == 0);
+        free(el);
+    }
+    free(buf);
+}
+
 static void fuzz_writer(const uint8_t *data, size_t size)
 {
     size_t el = json_escaped_len((const char *)data, size);
@@ -100,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_reader(data, size);
+    fuzz_arrays(data, size);
     fuzz_writer(data, size);
     return 0;
 }

@@ -461,6 +461,166 @@ START_TEST(round_trip_random_bytes)
 }
 END_TEST
 
+/* ---- arrays (JSON_ARRAYS) --------------------------------------------- */
+
+struct arr_elem {
+    int type;
+    const char *val; size_t val_len;
+};
+
+struct arr_vec {
+    const char *in; size_t len;
+    const char *raw; size_t raw_len;            /* the array field's text */
+    int n;
+    struct arr_elem e[6];
+};
+
+static const struct arr_vec arrays[] = {
+    { S("{\"r\":[]}"), S("[]"), 0, { { 0 } } },
+    { S("{\"r\":[ \n ]}"), S("[ \n ]"), 0, { { 0 } } },
+    { S("{\"r\":[\"a\"]}"), S("[\"a\"]"), 1, { { STR, S("a") } } },
+    { S("{\"r\":[\"lobby\",\"dev\"],\"x\":1}"), S("[\"lobby\",\"dev\"]"), 2,
+      { { STR, S("lobby") }, { STR, S("dev") } } },
+    { S("{\"r\" : [ \"a\\\"b\" , \"\\u00e9\\n\" ,\"\" ] }"),
+      S("[ \"a\\\"b\" , \"\\u00e9\\n\" ,\"\" ]"), 3,
+      { { STR, S("a\"b") }, { STR, S("\xC3\xA9\n") }, { STR, S("") } } },
+    { S("{\"r\":[1,-2.5e3,true,false,null,\"s\"]}"),
+      S("[1,-2.5e3,true,false,null,\"s\"]"), 6,
+      { { NUM, S("1") }, { NUM, S("-2.5e3") }, { JSON_TRUE, S("true") },
+        { JSON_FALSE, S("false") }, { JSON_NULL, S("null") }, { STR, S("s") } } },
+    { S("{\"r\":[\"\\uD83D\\uDE00\"]}"), S("[\"\\uD83D\\uDE00\"]"), 1,
+      { { STR, S("\xF0\x9F\x98\x80") } } },
+};
+
+static void check_array(const struct arr_vec *v, const struct json_field *f)
+{
+    ck_assert_int_eq(f->type, JSON_ARRAY);
+    ck_assert_uint_eq(f->val_len, v->raw_len);
+    ck_assert_mem_eq(f->val, v->raw, v->raw_len);
+    /* Twice: iterating does not consume or change the text. */
+    for (int pass = 0; pass < 2; pass++) {
+        struct json_array_iter it;
+        json_array_begin(&it, f);
+        for (int k = 0; k < v->n; k++) {
+            char out[64];
+            size_t len = 999;
+            int type = -1;
+            ck_assert_int_eq(json_array_next(&it, out, sizeof out, &len, &type), 1);
+            ck_assert_int_eq(type, v->e[k].type);
+            ck_assert_uint_eq(len, v->e[k].val_len);
+            ck_assert_mem_eq(out, v->e[k].val, len);
+        }
+        char out[64];
+        size_t len;
+        int type;
+        ck_assert_int_eq(json_array_next(&it, out, sizeof out, &len, &type), 0);
+        ck_assert_int_eq(json_array_next(&it, out, sizeof out, &len, &type), 0);
+    }
+}
+
+START_TEST(array_valid)
+{
+    const struct arr_vec *v = &arrays[_i];
+    char *buf = guard_copy(v->in, v->len);
+    struct json_field f[JSON_MAX_FIELDS];
+    int n = json_parse_object_ex(buf, v->len, f, JSON_MAX_FIELDS, JSON_ARRAYS);
+    ck_assert_int_ge(n, 1);
+    const struct json_field *r = json_get(f, n, "r");
+    ck_assert_ptr_nonnull(r);
+    check_array(v, r);
+    /* Without the flag the same text is rejected, as before. */
+    buf = guard_copy(v->in, v->len);
+    ck_assert_int_eq(json_parse_object(buf, v->len, f, JSON_MAX_FIELDS), -1);
+}
+END_TEST
+
+START_TEST(array_prefixes)
+{
+    const struct arr_vec *v = &arrays[_i];
+    for (size_t k = 0; k < v->len; k++) {
+        char *buf = guard_copy(v->in, k);
+        struct json_field f[JSON_MAX_FIELDS];
+        ck_assert_msg(json_parse_object_ex(buf, k, f, JSON_MAX_FIELDS, JSON_ARRAYS) == -1,
+                      "prefix %zu of array vector %d accepted", k, _i);
+    }
+}
+END_TEST
+
+/* The iterator decodes into a bounded buffer: exactly cap fits, one less is -2. */
+START_TEST(array_capacity)
+{
+    const struct arr_vec *v = &arrays[_i];
+    char buf[128];              /* not guarded: the guard page goes to dst */
+    ck_assert_uint_le(v->len, sizeof buf);
+    memcpy(buf, v->in, v->len);
+    struct json_field f[JSON_MAX_FIELDS];
+    int n = json_parse_object_ex(buf, v->len, f, JSON_MAX_FIELDS, JSON_ARRAYS);
+    const struct json_field *r = json_get(f, n, "r");
+    ck_assert_ptr_nonnull(r);
+    for (int k = 0; k < v->n; k++) {
+        size_t want = v->e[k].val_len;
+        for (int tight = 0; tight < 2; tight++) {
+            struct json_array_iter it;
+            json_array_begin(&it, r);
+            char out[64];
+            size_t len;
+            int type;
+            for (int j = 0; j < k; j++)
+                ck_assert_int_eq(json_array_next(&it, out, sizeof out, &len, &type), 1);
+            if (tight && want == 0)
+                continue;
+            size_t cap = tight ? want - 1 : want;
+            char *dst = guard_copy(out, cap);   /* a write past cap faults */
+            ck_assert_int_eq(json_array_next(&it, dst, cap, &len, &type), (tight ? -2 : 1));
+            if (!tight)
+                ck_assert_mem_eq(dst, v->e[k].val, want);
+        }
+    }
+}
+END_TEST
+
+static const struct bad_vec bad_arrays[] = {
+    { S("{\"r\":[}") }, { S("{\"r\":[\"a\"}") }, { S("{\"r\":[\"a\",]}") },
+    { S("{\"r\":[,\"a\"]}") }, { S("{\"r\":[\"a\" \"b\"]}") }, { S("{\"r\":[\"a\";\"b\"]}") },
+    { S("{\"r\":[[]]}") }, { S("{\"r\":[\"a\",[\"b\"]]}") }, { S("{\"r\":[{}]}") },
+    { S("{\"r\":[{\"a\":1}]}") }, { S("{\"r\":[\"\\uD800\"]}") }, { S("{\"r\":[\"\xC3\"]}") },
+    { S("{\"r\":[\"\n\"]}") }, { S("{\"r\":[01]}") }, { S("{\"r\":[tru]}") },
+    { S("{\"r\":[]]}") }, { S("{\"r\":[]x}") }, { S("[\"a\"]") }, { S("{\"r\":]}") },
+    { S("{\"r\":[],\"r\":[]}") }, { S("{\"r\":[\"a\\x\"]}") },
+};
+
+START_TEST(array_invalid)
+{
+    const struct bad_vec *v = &bad_arrays[_i];
+    char *buf = guard_copy(v->in, v->len);
+    struct json_field f[JSON_MAX_FIELDS];
+    ck_assert_msg(json_parse_object_ex(buf, v->len, f, JSON_MAX_FIELDS, JSON_ARRAYS) == -1,
+                  "bad array vector %d accepted", _i);
+}
+END_TEST
+
+/* The iterator stays inside its text when handed something unchecked. */
+START_TEST(array_iter_unchecked)
+{
+    static const char *texts[] = { "[", "[\"a", "[\"a\",", "[1 2]", "[\"a\"\"b\"]", "[[1]]",
+                                   "[\"\\u12", "[nul" };
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+        size_t tl = strlen(texts[k]);
+        struct json_field f = { .key = "r", .key_len = 1, .type = JSON_ARRAY };
+        f.val = guard_copy(texts[k], tl);
+        f.val_len = tl;
+        struct json_array_iter it;
+        json_array_begin(&it, &f);
+        char out[16];
+        size_t len;
+        int type, rc, steps = 0;
+        while ((rc = json_array_next(&it, out, sizeof out, &len, &type)) == 1)
+            ck_assert_int_lt(++steps, 4);
+        ck_assert_msg(rc == -1, "unchecked text %zu gave %d", k, rc);
+    }
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 Suite *json_suite(void)
@@ -477,6 +637,14 @@ Suite *json_suite(void)
     tc = tcase_create("writer");
     tcase_add_loop_test(tc, escape_vectors, 0, N(escapes));
     tcase_add_loop_test(tc, escape_controls, 0, 32);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("arrays");
+    tcase_add_loop_test(tc, array_valid, 0, N(arrays));
+    tcase_add_loop_test(tc, array_prefixes, 0, N(arrays));
+    tcase_add_loop_test(tc, array_capacity, 0, N(arrays));
+    tcase_add_loop_test(tc, array_invalid, 0, N(bad_arrays));
+    tcase_add_test(tc, array_iter_unchecked);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("round_trip");

@@ -266,35 +266,49 @@ static int verbatim_bad(int type, uint64_t offset, const char *d, size_t n)
     return type == RESP_VERBATIM && offset <= 3 && offset + n > 3 && d[3 - offset] != ':';
 }
 
-/* The next piece of a streamed bulk payload, and its CRLF once all is here. */
+/* Deliver K payload bytes at BUF; LAST: they end the payload (CRLF included in USED). */
+static ssize_t piece(struct resp_parser *p, struct resp_event *ev, const char *buf, size_t k,
+                     size_t used, int last)
+{
+    ev->data = buf;
+    ev->len = k;
+    ev->last = last;
+    p->bulk_left -= k;
+    if (last) {
+        p->bulk_open = 0;
+        value_done(p, ev);
+    }
+    return (ssize_t)used;
+}
+
+/*
+ * The next piece of a streamed bulk payload, and its CRLF once all is here.
+ * A piece stops short of a byte that is wrong (the verbatim colon, the CR
+ * LF), so the error comes from the call that starts at that byte and the
+ * bytes consumed before it are the same for every split.
+ */
 static ssize_t bulk_piece(struct resp_parser *p, const char *buf, size_t len,
                           struct resp_event *ev)
 {
     uint64_t left = p->bulk_left;
+    size_t k = (uint64_t)len < left ? len : (size_t)left;
     ev->kind = RESP_EV_VALUE;
     ev->type = ev->wire = p->bulk_type;
-    ev->data = buf;
     ev->total = p->bulk_total;
     ev->offset = p->bulk_total - left;
+    if (verbatim_bad(ev->type, ev->offset, buf, k)) {
+        if (ev->offset < 3)
+            return piece(p, ev, buf, (size_t)(3 - ev->offset), (size_t)(3 - ev->offset), 0);
+        return RESP_ERR_SYNTAX;
+    }
     if ((uint64_t)len >= left + 2) {
-        if (verbatim_bad(ev->type, ev->offset, buf, (size_t)left))
-            return RESP_ERR_SYNTAX;
-        if (buf[left] != '\r' || buf[left + 1] != '\n')
-            return RESP_ERR_CRLF;
-        ev->len = (size_t)left;
-        ev->last = 1;
-        p->bulk_open = 0;
-        value_done(p, ev);
-        return (ssize_t)left + 2;
+        if (buf[left] == '\r' && buf[left + 1] == '\n')
+            return piece(p, ev, buf, k, k + 2, 1);
+        return k > 0 ? piece(p, ev, buf, k, k, 0) : RESP_ERR_CRLF;
     }
     if (left == 0)      /* all payload delivered, CRLF incomplete: check the CR now */
         return len > 0 && buf[0] != '\r' ? RESP_ERR_CRLF : 0;
-    size_t k = (uint64_t)len < left ? len : (size_t)left;
-    if (verbatim_bad(ev->type, ev->offset, buf, k))
-        return RESP_ERR_SYNTAX;
-    ev->len = k;
-    p->bulk_left -= k;
-    return (ssize_t)k;
+    return piece(p, ev, buf, k, k, 0);
 }
 
 static ssize_t bulk_token(struct resp_parser *p, const char *buf, size_t len,

@@ -108,6 +108,7 @@ struct run {
     unsigned attrs;
     int attr_at[RESP_DEPTH_MAX + 1];
     uint64_t since_reply;   /* bytes consumed since the last reply ended */
+    size_t consumed;        /* in all; must not depend on the split, errors included */
     int err;
     struct sbuf acc;        /* unconsumed input, as a connection keeps it */
 };
@@ -234,6 +235,7 @@ static void feed(struct run *r, const char *d, size_t n)
         REQUIRE((size_t)k <= r->acc.len - pos);
         on_event(r, &ev, g + pos, (size_t)k);
         pos += (size_t)k;
+        r->consumed += (size_t)k;
     }
     memmove(r->acc.p, r->acc.p + pos, r->acc.len - pos);
     r->acc.len -= pos;
@@ -264,8 +266,12 @@ static struct sbuf finish(struct run *r)
 }
 
 static void check_outcome(struct sbuf *got, const char *want, size_t want_len,
-                          const char *name, const char *how, size_t split)
+                          const char *name, const char *how, size_t split,
+                          size_t consumed, size_t want_consumed)
 {
+    if (consumed != want_consumed)
+        ck_abort_msg("%s, %s feed (split %zu): consumed %zu, whole feed %zu", name, how,
+                     split, consumed, want_consumed);
     if (got->len != want_len || memcmp(got->p, want, want_len) != 0) {
         char g[600];
         snprintf(g, sizeof g, "%s", esc(got->p, got->len));
@@ -290,14 +296,15 @@ static void run_feeds(const char *name, const char *in, size_t len,
 
     run_init(&r, lim);
     feed(&r, in, len);
+    size_t whole = r.consumed;
     out = finish(&r);
-    check_outcome(&out, want, want_len, name, "whole", 0);
+    check_outcome(&out, want, want_len, name, "whole", 0, whole, whole);
 
     run_init(&r, lim);
     for (size_t i = 0; i < len; i++)
         feed(&r, in + i, 1);
     out = finish(&r);
-    check_outcome(&out, want, want_len, name, "bytewise", 0);
+    check_outcome(&out, want, want_len, name, "bytewise", 0, r.consumed, whole);
 
     for (size_t k = 1; k < len; k++) {
         if (!split_wanted(k, len))
@@ -306,7 +313,7 @@ static void run_feeds(const char *name, const char *in, size_t len,
         feed(&r, in, k);
         feed(&r, in + k, len - k);
         out = finish(&r);
-        check_outcome(&out, want, want_len, name, "split", k);
+        check_outcome(&out, want, want_len, name, "split", k, r.consumed, whole);
     }
 }
 
@@ -384,6 +391,10 @@ static const struct pvec pvecs[] = {
     PV("verbatim empty text", NULL, BOTH, "=4\r\ntxt:\r\n", "=4:txt:;="),
     PV("verbatim too short", NULL, BOTH, "=3\r\ntxt\r\n", "ERR(SYNTAX)"),
     PV("verbatim no colon", NULL, BOTH, "=5\r\ntxtx1\r\n", "ERR(SYNTAX)"),
+    PV("verbatim colon early", NULL, BOTH, "=5\r\ntx:x1\r\n", "ERR(SYNTAX)"),
+    PV("verbatim no colon, long", NULL, BOTH, "=20\r\ntxt-0123456789abcdef\r\n", "ERR(SYNTAX)"),
+    PV("bulk too long, long", NULL, BOTH, "$20\r\n0123456789abcdefghijX\r\n", "ERR(CRLF)"),
+    PV("bulk bad LF, long", NULL, BOTH, "$20\r\n0123456789abcdefghij\rX", "ERR(CRLF)"),
 
     /* aggregates */
     PV("array", NULL, BOTH, "*2\r\n$3\r\nfoo\r\n:1\r\n", "*2{ $3:foo :1};*"),

@@ -261,7 +261,7 @@ ratio() {
 # One rooms row from report $2, labelled $1.
 rooms_row() {
     local r=$2 fx refused
-    fx="$(jv "$r" rooms_complete)/$(jv "$r" rooms) rooms of 2 complete"
+    fx="$(jv "$r" rooms_complete)/$(jv "$r" rooms) rooms of 2 complete, $(num "$(jv "$r" joins_per_s)" 0) joins/s"
     refused=$(jv "$r" refused_before_ready)
     if [ -n "$refused" ] && [ "$refused" != 0 ]; then
         fx="$fx ($refused members refused by the server, $(jv "$r" refused_1013) with 1013)"
@@ -332,12 +332,15 @@ if [ "$MODE" = full ]; then
     if [ "$peer_ran" = 1 ]; then
         uver=$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$UWS_DIR/node_modules/uwebsockets/package.json" | head -1)
         usrc=$(head -c 12 "$UWS_DIR/node_modules/uwebsockets/source_commit" 2>/dev/null)
-        echo "peer      uWebSockets.js (npm uwebsockets $uver, uWS.js commit ${usrc:-?}) on node $(node --version), one thread, tests/bench/uws/server.mjs; same generator, same pinning"
+        echo "peer      uWebSockets.js (npm uwebsockets $uver, uWS.js commit ${usrc:-?}) on node $(node --version), one thread, tests/bench/uws/server.mjs; same generator, same mode"
         join_row uws-join uws_join ""
         echo_row uws-echo uws_echo
         rooms_row uws-rooms uws_rooms
         echo "peer      $([ $peer_alive = 1 ] && echo "alive after the run" || echo "DIED during the run")"
         echo "wschat/uWS (above 1: wschat higher): join rate $(ratio "$(jv join handshakes_per_s)" "$(jv uws_join handshakes_per_s)"), echo rate $(ratio "$(jv echo round_trips_per_s)" "$(jv uws_echo round_trips_per_s)"), rooms deliveries/s $(ratio "$(jv rooms deliveries_per_s)" "$(jv uws_rooms deliveries_per_s)"); lower is better: echo p99 $(ratio "$(jv echo p99_ms)" "$(jv uws_echo p99_ms)"), rooms peer p99 $(ratio "$(jv rooms peer_p99_ms)" "$(jv uws_rooms peer_p99_ms)"), RSS per idle member join $(ratio "$(jv join rss_per_conn_bytes)" "$(jv uws_join rss_per_conn_bytes)"), rooms $(ratio "$(jv rooms idle_rss_per_member_bytes)" "$(jv uws_rooms idle_rss_per_member_bytes)")"
+        if [ "$(jv rooms rooms_complete)" != "$(jv rooms rooms)" ]; then
+            echo "          (rooms ratios compare unlike runs: wschat completed only $(jv rooms rooms_complete) of $(jv rooms rooms) rooms)"
+        fi
         [ "$PIN" = 1 ] || echo "          (unpinned, wschat runs $WORKERS workers and the peer one thread: run PIN=1 for one core each)"
     else
         echo "peer      uWebSockets.js not run: ${peer_note:-unknown reason}"

@@ -269,7 +269,7 @@ rooms_row() {
     local p99 lost met=no
     p99=$(jv "$r" peer_p99_ms)
     lost=$(jv "$r" lost)
-    if [ "${lost:-x}" = 0 ] && [ "${RC[$r]}" = 0 ] &&
+    if [ "${lost:-x}" = 0 ] && [ "$(verdict "$r")" = PASS ] &&
        awk -v p="${p99:-999}" 'BEGIN { exit !(p + 0 < 50) }'; then
         met=yes
     fi

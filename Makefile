@@ -132,10 +132,12 @@ $(B)/wsbench: $(BENCH_SRC) tests/bench/wsb.h
 
 BENCH_ENV = WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster WSBENCH=$(CURDIR)/$(B)/wsbench WSCHAT_ROOT=$(CURDIR)
 
-# Speed and memory, printed as one table (takes a few minutes).
+# Speed and memory, printed as one table (takes a few minutes), then the same
+# join, echo and rooms against the uWebSockets.js peer (npm, installed on
+# first use). PIN=1: server on CPU 0 (workers 1), generator on CPU 1.
 bench: deps
 	$(MAKE) $(B)/wsmaster $(B)/wsbench
-	$(BENCH_ENV) bash tests/bench/run-bench.sh
+	$(BENCH_ENV) bash tests/bench/run-bench.sh $(if $(filter 1,$(PIN)),--pin)
 
 # The same scenarios at tiny scale: asserts correctness only, never a time.
 bench-smoke: $(B)/wsmaster $(B)/wsbench

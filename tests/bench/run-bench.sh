@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# run-bench.sh [--smoke]: start wsmaster from a throwaway config, run the
-# wsbench scenarios against it, print one summary table, stop the server.
+# run-bench.sh [--smoke] [--pin]: start wsmaster from a throwaway config, run
+# the wsbench scenarios against it, print one summary table, stop the server.
+# The full run then starts the uWebSockets.js peer (tests/bench/uws/, npm
+# package `uwebsockets`, installed on first use) and runs join, echo and
+# rooms against it the same way, for the wschat/uWS ratios in the table.
 #
 # Builds nothing: the Makefile passes WSCHAT_BIN (server binary) and
 # WSBENCH (load generator) in the environment; WSCHAT_ROOT (repo root,
 # for web_root) defaults to two levels above this script. BENCH_OUT, when
 # set, is a directory that receives the JSON reports and the server log.
 #
-# --smoke: small figures, every scenario with --check; exit 1 if any check
-# fails, the server dies, or its log has [alert]/[crit] lines. Full: the
-# figures in the design (fanout ramp 1000 members, echo 100, conns 10000),
-# report only; exit non-zero only if a scenario could not run at all.
+# --smoke: small figures, every scenario with --check, never the peer; exit
+# 1 if any check fails, the server dies, or its log has [alert]/[crit]
+# lines. Full: the figures in the design (fanout ramp 1000 members, echo
+# 100, conns 10000, rooms 8000 x 2), report only; exit non-zero only if a
+# scenario could not run at all.
+#
+# --pin (make bench PIN=1): the server (wsmaster with `workers 1`, or the
+# peer) on CPU 0 and wsbench on CPU 1, with taskset; unpinned by default.
 set -u
 
 MODE=full
-case "${1:-}" in
-    --smoke) MODE=smoke ;;
-    "") ;;
-    *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
-esac
+PIN=0
+for arg in "$@"; do
+    case "$arg" in
+        --smoke) MODE=smoke ;;
+        --pin) PIN=1 ;;
+        *) echo "usage: $0 [--smoke] [--pin]" >&2; exit 2 ;;
+    esac
+done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=${WSCHAT_ROOT:-$(cd "$HERE/../.." && pwd)}
@@ -30,6 +40,19 @@ done
 
 # A broken client would blame the server: check wsbench's own codec first.
 "$WSBENCH" selftest >&2 || { echo "run-bench: wsbench selftest failed" >&2; exit 1; }
+
+# Pinned: every server process (wsmaster's workers inherit the mask, and
+# so do node's threads) shares CPU 0; the generator has CPU 1 to itself.
+SRV_PFX=()
+GEN_PFX=()
+if [ "$PIN" = 1 ]; then
+    command -v taskset >/dev/null ||
+        { echo "run-bench: --pin needs taskset (util-linux)" >&2; exit 2; }
+    [ "$(nproc)" -ge 2 ] ||
+        { echo "run-bench: --pin needs 2 CPUs, this machine has $(nproc)" >&2; exit 2; }
+    SRV_PFX=(taskset -c 0)
+    GEN_PFX=(taskset -c 1)
+fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wschat-bench.XXXXXX")
 SERVER_PID=
@@ -56,7 +79,7 @@ stop_server() {
 cleanup() {
     stop_server
     if [ -n "${BENCH_OUT:-}" ]; then
-        mkdir -p "$BENCH_OUT" && cp "$TMP"/*.json "$TMP"/error.log "$BENCH_OUT"/ 2>/dev/null
+        mkdir -p "$BENCH_OUT" && cp "$TMP"/*.json "$TMP"/error.log "$TMP"/*.out "$BENCH_OUT"/ 2>/dev/null
     fi
     rm -rf "$TMP"
 }
@@ -67,7 +90,10 @@ trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
 PORT=$("$WSBENCH" freeport) || { echo "run-bench: no free port" >&2; exit 2; }
-if [ "$MODE" = smoke ]; then WORKERS=2; else WORKERS=auto; fi
+# Pinned, more workers than the one CPU they share would only add switches.
+if [ "$PIN" = 1 ]; then WORKERS=1
+elif [ "$MODE" = smoke ]; then WORKERS=2
+else WORKERS=auto; fi
 cat > "$TMP/wschat.conf" <<EOF
 # written by tests/bench/run-bench.sh
 listen 127.0.0.1:$PORT
@@ -87,21 +113,24 @@ max_connections_per_ip 0
 ip_publish_rate 0
 EOF
 
-"$WSCHAT_BIN" -c "$TMP/wschat.conf" > "$TMP/server.out" 2>&1 &
-SERVER_PID=$!
+# Ready means: the process lives, the pid file (if any) exists and a TCP
+# connect succeeds (bounded: 10 s). $1 port, $2 pid file or "".
+wait_ready() {
+    for _ in $(seq 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then return 1; fi
+        if { [ -z "$2" ] || [ -s "$2" ]; } &&
+           (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
 
-# Ready means: the pid file exists and a TCP connect succeeds (bounded).
-ready=0
-for _ in $(seq 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-    if [ -s "$TMP/wschat.pid" ] &&
-       (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-if [ "$ready" != 1 ]; then
+# taskset execs the server, so $! is the server's own pid either way.
+"${SRV_PFX[@]}" "$WSCHAT_BIN" -c "$TMP/wschat.conf" > "$TMP/server.out" 2>&1 &
+SERVER_PID=$!
+if ! wait_ready "$PORT" "$TMP/wschat.pid"; then
     echo "run-bench: server did not come up on 127.0.0.1:$PORT within 10 s" >&2
     tail -20 "$TMP/server.out" "$TMP/error.log" 2>/dev/null >&2
     exit 2
@@ -113,33 +142,87 @@ if [ "$MODE" = smoke ]; then
     ECHO=(--conns 4 --bytes 100 --duration 2 --check)
     CONNS=(--conns 200 --check)
     JOIN=(--conns 200 --room benchjoin --check)
+    ROOMS=(--rooms 50 --duration 3 --hold 0.5 --check)
 else
     FANOUT=(--members 1000 --publishers 10 --rate 250 --bytes 100 --duration 5 --ramp)
     ECHO=(--conns 100 --bytes 100 --duration 5)
     CONNS=(--conns 10000)
     JOIN=(--conns 10000 --room benchjoin)
+    # 16,000 connections: within the 20,000 open files of one wsbench and
+    # of one worker (pinned), 19,000 per worker in the config above.
+    ROOMS=(--rooms 8000 --duration 10 --hold 1)
 fi
 
 declare -A RC
+# run_scenario REPORT SCENARIO ARGS...: its JSON lands in $TMP/REPORT.json.
 run_scenario() {
-    local name=$1; shift
-    echo "== $name" >&2
-    "$WSBENCH" "$name" "${COMMON[@]}" "$@" > "$TMP/$name.json"
-    RC[$name]=$?
+    local rep=$1 name=$2; shift 2
+    echo "== $rep" >&2
+    "${GEN_PFX[@]}" "$WSBENCH" "$name" "${COMMON[@]}" "$@" > "$TMP/$rep.json"
+    RC[$rep]=$?
 }
 # conns first: memory per idle connection is measured on a fresh server,
 # before the other scenarios have grown its heap (which would flatter it).
-run_scenario conns "${CONNS[@]}"
+run_scenario conns conns "${CONNS[@]}"
 # join right after, with as many members as conns had connections: the
 # ratio of the two handshake rates is the cost of joining a room.
-run_scenario join "${JOIN[@]}"
-run_scenario fanout "${FANOUT[@]}"
-run_scenario echo "${ECHO[@]}"
+run_scenario join join "${JOIN[@]}"
+run_scenario fanout fanout "${FANOUT[@]}"
+run_scenario echo echo "${ECHO[@]}"
+run_scenario rooms rooms "${ROOMS[@]}"
 
 server_alive=1
 kill -0 "$SERVER_PID" 2>/dev/null || server_alive=0
 stop_server
 alerts=$(grep -cE '\[(alert|crit|emerg)\]' "$TMP/error.log" 2>/dev/null)
+
+# ---- the uWebSockets.js peer (full run only) ---------------------------------
+
+# Installs node/npm like the browser test (apt, as root) and the npm
+# package from tests/bench/uws/package-lock.json; any failure is reported
+# in the table as "peer not run: why", never as a failed bench.
+UWS_DIR=$HERE/uws
+peer_note=
+start_peer() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        if [ "$(id -u)" -ne 0 ]; then
+            peer_note="node/npm missing (run as root to install them)"
+            return 1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends nodejs npm >&2 ||
+            { peer_note="apt-get install nodejs npm failed"; return 1; }
+    fi
+    if [ ! -d "$UWS_DIR/node_modules/uwebsockets" ]; then
+        echo "run-bench: installing the uwebsockets npm package" >&2
+        (cd "$UWS_DIR" && { npm ci --no-audit --no-fund ||
+                            npm install --no-audit --no-fund; }) >&2 ||
+            { peer_note="npm install uwebsockets failed"; return 1; }
+    fi
+    UWS_PORT=$("$WSBENCH" freeport) || { peer_note="no free port"; return 1; }
+    "${SRV_PFX[@]}" node "$UWS_DIR/server.mjs" "$UWS_PORT" > "$TMP/uws.out" 2>&1 &
+    SERVER_PID=$!
+    if ! wait_ready "$UWS_PORT" ""; then
+        peer_note="server.mjs did not come up: $(tail -3 "$TMP/uws.out" | tr '\n' ' ')"
+        stop_server
+        return 1
+    fi
+    return 0
+}
+
+peer_ran=0
+peer_alive=0
+if [ "$MODE" = full ]; then
+    if start_peer; then
+        peer_ran=1
+        COMMON=(--host 127.0.0.1 --port "$UWS_PORT" --server-pid "$SERVER_PID" --json)
+        run_scenario uws_join join "${JOIN[@]}"
+        run_scenario uws_echo echo "${ECHO[@]}"
+        run_scenario uws_rooms rooms "${ROOMS[@]}"
+        kill -0 "$SERVER_PID" 2>/dev/null && peer_alive=1
+        stop_server
+    fi
+fi
 
 # ---- summary ----------------------------------------------------------------
 
@@ -161,48 +244,111 @@ num() {
         printf -- '-'
     fi
 }
+# Exit 0 without --check still says, in "pass", whether the checks held.
 verdict() {
     case "${RC[$1]}" in
-        0) echo PASS ;; 1) echo FAIL ;; 2) echo "NOT RUN" ;; 3) echo TIMEOUT ;;
+        0) if [ "$(jv "$1" pass)" = 0 ]; then echo FAIL; else echo PASS; fi ;; 1) echo FAIL ;; 2) echo "NOT RUN" ;; 3) echo TIMEOUT ;;
         *) echo "ERROR(${RC[$1]})" ;;
     esac
 }
 
+# ratio A B: A / B with 2 decimals, "-" when either is not a number > 0.
+ratio() {
+    awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
+        if (a ~ /^[0-9.eE+-]+$/ && b ~ /^[0-9.eE+-]+$/ && a + 0 > 0 && b + 0 > 0)
+            printf "%.2f", a / b; else printf "-" }'
+}
+# One rooms row from report $2, labelled $1.
+rooms_row() {
+    local r=$2 fx refused
+    fx="$(jv "$r" rooms_complete)/$(jv "$r" rooms) rooms of 2 complete, $(num "$(jv "$r" joins_per_s)" 0) joins/s"
+    refused=$(jv "$r" refused_before_ready)
+    if [ -n "$refused" ] && [ "$refused" != 0 ]; then
+        fx="$fx ($refused members refused by the server, $(jv "$r" refused_1013) with 1013)"
+    fi
+    local p99 lost met=no
+    p99=$(jv "$r" peer_p99_ms)
+    lost=$(jv "$r" lost)
+    if [ "${lost:-x}" = 0 ] && [ "$(verdict "$r")" = PASS ] &&
+       awk -v p="${p99:-999}" 'BEGIN { exit !(p + 0 < 50) }'; then
+        met=yes
+    fi
+    printf '%-9s %-8s %s, %s msg/s per room: %s deliveries/s, to the peer p50 %s ms p99 %s ms, lost %s, dup %s, reordered %s, misrouted %s (0 lost and p99 < 50 ms: %s), %s B RSS per idle member\n' \
+        "$1" "$(verdict "$r")" "$fx" "$(jv "$r" room_rate)" \
+        "$(num "$(jv "$r" deliveries_per_s)" 0)" \
+        "$(num "$(jv "$r" peer_p50_ms)" 2)" "$(num "$p99" 2)" \
+        "${lost:--}" "$(jv "$r" duplicates)" "$(jv "$r" reorders)" \
+        "$(jv "$r" misrouted)" "$met" \
+        "$(num "$(jv "$r" idle_rss_per_member_bytes)" 0)"
+}
+
+if [ "$PIN" = 1 ]; then
+    pin_mode="pinned: server on CPU 0 (wsmaster workers 1), generator on CPU 1"
+else
+    pin_mode="unpinned: server and generator share all CPUs"
+fi
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo
-echo "wschat benchmark ($MODE)   $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "wschat benchmark ($MODE, $pin_mode)   $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine   $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), workers $WORKERS"
-printf '%-8s %-8s %s\n' scenario result figures
+printf '%-9s %-8s %s\n' scenario result figures
 fx="best $(num "$(jv fanout best_rate)" 0) msg/s = $(num "$(jv fanout best_deliveries_per_s)" 0) deliveries/s, p99 $(num "$(jv fanout best_p99_ms)" 2) ms"
 if [ "$(jv fanout ramp)" = 1 ]; then
     fx="$fx; ramp stopped at $(num "$(jv fanout stop_rate)" 0) msg/s: $(jv fanout stop_reason)"
 else
     fx="$fx; lost $(jv fanout lost), dup $(jv fanout duplicates), reordered $(jv fanout reorders)+$(jv fanout id_reorders)"
 fi
-printf '%-8s %-8s %s (%s members, %s publishers, %s B)\n' fanout "$(verdict fanout)" \
+printf '%-9s %-8s %s (%s members, %s publishers, %s B)\n' fanout "$(verdict fanout)" \
     "$fx" "$(jv fanout members)" "$(jv fanout publishers)" "$(jv fanout bytes)"
-printf '%-8s %-8s %s round trips/s, p50 %s ms, p99 %s ms (%s conns, %s B)\n' \
-    echo "$(verdict echo)" "$(num "$(jv echo round_trips_per_s)" 0)" \
-    "$(num "$(jv echo p50_ms)" 3)" "$(num "$(jv echo p99_ms)" 3)" \
-    "$(jv echo conns)" "$(jv echo bytes)"
-printf '%-8s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn\n' \
+echo_row() {
+    printf '%-9s %-8s %s round trips/s, p50 %s ms, p99 %s ms (%s conns, %s B)\n' \
+        "$1" "$(verdict "$2")" "$(num "$(jv "$2" round_trips_per_s)" 0)" \
+        "$(num "$(jv "$2" p50_ms)" 3)" "$(num "$(jv "$2" p99_ms)" 3)" \
+        "$(jv "$2" conns)" "$(jv "$2" bytes)"
+}
+echo_row echo echo
+printf '%-9s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn\n' \
     conns "$(verdict conns)" "$(jv conns opened)" "$(jv conns conns)" \
     "$(num "$(jv conns handshakes_per_s)" 0)" "$(jv conns total)" \
     "$(num "$(jv conns rss_per_conn_bytes)" 0)"
-ratio=$(awk -v j="$(jv join handshakes_per_s)" -v c="$(jv conns handshakes_per_s)" \
-    'BEGIN { if (c > 0) printf "%.2f", j / c; else print "?" }')
-printf '%-8s %-8s %s/%s members of one room, %s joins/s (%s x the /echo rate above), %s frames per member, %s B RSS per idle member\n' \
-    join "$(verdict join)" "$(jv join opened)" "$(jv join conns)" \
-    "$(num "$(jv join handshakes_per_s)" 0)" "$ratio" \
-    "$(num "$(jv join frames_per_member)" 1)" "$(num "$(jv join rss_per_conn_bytes)" 0)"
-printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conns open %s (near 1 = the generator is the limit)\n' \
+join_row() {
+    local extra=$3
+    printf '%-9s %-8s %s/%s members of one room, %s joins/s%s, %s frames per member, %s B RSS per idle member\n' \
+        "$1" "$(verdict "$2")" "$(jv "$2" opened)" "$(jv "$2" conns)" \
+        "$(num "$(jv "$2" handshakes_per_s)" 0)" "$extra" \
+        "$(num "$(jv "$2" frames_per_member)" 1)" "$(num "$(jv "$2" rss_per_conn_bytes)" 0)"
+}
+join_row join join " ($(ratio "$(jv join handshakes_per_s)" "$(jv conns handshakes_per_s)") x the /echo rate above)"
+rooms_row rooms rooms
+printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conns open %s, rooms traffic %s (near 1 = the generator is the limit)\n' \
     "$(num "$(jv fanout generator_cpu_fraction)" 2)" \
     "$(num "$(jo echo generator_loop cpu_fraction)" 2)" \
-    "$(num "$(jo conns generator_open cpu_fraction)" 2)"
+    "$(num "$(jo conns generator_open cpu_fraction)" 2)" \
+    "$(num "$(jo rooms generator_traffic cpu_fraction)" 2)"
 echo "server    $([ $server_alive = 1 ] && echo "alive after the run" || echo "DIED during the run"), ${alerts:-0} alert/crit log lines"
 
+if [ "$MODE" = full ]; then
+    echo
+    if [ "$peer_ran" = 1 ]; then
+        uver=$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$UWS_DIR/node_modules/uwebsockets/package.json" | head -1)
+        usrc=$(head -c 12 "$UWS_DIR/node_modules/uwebsockets/source_commit" 2>/dev/null)
+        echo "peer      uWebSockets.js (npm uwebsockets $uver, uWS.js commit ${usrc:-?}) on node $(node --version), one thread, tests/bench/uws/server.mjs; same generator, same mode"
+        join_row uws-join uws_join ""
+        echo_row uws-echo uws_echo
+        rooms_row uws-rooms uws_rooms
+        echo "peer      $([ $peer_alive = 1 ] && echo "alive after the run" || echo "DIED during the run")"
+        echo "wschat/uWS (above 1: wschat higher): join rate $(ratio "$(jv join handshakes_per_s)" "$(jv uws_join handshakes_per_s)"), echo rate $(ratio "$(jv echo round_trips_per_s)" "$(jv uws_echo round_trips_per_s)"), rooms deliveries/s $(ratio "$(jv rooms deliveries_per_s)" "$(jv uws_rooms deliveries_per_s)"); lower is better: echo p99 $(ratio "$(jv echo p99_ms)" "$(jv uws_echo p99_ms)"), rooms peer p99 $(ratio "$(jv rooms peer_p99_ms)" "$(jv uws_rooms peer_p99_ms)"), RSS per idle member join $(ratio "$(jv join rss_per_conn_bytes)" "$(jv uws_join rss_per_conn_bytes)"), rooms $(ratio "$(jv rooms idle_rss_per_member_bytes)" "$(jv uws_rooms idle_rss_per_member_bytes)")"
+        if [ "$(jv rooms rooms_complete)" != "$(jv rooms rooms)" ]; then
+            echo "          (rooms ratios compare unlike runs: wschat completed only $(jv rooms rooms_complete) of $(jv rooms rooms) rooms)"
+        fi
+        [ "$PIN" = 1 ] || echo "          (unpinned, wschat runs $WORKERS workers and the peer one thread: run PIN=1 for one core each)"
+    else
+        echo "peer      uWebSockets.js not run: ${peer_note:-unknown reason}"
+    fi
+fi
+
 status=0
-for s in fanout echo conns join; do
+for s in fanout echo conns join rooms; do
     case "${RC[$s]}" in
         0) ;;
         1) [ "$MODE" = smoke ] && status=1 ;;

@@ -5,7 +5,7 @@
  * server so a bug in the server's codec cannot hide itself by being present
  * on both ends. One process, one thread, one epoll loop (wsb_net.c) drives
  * every connection through the pure codec in wsb_ws.c; the scenarios
- * (wsb_fanout.c, wsb_echo.c, wsb_conns.c) get callbacks for opened
+ * (wsb_fanout.c, wsb_echo.c, wsb_conns.c, wsb_rooms.c) get callbacks for opened
  * connections, complete messages and closes. Helpers: SHA-1/base64 for
  * Sec-WebSocket-Accept (wsb_sha1.c), a log-linear latency histogram
  * (wsb_hist.c), /proc and rlimit access (wsb_proc.c), and the command line
@@ -22,10 +22,12 @@
 /* ---- options (wsbench.c) ---------------------------------------------- */
 
 struct wsb_opts {
-    const char *scenario;       /* "fanout", "echo", "conns" */
+    const char *scenario;       /* "fanout", "echo", "conns", "join", "rooms" */
     char     host[64];          /* numeric IPv4 inside 127.0.0.0/8 */
     uint16_t port;
     int      members, publishers, conns, concurrency;
+    int      rooms;             /* rooms: how many rooms of 2 members */
+    double   room_rate;         /* rooms: messages/s per room */
     double   rate;              /* messages/s, all publishers together */
     size_t   bytes;             /* payload size */
     double   duration, drain, hold, connect_timeout, close_timeout;
@@ -267,6 +269,7 @@ void  wsb_report_cpu(const char *what, const char *key, double wall_s,
 int wsb_fanout_run(const struct wsb_opts *o);
 int wsb_echo_run(const struct wsb_opts *o);
 int wsb_conns_run(const struct wsb_opts *o);
+int wsb_rooms_run(const struct wsb_opts *o);
 /* Known-answer checks of the codec (wsb_selftest.c); 0 ok, 1 failed. */
 int wsb_selftest(void);
 

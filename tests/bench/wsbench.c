@@ -1,7 +1,7 @@
 /*
  * wsbench: load generator and correctness checker for wschat.
  *
- *   wsbench fanout|echo|conns [options]     run one scenario
+ *   wsbench fanout|echo|conns|join|rooms [options]   run one scenario
  *   wsbench freeport                        print a free 127.0.0.1 port
  *   wsbench selftest                        check wsbench's own codec
  *
@@ -197,7 +197,7 @@ void wsb_report_cpu(const char *what, const char *key, double wall_s,
 static void usage(FILE *f)
 {
     fputs(
-"usage: wsbench fanout|echo|conns|join [options]\n"
+"usage: wsbench fanout|echo|conns|join|rooms [options]\n"
 "       wsbench freeport | selftest\n"
 "  --host A            server IPv4 in 127.0.0.0/8 (127.0.0.1)\n"
 "  --port N            server port (8000)\n"
@@ -209,6 +209,8 @@ static void usage(FILE *f)
 "echo:  --conns C --bytes B --duration D [--text]   closed-loop round trips\n"
 "conns: --conns N --hold S (3)   open N idle connections, report memory\n"
 "join:  --conns N --hold S [--room NAME]   the same as members of one chat room\n"
+"rooms: --rooms N --room-rate R (1) --bytes B --duration D --hold S\n"
+"                      N rooms of 2 members, R msg/s per room spread evenly\n"
 "common:\n"
 "  --server-pid PID | --pid-file FILE   server master, for RSS/CPU figures\n"
 "  --concurrency K     handshakes in flight (256)\n"
@@ -222,7 +224,7 @@ enum {
     O_HOST = 1000, O_PORT, O_MEMBERS, O_PUBLISHERS, O_RATE, O_BYTES,
     O_DURATION, O_RAMP, O_SLO, O_MAXSTEPS, O_ROOM, O_DRAIN, O_CONNS,
     O_HOLD, O_TEXT, O_SPID, O_PIDFILE, O_CONC, O_CTIMEOUT, O_CLTIMEOUT,
-    O_DEADLINE, O_NOSRC, O_JSON, O_CHECK, O_HELP
+    O_DEADLINE, O_NOSRC, O_JSON, O_CHECK, O_ROOMS, O_ROOMRATE, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -238,7 +240,9 @@ static const struct option long_opts[] = {
     { "connect-timeout", 1, 0, O_CTIMEOUT },
     { "close-timeout", 1, 0, O_CLTIMEOUT }, { "deadline", 1, 0, O_DEADLINE },
     { "no-src-bind", 0, 0, O_NOSRC }, { "json", 0, 0, O_JSON },
-    { "check", 0, 0, O_CHECK }, { "help", 0, 0, O_HELP }, { 0, 0, 0, 0 }
+    { "check", 0, 0, O_CHECK }, { "rooms", 1, 0, O_ROOMS },
+    { "room-rate", 1, 0, O_ROOMRATE }, { "help", 0, 0, O_HELP },
+    { 0, 0, 0, 0 }
 };
 
 static int num_arg(const char *s, double lo, double hi, double *out)
@@ -260,6 +264,8 @@ static void set_defaults(struct wsb_opts *o)
     o->members = 100;
     o->publishers = 10;
     o->conns = 100;
+    o->rooms = 100;
+    o->room_rate = 1;
     o->concurrency = 256;
     o->rate = 250;
     o->bytes = 100;
@@ -314,6 +320,8 @@ static int apply_opt(struct wsb_opts *o, int c, const char *a)
     case O_CTIMEOUT:   o->connect_timeout = v; break;
     case O_CLTIMEOUT:  o->close_timeout = v; break;
     case O_DEADLINE:   o->deadline = v; break;
+    case O_ROOMS:      o->rooms = (int)v; break;
+    case O_ROOMRATE:   o->room_rate = v; break;
     default:           return -1;
     }
     return 0;
@@ -329,8 +337,9 @@ static int validate(struct wsb_opts *o)
         return -1;
     }
     if (o->members < 1 || o->conns < 1 || o->publishers < 1 ||
-        o->rate <= 0 || o->duration <= 0 || o->concurrency < 1 ||
-        o->max_steps < 1 || o->connect_timeout <= 0) {
+        o->rooms < 1 || o->room_rate <= 0 || o->rate <= 0 ||
+        o->duration <= 0 || o->concurrency < 1 || o->max_steps < 1 ||
+        o->connect_timeout <= 0) {
         fprintf(stderr, "wsbench: counts, rate, duration and timeouts must "
                 "be positive\n");
         return -1;
@@ -340,10 +349,20 @@ static int validate(struct wsb_opts *o)
     return 0;
 }
 
+/* Connections a scenario opens. */
+static int scenario_conns(const struct wsb_opts *o)
+{
+    if (strcmp(o->scenario, "fanout") == 0)
+        return o->members;
+    if (strcmp(o->scenario, "rooms") == 0)
+        return 2 * o->rooms;
+    return o->conns;
+}
+
 /* A deadline that any run that is progressing finishes well before. */
 static double auto_deadline(const struct wsb_opts *o)
 {
-    int n = strcmp(o->scenario, "fanout") == 0 ? o->members : o->conns;
+    int n = scenario_conns(o);
     double open = o->connect_timeout + n / 1000.0;
     double steps = strcmp(o->scenario, "fanout") == 0 && o->ramp
                        ? o->max_steps : 1;
@@ -370,8 +389,7 @@ static int free_port(void)
 static int run(struct wsb_opts *o)
 {
     long nofile = wsb_raise_nofile();
-    int need = (strcmp(o->scenario, "fanout") == 0 ? o->members : o->conns)
-               + 32;
+    int need = scenario_conns(o) + 32;
     if (nofile > 0 && need > nofile) {
         fprintf(stderr, "wsbench: need %d fds, RLIMIT_NOFILE hard limit "
                 "is %ld\n", need, nofile);
@@ -393,6 +411,8 @@ static int run(struct wsb_opts *o)
         rc = wsb_fanout_run(o);
     else if (strcmp(o->scenario, "echo") == 0)
         rc = wsb_echo_run(o);
+    else if (strcmp(o->scenario, "rooms") == 0)
+        rc = wsb_rooms_run(o);
     else
         rc = wsb_conns_run(o);
     int late = wsb_deadline_passed();
@@ -424,7 +444,8 @@ int main(int argc, char **argv)
         return wsb_selftest();
     o->scenario = argv[1];
     if (strcmp(o->scenario, "fanout") && strcmp(o->scenario, "echo") &&
-        strcmp(o->scenario, "conns") && strcmp(o->scenario, "join")) {
+        strcmp(o->scenario, "conns") && strcmp(o->scenario, "join") &&
+        strcmp(o->scenario, "rooms")) {
         fprintf(stderr, "wsbench: unknown scenario '%s'\n", o->scenario);
         usage(stderr);
         return 2;

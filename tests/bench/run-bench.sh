@@ -273,13 +273,13 @@ rooms_row() {
        awk -v p="${p99:-999}" 'BEGIN { exit !(p + 0 < 50) }'; then
         met=yes
     fi
-    printf '%-9s %-8s %s, %s msg/s per room: %s deliveries/s, to the peer p50 %s ms p99 %s ms, lost %s, dup %s, reordered %s, misrouted %s (0 lost and p99 < 50 ms: %s), %s B RSS per idle member\n' \
+    printf '%-9s %-8s %s, %s msg/s per room: %s deliveries/s, to the peer p50 %s ms p99 %s ms, lost %s, dup %s, reordered %s, misrouted %s (0 lost and p99 < 50 ms: %s), %s B RSS per idle member (%s B without code pages)\n' \
         "$1" "$(verdict "$r")" "$fx" "$(jv "$r" room_rate)" \
         "$(num "$(jv "$r" deliveries_per_s)" 0)" \
         "$(num "$(jv "$r" peer_p50_ms)" 2)" "$(num "$p99" 2)" \
         "${lost:--}" "$(jv "$r" duplicates)" "$(jv "$r" reorders)" \
         "$(jv "$r" misrouted)" "$met" \
-        "$(num "$(jv "$r" idle_rss_per_member_bytes)" 0)"
+        "$(num "$(jv "$r" idle_rss_per_member_bytes)" 0)" "$(num "$(jv "$r" idle_mem_per_member_bytes)" 0)"
 }
 
 if [ "$PIN" = 1 ]; then
@@ -307,18 +307,22 @@ echo_row() {
         "$(jv "$2" conns)" "$(jv "$2" bytes)"
 }
 echo_row echo echo
-printf '%-9s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn\n' \
+printf '%-9s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn (%s B without code pages)\n' \
     conns "$(verdict conns)" "$(jv conns opened)" "$(jv conns conns)" \
     "$(num "$(jv conns handshakes_per_s)" 0)" "$(jv conns total)" \
-    "$(num "$(jv conns rss_per_conn_bytes)" 0)"
+    "$(num "$(jv conns rss_per_conn_bytes)" 0)" "$(num "$(jv conns mem_per_conn_bytes)" 0)"
 join_row() {
     local extra=$3
-    printf '%-9s %-8s %s/%s members of one room, %s joins/s%s, %s frames per member, %s B RSS per idle member\n' \
+    printf '%-9s %-8s %s/%s members of one room, %s joins/s%s, %s frames per member, %s B RSS per idle member (%s B without code pages)\n' \
         "$1" "$(verdict "$2")" "$(jv "$2" opened)" "$(jv "$2" conns)" \
         "$(num "$(jv "$2" handshakes_per_s)" 0)" "$extra" \
-        "$(num "$(jv "$2" frames_per_member)" 1)" "$(num "$(jv "$2" rss_per_conn_bytes)" 0)"
+        "$(num "$(jv "$2" frames_per_member)" 1)" "$(num "$(jv "$2" rss_per_conn_bytes)" 0)" \
+        "$(num "$(jv "$2" mem_per_conn_bytes)" 0)"
 }
 join_row join join " ($(ratio "$(jv join handshakes_per_s)" "$(jv conns handshakes_per_s)") x the /echo rate above)"
+# join reuses the connection slots conns left behind: a member with its
+# connection costs both figures.
+echo "          a member with its connection: $(awk -v a="$(jv conns mem_per_conn_bytes)" -v b="$(jv join mem_per_conn_bytes)" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.0f", a + b }') B without code pages (conns + join)"
 rooms_row rooms rooms
 printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conns open %s, rooms traffic %s (near 1 = the generator is the limit)\n' \
     "$(num "$(jv fanout generator_cpu_fraction)" 2)" \

@@ -119,6 +119,8 @@ pid_t  wsb_server_pid(const struct wsb_opts *o);
 struct wsb_server_usage {
     int      nproc;        /* master + direct children found */
     uint64_t rss_kb;       /* sum of VmRSS */
+    uint64_t data_kb;      /* sum of RssAnon + RssShmem: VmRSS without file-backed
+                              pages (code and libraries, paged in once, not per client) */
     uint64_t pss_kb;       /* sum of smaps_rollup Pss (0 if unreadable) */
     double   cpu_s;        /* sum of utime+stime */
 };

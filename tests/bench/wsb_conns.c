@@ -153,6 +153,10 @@ static void report_memory(int have, const struct wsb_server_usage *u0,
     wsb_json_int("rss_after_kb", (int64_t)u1->rss_kb);
     wsb_json_num("rss_per_conn_bytes", rss);
     wsb_json_num("pss_per_conn_bytes", pss);
+    double data = ((double)u1->data_kb - (double)u0->data_kb) * 1024 / opened;
+    fprintf(wsb_human(), "  without code    %.0f bytes RSS per idle conn (anon + shmem: "
+            "file-backed code pages, faulted in once, left out)\n", data);
+    wsb_json_num("mem_per_conn_bytes", data);
 }
 
 static int conns_measure(struct conns *s)

@@ -101,6 +101,7 @@ static void add_process(pid_t pid, struct wsb_server_usage *u, double cpu)
     if (slurp(path, buf, sizeof buf) < 0)
         return;
     u->rss_kb += kb_field(buf, "VmRSS:");
+    u->data_kb += kb_field(buf, "RssAnon:") + kb_field(buf, "RssShmem:");
     snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
     if (slurp(path, buf, sizeof buf) >= 0)
         u->pss_kb += kb_field(buf, "\nPss:");

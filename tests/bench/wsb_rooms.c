@@ -324,9 +324,13 @@ static void report_usage(const char *what, const char *key, int have,
             "= %.0f B RSS, %.0f B PSS per member\n", what,
             (unsigned long long)u0->rss_kb, (unsigned long long)u1->rss_kb,
             u1->nproc, rss, pss);
+    double data = ((double)u1->data_kb - (double)u0->data_kb) * 1024 / members;
+    fprintf(h, "  without code    %s: %.0f B RSS per member (anon + shmem)\n", what, data);
     char k[48];
     snprintf(k, sizeof k, "%s_rss_per_member_bytes", key);
     wsb_json_num(k, rss);
+    snprintf(k, sizeof k, "%s_mem_per_member_bytes", key);
+    wsb_json_num(k, data);
     snprintf(k, sizeof k, "%s_pss_per_member_bytes", key);
     wsb_json_num(k, pss);
     snprintf(k, sizeof k, "%s_rss_kb", key);

@@ -33,8 +33,11 @@
 #include "ws_conn.h"
 #include "ws_frame.h"
 
-/* A room's first stream size on a worker; it grows for slow members. */
-#define STREAM_MIN   (64u * 1024u)
+/*
+ * A room's stream buffer on a worker starts this small, grows for bursts
+ * and slow members, and is freed whenever every member has written it all.
+ */
+#define STREAM_MIN   (4u * 1024u)
 
 /* A member is its connection's cursor (conn->cursor points at `cur`). */
 struct chat_member {
@@ -258,6 +261,8 @@ static void chat_pass_end(struct worker *w)
         lr->dirty = 0;
         if (chat_room_members(lr) == 0)
             chat_rooms_free(&cw->rooms, lr);
+        else
+            stream_release_drained(&lr->stream);
     }
 }
 

@@ -26,15 +26,27 @@ static uint64_t round_pow2(uint64_t n)
 int stream_init(struct stream *s, uint64_t min_cap)
 {
     memset(s, 0, sizeof *s);
-    s->cap = round_pow2(min_cap);
-    s->buf = s->cap != 0 ? malloc(s->cap) : NULL;
-    return s->buf != NULL ? 0 : -ENOMEM;
+    s->min_cap = round_pow2(min_cap);
+    return s->min_cap != 0 ? 0 : -ENOMEM;
 }
 
 void stream_fini(struct stream *s)
 {
     free(s->buf);
     s->buf = NULL;
+    s->cap = 0;
+}
+
+int stream_release_drained(struct stream *s)
+{
+    if (s->buf == NULL)
+        return 0;
+    for (const struct stream_cursor *c = s->cursors; c != NULL; c = c->next)
+        if (c->pos + c->off != s->head)
+            return 0;
+    stream_fini(s);
+    s->low = s->head;
+    return 1;
 }
 
 /* Total length of the frame starting at logical position POS. */
@@ -75,7 +87,8 @@ static int make_room(struct stream *s, uint64_t len)
     s->low = low;
     if (s->head + len - low <= s->cap)
         return 0;
-    uint64_t ncap = round_pow2(s->head + len - low);
+    uint64_t need = s->head + len - low;
+    uint64_t ncap = round_pow2(need > s->min_cap ? need : s->min_cap);
     uint8_t *nb = ncap != 0 ? malloc(ncap) : NULL;
     if (nb == NULL)
         return -ENOMEM;

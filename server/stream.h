@@ -25,8 +25,9 @@
 struct stream_cursor;
 
 struct stream {
-    uint8_t *buf;
-    uint64_t cap;                   /* a power of two */
+    uint8_t *buf;                   /* NULL while empty: an idle room costs no buffer */
+    uint64_t cap;                   /* a power of two, 0 without a buffer */
+    uint64_t min_cap;               /* the first buffer's size */
     uint64_t head;                  /* logical end: where the next frame goes */
     uint64_t low;                   /* no cursor's pos is below this */
     struct stream_cursor *cursors;
@@ -40,8 +41,17 @@ struct stream_cursor {
     uint64_t off;                   /* bytes of that frame already written */
 };
 
-/* An empty stream of at least MIN_CAP bytes (rounded up to a power of two). 0 or -ENOMEM. */
+/*
+ * An empty stream whose buffer, made at the first append, holds at least
+ * MIN_CAP bytes (rounded up to a power of two). 0 or -ENOMEM.
+ */
 int  stream_init(struct stream *s, uint64_t min_cap);
+/*
+ * Give the buffer back when no cursor has anything left to write in it, so
+ * the memory of a quiet room is its members' structs only (thousands of
+ * small rooms would otherwise each keep a buffer). 1 when it was freed.
+ */
+int  stream_release_drained(struct stream *s);
 /* Free the bytes; the caller has detached every cursor. */
 void stream_fini(struct stream *s);
 

@@ -196,21 +196,63 @@ static void start(uint64_t min_cap, uint64_t skip)
 
 /* ---- basics -------------------------------------------------------------- */
 
-/* Exact for real sizes; a tiny ask (want 0) gets any power of two holding it. */
+/*
+ * Exact for real sizes; a tiny ask (want 0) gets any power of two holding
+ * it. No buffer until the first append, which makes one of that size.
+ */
 START_TEST(init_rounds_up)
 {
     static const uint64_t asks[][2] = {
         { 0, 0 }, { 1, 0 }, { 3, 0 }, { 64, 64 }, { 65, 128 }, { 256, 256 }, { 257, 512 },
         { 1000, 1024 }, { 65536, 65536 },
     };
+    static const uint8_t frame[] = { 0x82, 0x01, 'x' };
     for (size_t i = 0; i < sizeof asks / sizeof asks[0]; i++) {
         ck_assert_int_eq(stream_init(&S, asks[i][0]), 0);
+        ck_assert(S.buf == NULL && S.cap == 0 && S.head == 0 && S.cursors == NULL &&
+                  S.ncursors == 0);
+        ck_assert_int_eq(stream_append(&S, frame, sizeof frame), 0);
         if (asks[i][1] != 0)
             ck_assert_uint_eq(S.cap, asks[i][1]);
         ck_assert(S.cap >= asks[i][0] && S.cap > 0 && (S.cap & (S.cap - 1)) == 0);
-        ck_assert(S.buf != NULL && S.head == 0 && S.cursors == NULL && S.ncursors == 0);
+        ck_assert(S.buf != NULL && S.head == sizeof frame);
         stream_fini(&S);
     }
+}
+END_TEST
+
+/*
+ * The buffer goes back only once every cursor has written everything; the
+ * next append makes a new one and positions go on from where they were.
+ */
+START_TEST(release_when_drained)
+{
+    reset_stream();
+    want.len = 0;
+    ck_assert_int_eq(stream_init(&S, 256), 0);
+    ck_assert_int_eq(stream_release_drained(&S), 0);     /* no buffer yet */
+    stream_attach(&S, &cn[0].cur);
+    stream_attach(&S, &cn[1].cur);
+    push(mk(&f1, WS_OP_TEXT, 100, 1), &want);
+    ck_assert_int_eq(stream_release_drained(&S), 0);     /* both still owe it */
+    drain(&cn[0], SIZE_MAX);
+    write_upto(&cn[1], 50);                               /* half a frame */
+    ck_assert_int_eq(stream_release_drained(&S), 0);
+    drain(&cn[1], SIZE_MAX);
+    uint64_t head = S.head;
+    ck_assert_int_eq(stream_release_drained(&S), 1);
+    ck_assert(S.buf == NULL && S.cap == 0 && S.head == head);
+    /* A later frame reaches both, after the first, byte for byte. */
+    push(mk(&f2, WS_OP_BINARY, 300, 2), &want);
+    ck_assert_uint_ge(S.cap, 512);
+    drain(&cn[0], 7);
+    drain(&cn[1], SIZE_MAX);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_uint_eq(cn[i].peer.len, want.len);
+        ck_assert_mem_eq(cn[i].peer.p, want.p, want.len);
+    }
+    ck_assert_int_eq(stream_release_drained(&S), 1);
+    reset_stream();
 }
 END_TEST
 
@@ -622,6 +664,7 @@ Suite *stream_suite(void)
     TCase *tc = tcase_create("cursors");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, init_rounds_up);
+    tcase_add_test(tc, release_when_drained);
     tcase_add_test(tc, wrap_splits_iov);
     tcase_add_test(tc, join_mid_stream);
     tcase_add_test(tc, growth_keeps_slow_cursor);

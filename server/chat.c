@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
+#include "chat_auth.h"
 #include "chat_proto.h"
 #include "chat_publish.h"
 #include "chat_replay.h"
@@ -52,6 +54,7 @@ struct chat_member {
     uint8_t  greeting;          /* a fresh join: history_end and a join event follow */
     struct chat_replay replay;
     struct chat_member *rp_prev, *rp_next;
+    struct chat_token *token;   /* an authenticated member's (its id.user points into it) */
     struct chat_identity id;
 };
 
@@ -75,6 +78,8 @@ struct chat_worker {
     struct local_room *dirty;
     struct chat_member *replays;    /* members whose history is under way */
     uint64_t presence_due_ms;       /* next presence tick (worker clock) */
+    struct chat_tokens tokens;      /* authenticated members, for their expiry */
+    uint64_t expiry_due_ms;         /* next look at them */
     uint64_t *hist;             /* history_size ring positions, for one join's scan */
     char    *input;             /* decoded JSON input */
     size_t   input_cap;
@@ -87,10 +92,62 @@ static struct chat_worker *const cw = &chat_state;
 
 static struct ring *ring_of(struct worker *w) { return &w->ctx.seg->ring; }
 
-/* /chat is the lobby; /chat/<room> must be a valid room name. */
-static int chat_check(const char *sub, size_t sub_len)
+static int64_t unix_now_s(void)
 {
-    return sub == NULL || chat_room_name_valid(sub, sub_len) ? 0 : 404;
+    return (int64_t)time(NULL);
+}
+
+/* /chat is the lobby; /chat/<room> must be a valid room name; then the token (chat_auth.h). */
+static int chat_check(struct worker *w, const char *sub, size_t sub_len, const char *query,
+                      size_t query_len)
+{
+    if (sub != NULL && !chat_room_name_valid(sub, sub_len))
+        return 404;
+    struct chat_query q;
+    chat_query_parse(query, query_len, &q);
+    struct jwt_claims claims;
+    int rc = chat_auth_check(w->cfg, sub != NULL ? sub : "lobby", sub != NULL ? sub_len : 5,
+                             q.token_present, q.token, q.token_len, unix_now_s(), &claims);
+    return rc < 0 ? -rc : 0;
+}
+
+/* Free MB and what it owns. */
+static void member_free(struct chat_member *mb)
+{
+    if (mb != NULL)
+        chat_token_remove(&cw->tokens, mb->token);
+    free(mb);
+}
+
+/*
+ * Name MB by its token when QUERY carries one that verifies (chat_check
+ * already let the request in). 0, or -EACCES when it no longer verifies
+ * (it expired in between), -ENOMEM.
+ */
+static int identify(struct worker *w, struct chat_member *mb, const char *room, size_t room_len,
+                    const struct chat_query *q)
+{
+    struct jwt_claims claims;
+    int rc = chat_auth_check(w->cfg, room, room_len, q->token_present, q->token, q->token_len,
+                             unix_now_s(), &claims);
+    if (rc < 0)
+        return -EACCES;
+    if (rc == 0)
+        return 0;
+    mb->token = chat_token_add(&cw->tokens, mb, &claims, w->cfg->auth_leeway_ms);
+    if (mb->token == NULL)
+        return -ENOMEM;
+    mb->id.user = mb->token->user;
+    mb->id.user_len = mb->token->user_len;
+    memcpy(mb->id.nick, claims.name, claims.name_len);
+    mb->id.nick_len = (uint8_t)claims.name_len;
+    return 0;
+}
+
+static void close_expired(void *owner, void *ctx)
+{
+    struct chat_member *mb = owner;
+    ws_conn_close(ctx, mb->conn, WS_CLOSE_POLICY, "token expired");
 }
 
 static int chat_init(struct worker *w)
@@ -235,6 +292,10 @@ static void chat_pass_end(struct worker *w)
     if (room_table_behind(shm_rooms(w->ctx.seg), cw->rooms.epoch) && rooms_lock(w) == 0)
         lock_release(&w->ctx.seg->lock);
     presence_tick(w);
+    if (w->now_ms >= cw->expiry_due_ms) {
+        cw->expiry_due_ms = w->now_ms + 1000;
+        chat_tokens_expire(&cw->tokens, unix_now_s(), close_expired, w);
+    }
     for (struct chat_member *mb = cw->replays, *next; mb != NULL; mb = next) {
         next = mb->rp_next;
         if (!(mb->conn->flags & CONN_F_WANT_WRITE))
@@ -389,7 +450,7 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
     struct room_table *t = shm_rooms(seg);
     int lk = rooms_lock(w);
     if (lk < 0) {
-        free(mb);
+        member_free(mb);
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "lock failed");
         return lk;
     }
@@ -405,7 +466,7 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
         room_table_leave(t, (uint32_t)idx);
     lock_release(&seg->lock);
     if (lr == NULL) {
-        free(mb);
+        member_free(mb);
         ws_conn_close(w, c, WS_CLOSE_TRY_AGAIN, idx < 0 ? "too many rooms" : "out of memory");
         return idx < 0 ? -ENOSPC : -ENOMEM;
     }
@@ -576,9 +637,19 @@ static int chat_open(struct worker *w, struct conn *c, const char *sub, size_t s
     } else {
         mb->id.nick_len = (uint8_t)chat_guest_nick(mb->id.uid, mb->id.nick);
     }
+    const char *room = sub != NULL ? sub : "lobby";
+    size_t room_len = sub != NULL ? sub_len : 5;
+    int rc = identify(w, mb, room, room_len, &q);
+    if (rc < 0) {
+        member_free(mb);
+        if (rc == -EACCES)
+            ws_conn_close(w, c, WS_CLOSE_POLICY, "token expired");
+        else
+            ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return rc;
+    }
     struct chat_room_head head;
-    int online = sub == NULL ? attach(w, c, mb, "lobby", 5, &head)
-                             : attach(w, c, mb, sub, sub_len, &head);
+    int online = attach(w, c, mb, room, room_len, &head);
     if (online < 0)
         return online;
     return greet(w, c, mb, &q, online, &head);
@@ -611,10 +682,13 @@ static struct chat_member *detach(struct worker *w, struct conn *c)
 
 /* What a retiring worker passes on with a chat connection (same binary on both ends). */
 struct chat_handoff {
-    struct chat_identity identity;
+    struct chat_identity identity;  /* its user pointer is not used: user[] is */
     uint8_t  room_len;
     char     room[RING_ROOM_MAX];
     uint64_t resume_id;         /* every entry up to this id has been written */
+    uint8_t  user_len;          /* 0: a guest */
+    char     user[JWT_SUB_MAX];
+    int64_t  expires_s;         /* its token's end, with user_len */
 };
 
 /* Only a member with nothing of its stream pending moves: it has seen every entry drained here. */
@@ -626,10 +700,16 @@ static ssize_t chat_handoff_take(struct worker *w, struct conn *c, void *rec, si
         return -EAGAIN;
     memset(&h, 0, sizeof h);
     h.identity = mb->id;
+    h.identity.user = NULL;
+    if (mb->token != NULL) {
+        h.user_len = mb->token->user_len;
+        memcpy(h.user, mb->token->user, h.user_len);
+        h.expires_s = mb->token->expires_s;
+    }
     h.room_len = mb->room->name_len;
     memcpy(h.room, mb->room->name, h.room_len);
     h.resume_id = cw->last_id;
-    free(detach(w, c));
+    member_free(detach(w, c));
     memcpy(rec, &h, sizeof h);
     return (ssize_t)sizeof h;
 }
@@ -648,6 +728,20 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
         return -ENOMEM;
     }
     mb->id = h.identity;
+    mb->id.user = NULL;
+    mb->id.user_len = 0;
+    if (h.user_len > 0) {
+        mb->token = chat_token_restore(&cw->tokens, mb, h.user,
+                                       h.user_len > JWT_SUB_MAX ? JWT_SUB_MAX : h.user_len,
+                                       h.expires_s);
+        if (mb->token == NULL) {
+            free(mb);
+            ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+            return -ENOMEM;
+        }
+        mb->id.user = mb->token->user;
+        mb->id.user_len = mb->token->user_len;
+    }
     mb->announced = 1;
     struct chat_room_head head;
     int rc = attach(w, c, mb, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len,
@@ -696,7 +790,7 @@ static void chat_close(struct worker *w, struct conn *c)
     /* The room's size before this leave decides, as it did for the join. */
     if (mb->announced && !w->stopping && individual_presence(w, online + 1))
         publish_presence(w, mb, "leave", NULL, 0, online);
-    free(mb);
+    member_free(mb);
 }
 
 /* The message hook: a complete text or binary message from member C. */
@@ -717,6 +811,10 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
         return;
     }
     if (in.kind == CHAT_INPUT_NICK) {
+        if (mb->token != NULL) {
+            send_error(w, c, "nick_locked", "your name comes from your token");
+            return;
+        }
         char old[sizeof mb->id.nick];
         size_t old_len = mb->id.nick_len;
         if (!chat_nick_valid(in.value, in.value_len)) {

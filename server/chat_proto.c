@@ -173,6 +173,10 @@ void chat_query_parse(const char *q, size_t len, struct chat_query *out)
             out->since_present = 1;
             out->since_ok = ok;
             out->since = ok ? val : 0;
+        } else if (klen == 5 && memcmp(q + i, "token", 5) == 0) {
+            out->token_present = 1;
+            out->token = v;
+            out->token_len = vlen;
         }
         i = end + 1;
     }
@@ -236,6 +240,10 @@ ssize_t chat_proto_welcome(char *buf, size_t cap, const struct chat_identity *id
     strbuf_put_json(&o, id->uid, strlen(id->uid));
     strbuf_puts(&o, ",\"nick\":");
     strbuf_put_json(&o, id->nick, id->nick_len);
+    if (id->user_len > 0) {
+        strbuf_puts(&o, ",\"user\":");
+        strbuf_put_json(&o, id->user, id->user_len);
+    }
     strbuf_puts(&o, ",\"room\":");
     strbuf_put_json(&o, room, room_len);
     strbuf_puts(&o, ",\"online\":");
@@ -342,6 +350,10 @@ static void put_identity(struct strbuf *o, const char *room, size_t room_len,
     strbuf_put_json(o, id->uid, strlen(id->uid));
     strbuf_puts(o, ",\"nick\":");
     strbuf_put_json(o, id->nick, id->nick_len);
+    if (id->user_len > 0) {
+        strbuf_puts(o, ",\"user\":");
+        strbuf_put_json(o, id->user, id->user_len);
+    }
 }
 
 ssize_t chat_proto_message_body(char *buf, size_t cap, const char *room, size_t room_len,

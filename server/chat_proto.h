@@ -21,6 +21,8 @@ struct chat_identity {
     char    uid[37];                        /* uuid4, NUL-terminated */
     char    nick[CHAT_NICK_MAX_BYTES + 1];  /* valid UTF-8, not NUL-terminated */
     uint8_t nick_len;
+    uint8_t user_len;                       /* 0: a guest (no "user" in its events) */
+    const char *user;                       /* an authenticated member's token sub */
 };
 
 /* [A-Za-z0-9_-]{1,32} */
@@ -42,9 +44,13 @@ struct chat_query {
     int      nick_present, nick_ok;
     int      since_present, since_ok;
     uint64_t since;
+    int      token_present;
+    const char *token;                       /* into the query, as sent */
+    size_t   token_len;
 };
 
-/* Parse "nick=..&since=.." (application/x-www-form-urlencoded). */
+/* Parse "nick=..&since=..&token=.." (application/x-www-form-urlencoded; a token's
+ * base64url and dots need no decoding, so it is taken as sent). */
 void chat_query_parse(const char *q, size_t len, struct chat_query *out);
 
 enum chat_input_kind { CHAT_INPUT_MESSAGE, CHAT_INPUT_NICK };

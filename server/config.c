@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "room_table.h"
@@ -40,7 +41,7 @@
 
 enum dtype {
     D_LISTEN, D_WORKERS, D_INT, D_U32, D_SIZE, D_DURATION,
-    D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG
+    D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG, D_AUTH
 };
 
 struct directive {
@@ -76,6 +77,9 @@ static const struct directive directives[] = {
     { "rate_limit",              D_U32,       F(rate_limit), 0, 1000000 },
     { "presence_events_max",     D_U32,       F(presence_events_max), 0, 10000000 },
     { "max_rooms",               D_U32,       F(max_rooms), 1, ROOM_TABLE_MAX },
+    { "auth",                    D_AUTH,      F(auth), 0, 0 },
+    { "auth_secret_file",        D_PATH,      F(auth_secret_file), 0, 0 },
+    { "auth_leeway",             D_DURATION,  F(auth_leeway_ms), 0, 24 * HOUR },
     { "presence_interval",       D_DURATION,  F(presence_interval_ms), 10, 24 * HOUR },
     { "rate_limit_burst",        D_U32,       F(rate_limit_burst), 1, 1000000 },
     { "ring_size",               D_SIZE,      F(ring_size), MIB, 4 * GIB },
@@ -403,6 +407,16 @@ static int set_value(struct parser *p, unsigned line,
         }
         return fail(p, line, "\"%s\" takes on or off, not \"%.*s\"", d->name,
                     CONF_ECHO_MAX, val[0]);
+    case D_AUTH:
+        for (int k = CONFIG_AUTH_OFF; k <= CONFIG_AUTH_REQUIRED; k++) {
+            static const char *const names[] = { "off", "optional", "required" };
+            if (strcmp(val[0], names[k]) == 0) {
+                cfg->auth = k;
+                return 0;
+            }
+        }
+        return fail(p, line, "\"auth\" takes off, optional or required, not \"%.*s\"",
+                    CONF_ECHO_MAX, val[0]);
     case D_ORIGINS:
         for (int i = 0; i < nval; i++) {
             size_t n = strlen(val[i]);
@@ -592,6 +606,57 @@ static unsigned seen_line(struct parser *p, const char *name)
 }
 
 /* Checks that need the whole file: defaults, paths, cross-field limits. */
+/*
+ * The token key: the file's bytes, one trailing newline stripped (what
+ * `echo` or an editor leaves). A file other users can read, or one too
+ * short for HS256, is refused: a guessable or leaked key lets anyone sign.
+ */
+static int load_auth_key(struct parser *p, unsigned line)
+{
+    struct config *cfg = p->cfg;
+    int fd = open(cfg->auth_secret_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return fail(p, line, "auth_secret_file \"%s\": %s", cfg->auth_secret_file,
+                    strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = fail(p, line, "auth_secret_file \"%s\": %s", cfg->auth_secret_file, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = fail(p, line, "auth_secret_file \"%s\" is not a regular file", cfg->auth_secret_file);
+    else if (st.st_mode & S_IROTH)
+        rc = fail(p, line, "auth_secret_file \"%s\" is world-readable (chmod o-r it)",
+                  cfg->auth_secret_file);
+    size_t len = 0;
+    while (rc == 0 && len < sizeof cfg->auth_key) {
+        ssize_t r = read(fd, cfg->auth_key + len, sizeof cfg->auth_key - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = fail(p, line, "auth_secret_file \"%s\": %s", cfg->auth_secret_file,
+                      strerror(errno));
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    char extra;
+    if (rc == 0 && len == sizeof cfg->auth_key && read(fd, &extra, 1) > 0)
+        rc = fail(p, line, "auth_secret_file \"%s\" is longer than %d bytes",
+                  cfg->auth_secret_file, CONFIG_AUTH_KEY_MAX);
+    close(fd);
+    if (rc < 0)
+        return rc;
+    if (len > 0 && cfg->auth_key[len - 1] == '\n')
+        len--;
+    if (len == 0)
+        return fail(p, line, "auth_secret_file \"%s\" is empty", cfg->auth_secret_file);
+    if (len < CONFIG_AUTH_KEY_MIN)
+        return fail(p, line, "auth_secret_file \"%s\" holds %zu bytes; an HS256 key needs "
+                    "at least %d", cfg->auth_secret_file, len, CONFIG_AUTH_KEY_MIN);
+    cfg->auth_key_len = len;
+    return 0;
+}
+
 static int finish(struct parser *p)
 {
     struct config *cfg = p->cfg;
@@ -612,6 +677,14 @@ static int finish(struct parser *p)
     if (strcmp(cfg->error_log, "stderr") != 0
         && resolve(p, seen_line(p, "error_log"), "error_log", cfg->error_log, dir, canonical) < 0)
         return -1;
+    if (cfg->auth != CONFIG_AUTH_OFF) {
+        unsigned line = seen_line(p, "auth_secret_file");
+        if (cfg->auth_secret_file[0] == '\0')
+            return fail(p, seen_line(p, "auth"), "\"auth\" needs \"auth_secret_file\"");
+        if (resolve(p, line, "auth_secret_file", cfg->auth_secret_file, dir, canonical) < 0 ||
+            load_auth_key(p, line) < 0)
+            return -1;
+    }
 
     if (cfg->nlisten == 0) {
         cfg->listen[0] = (struct config_listen){ .family = AF_INET, .port = 8000 };
@@ -662,6 +735,8 @@ void config_defaults(struct config *cfg)
     cfg->rate_limit_burst = 40;
     cfg->ring_size = 16 * MIB;
     cfg->reload_handoff = 1;
+    cfg->auth = CONFIG_AUTH_OFF;
+    cfg->auth_leeway_ms = 30 * SEC;
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

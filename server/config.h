@@ -27,6 +27,11 @@ struct config_listen {
     uint16_t port;              /* 0 = kernel picks (tests) */
 };
 
+/* Who may join /chat: anyone, a valid token when one is given, a valid token only. */
+enum config_auth { CONFIG_AUTH_OFF = 0, CONFIG_AUTH_OPTIONAL = 1, CONFIG_AUTH_REQUIRED = 2 };
+#define CONFIG_AUTH_KEY_MAX 1024
+#define CONFIG_AUTH_KEY_MIN 32      /* HS256 wants a key of at least the hash's size */
+
 struct config {
     char     path[PATH_MAX];    /* the file this was read from (absolute) */
     struct config_listen listen[CONFIG_MAX_LISTEN];
@@ -60,6 +65,11 @@ struct config {
     char     origins[CONFIG_MAX_ORIGINS][256];
     int      norigins;              /* 0 = any origin accepted */
     int      reload_handoff;        /* pass live WebSockets to new workers on reload */
+    int      auth;                  /* enum config_auth */
+    char     auth_secret_file[PATH_MAX];
+    uint8_t  auth_key[CONFIG_AUTH_KEY_MAX];  /* the file's bytes, read at load */
+    size_t   auth_key_len;
+    uint64_t auth_leeway_ms;        /* accepted past a token's exp */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

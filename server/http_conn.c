@@ -113,9 +113,10 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
     struct ws_origins origins = { w->cfg->origins, w->cfg->norigins };
     char accept[WS_ACCEPT_LEN + 1];
     char head[256];
-    int status = ep->check != NULL ? ep->check(sub, sub_len) : 0;
+    int status = ep->check != NULL ? ep->check(w, sub, sub_len, query, query_len) : 0;
     if (status != 0) {
-        answer_error(w, c, status, NULL);    /* no such resource: not a failed handshake */
+        /* No such resource, or not for this client: not a failed handshake. */
+        answer_error(w, c, status, status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL);
         return 0;
     }
     status = ws_handshake_check(req, &origins, accept);

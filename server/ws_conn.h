@@ -31,10 +31,12 @@ struct ws_endpoint {
     const char *path;           /* "/echo": the request path that routes here */
     int subpaths;               /* 1: PATH "/" <sub> routes here too */
     /*
-     * 0 when the sub-path is served (SUB is NULL for PATH itself), else the
-     * HTTP status refusing it. NULL: every sub-path is served.
+     * Before the 101: 0 when the sub-path is served to a request with
+     * QUERY (SUB is NULL for PATH itself), else the HTTP status refusing it
+     * (404 no such room, 401/403 a token). NULL: every request is served.
      */
-    int (*check)(const char *sub, size_t sub_len);
+    int (*check)(struct worker *w, const char *sub, size_t sub_len, const char *query,
+                 size_t query_len);
     /* Per worker, before the loop runs (NULL: nothing). 0 or < 0: the worker cannot start. */
     int (*init)(struct worker *w);
     /*

@@ -189,6 +189,10 @@
     const q = [];
     if (state.nick) q.push('nick=' + encodeURIComponent(state.nick));
     if (state.lastId !== null) q.push('since=' + state.lastId);
+    // A deployment with auth hands the page its token in the page's own URL
+    // (?token=...): pass it on, since a browser cannot set WebSocket headers.
+    const token = new URLSearchParams(location.search).get('token');
+    if (token) q.push('token=' + encodeURIComponent(token));
     return `${proto}//${location.host}/chat/${encodeURIComponent(state.room)}` +
       (q.length ? '?' + q.join('&') : '');
   }

@@ -896,6 +896,69 @@ START_TEST(shipped_conf_is_defaults)
 }
 END_TEST
 
+/* Parse TEXT as DIR/t.conf; 0 or -1 with err set. */
+static int parse_in(const char *dir, const char *text)
+{
+    char file[PATH_MAX + 16];
+    snprintf(file, sizeof file, "%s/t.conf", dir);
+    return config_parse(&cfg, text, strlen(text), file, err, sizeof(err));
+}
+
+/*
+ * auth: the key is the file's bytes with one trailing newline stripped,
+ * relative to the conf's folder; a missing, empty, short or world-readable
+ * file, or auth without a file, is an error naming the line.
+ */
+START_TEST(auth_key_file)
+{
+    char key[PATH_MAX], text[PATH_MAX * 2];
+    make_tmpdir();
+    const char secret[] = "0123456789abcdef0123456789abcdef-key\n\n";
+    write_temp(key, sizeof key, tmpdir, secret, strlen(secret));
+    ck_assert_int_eq(chmod(key, 0600), 0);
+    const char *base = strrchr(key, '/') + 1;
+
+    snprintf(text, sizeof text, "auth required\nauth_secret_file %s\n", base);
+    ck_assert_msg(parse_in(tmpdir, text) == 0, "%s", err);
+    ck_assert_int_eq(cfg.auth, CONFIG_AUTH_REQUIRED);
+    ck_assert_str_eq(cfg.auth_secret_file, key);
+    /* One newline stripped, the second is key material. */
+    ck_assert_uint_eq(cfg.auth_key_len, strlen(secret) - 1);
+    ck_assert_mem_eq(cfg.auth_key, secret, cfg.auth_key_len);
+    ck_assert_uint_eq(cfg.auth_leeway_ms, 30000);
+
+    snprintf(text, sizeof text, "auth optional\nauth_leeway 0s\nauth_secret_file %s\n", key);
+    ck_assert_msg(parse_in(tmpdir, text) == 0, "%s", err);
+    ck_assert_int_eq(cfg.auth, CONFIG_AUTH_OPTIONAL);
+    ck_assert_uint_eq(cfg.auth_leeway_ms, 0);
+
+    /* off never reads the file, so a missing one is fine there. */
+    ck_assert_msg(parse_in(tmpdir, "auth off\nauth_secret_file nowhere\n") == 0, "%s", err);
+    ck_assert_uint_eq(cfg.auth_key_len, 0);
+
+    ck_assert_int_eq(parse_in(tmpdir, "\nauth required\n"), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") && strstr(err, "auth_secret_file"), "%s", err);
+    ck_assert_int_eq(parse_in(tmpdir, "auth maybe\n"), -1);
+    ck_assert_msg(strstr(err, "t.conf:1: ") && strstr(err, "off, optional or required"), "%s", err);
+    ck_assert_int_eq(parse_in(tmpdir, "auth required\nauth_secret_file nowhere\n"), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") && strstr(err, "No such file"), "%s", err);
+
+    ck_assert_int_eq(chmod(key, 0604), 0);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:3: ") && strstr(err, "world-readable"), "%s", err);
+
+    char shortkey[PATH_MAX], empty[PATH_MAX];
+    write_temp(shortkey, sizeof shortkey, tmpdir, "short\n", 6);
+    snprintf(text, sizeof text, "auth required\nauth_secret_file %s\n", shortkey);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") && strstr(err, "at least 32"), "%s", err);
+    write_temp(empty, sizeof empty, tmpdir, "\n", 1);
+    snprintf(text, sizeof text, "auth required\nauth_secret_file %s\n", empty);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") && strstr(err, "empty"), "%s", err);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -952,6 +1015,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, load_error_names_file_and_line);
     tcase_add_test(tc, load_size_limit);
     tcase_add_test(tc, shipped_conf_is_defaults);
+    tcase_add_test(tc, auth_key_file);
     suite_add_tcase(s, tc);
 
     return s;

@@ -41,7 +41,7 @@
 
 enum dtype {
     D_LISTEN, D_WORKERS, D_INT, D_U32, D_SIZE, D_DURATION,
-    D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG, D_AUTH
+    D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG, D_AUTH, D_DURATION_OFF
 };
 
 struct directive {
@@ -80,6 +80,7 @@ static const struct directive directives[] = {
     { "auth",                    D_AUTH,      F(auth), 0, 0 },
     { "auth_secret_file",        D_PATH,      F(auth_secret_file), 0, 0 },
     { "auth_leeway",             D_DURATION,  F(auth_leeway_ms), 0, 24 * HOUR },
+    { "worker_watchdog",         D_DURATION_OFF, F(worker_watchdog_ms), SEC, HOUR },
     { "presence_interval",       D_DURATION,  F(presence_interval_ms), 10, 24 * HOUR },
     { "rate_limit_burst",        D_U32,       F(rate_limit_burst), 1, 1000000 },
     { "ring_size",               D_SIZE,      F(ring_size), MIB, 4 * GIB },
@@ -233,7 +234,7 @@ static int out_of_range(struct parser *p, unsigned line,
     if (d->type == D_SIZE) {
         format_size(lo, sizeof(lo), d->min);
         format_size(hi, sizeof(hi), d->max);
-    } else if (d->type == D_DURATION) {
+    } else if (d->type == D_DURATION || d->type == D_DURATION_OFF) {
         format_duration(lo, sizeof(lo), d->min);
         format_duration(hi, sizeof(hi), d->max);
     } else {
@@ -241,7 +242,7 @@ static int out_of_range(struct parser *p, unsigned line,
         snprintf(hi, sizeof(hi), "%llu", (unsigned long long)d->max);
     }
     return fail(p, line, "\"%s\" must be between %s and %s%s, not \"%.*s\"",
-                d->name, lo, hi, d->type == D_WORKERS ? " or auto" : "",
+                d->name, lo, hi, d->type == D_WORKERS ? " or auto" : d->type == D_DURATION_OFF ? " or off" : "",
                 CONF_ECHO_MAX, value);
 }
 
@@ -255,7 +256,7 @@ static int set_number(struct parser *p, unsigned line,
     if (d->type == D_SIZE) {
         rc = size_parse(value, &v);
         kind = "size";
-    } else if (d->type == D_DURATION) {
+    } else if (d->type == D_DURATION || d->type == D_DURATION_OFF) {
         rc = duration_parse(value, &v);
         kind = "duration";
     } else {
@@ -383,6 +384,12 @@ static int set_value(struct parser *p, unsigned line,
             return 0;
         }
         cfg->workers_auto = 0;
+        return set_number(p, line, d, val[0]);
+    case D_DURATION_OFF:
+        if (strcmp(val[0], "off") == 0) {
+            *(uint64_t *)(void *)field = 0;
+            return 0;
+        }
         return set_number(p, line, d, val[0]);
     case D_INT: case D_U32: case D_SIZE: case D_DURATION:
         return set_number(p, line, d, val[0]);
@@ -737,6 +744,7 @@ void config_defaults(struct config *cfg)
     cfg->reload_handoff = 1;
     cfg->auth = CONFIG_AUTH_OFF;
     cfg->auth_leeway_ms = 30 * SEC;
+    cfg->worker_watchdog_ms = 10 * SEC;
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

@@ -70,6 +70,7 @@ struct config {
     uint8_t  auth_key[CONFIG_AUTH_KEY_MAX];  /* the file's bytes, read at load */
     size_t   auth_key_len;
     uint64_t auth_leeway_ms;        /* accepted past a token's exp */
+    uint64_t worker_watchdog_ms;    /* kill a worker whose loop stalls this long, 0 = off */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

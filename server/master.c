@@ -55,6 +55,7 @@ struct worker_proc {
     uint64_t started_ms;
     uint64_t respawn_at_ms; /* when pid == 0 and in_use: time to fork again */
     int      crashes;       /* consecutive quick deaths */
+    int      watchdog_killed;   /* SIGKILLed for a stalled loop, not reaped yet */
 };
 
 struct master {
@@ -414,6 +415,7 @@ static void spawn(int slot)
         worker_loop_run(&ctx);
     }
     p->pid = pid;
+    p->watchdog_killed = 0;
     p->started_ms = worker_clock_ms();
     M.seg->slots[slot].generation = p->generation;
     __atomic_store_n(&M.seg->slots[slot].pid, (int32_t)pid, __ATOMIC_RELEASE);
@@ -511,7 +513,8 @@ static void reap(void)
             continue;
         }
         if (WIFSIGNALED(status))
-            log_write(LOG_LVL_ALERT, 0, "worker %d killed by signal %d", (int)pid, WTERMSIG(status));
+            log_write(LOG_LVL_ALERT, 0, "worker %d killed by signal %d%s", (int)pid, WTERMSIG(status),
+                      p->watchdog_killed ? " (worker_watchdog)" : "");
         else
             log_write(LOG_LVL_ALERT, 0, "worker %d exited with code %d", (int)pid, WEXITSTATUS(status));
         if (fatal) {
@@ -542,6 +545,35 @@ static void respawn_due(void)
     }
 }
 
+/*
+ * A worker that is alive but no longer looping (stopped, stuck in a bug)
+ * keeps its members waiting and, if it holds the publish lock, every
+ * publisher: past worker_watchdog without a heartbeat it is killed. Its
+ * death is then handled like a crash (lock recovered, counts reset,
+ * respawn); its members reconnect and resume by id.
+ */
+static void watchdog(void)
+{
+    uint64_t limit = M.cfg.worker_watchdog_ms;
+    if (limit == 0)
+        return;
+    uint64_t now = worker_clock_ms();
+    for (int s = 0; s < SHM_MAX_SLOTS; s++) {
+        struct worker_proc *p = &M.procs[s];
+        if (p->pid == 0 || p->watchdog_killed)
+            continue;
+        uint64_t beat = __atomic_load_n(&M.seg->slots[s].heartbeat_ms, __ATOMIC_RELAXED);
+        uint64_t last = beat > p->started_ms ? beat : p->started_ms;
+        if (now - last <= limit)
+            continue;
+        log_write(LOG_LVL_ALERT, 0, "worker %d (slot %d) has not run its loop for %llu ms: "
+                  "killing it (worker_watchdog)", (int)p->pid, s,
+                  (unsigned long long)(now - last));
+        kill(p->pid, SIGKILL);
+        p->watchdog_killed = 1;
+    }
+}
+
 static int next_timeout_ms(void)
 {
     uint64_t now = worker_clock_ms();
@@ -553,6 +585,12 @@ static int next_timeout_ms(void)
     }
     if (M.stopping && M.kill_at_ms < next)
         next = M.kill_at_ms;
+    /* The watchdog looks every second (or every half limit, if shorter). */
+    if (M.cfg.worker_watchdog_ms != 0) {
+        uint64_t step = M.cfg.worker_watchdog_ms / 2 < 1000 ? M.cfg.worker_watchdog_ms / 2 : 1000;
+        if (now + step < next)
+            next = now + step;
+    }
     if (next == UINT64_MAX)
         return -1;
     return next <= now ? 0 : (int)(next - now);
@@ -683,6 +721,7 @@ static void supervise(void)
             handle_signal((int)si.ssi_signo);
         /* signalfd coalesces SIGCHLD: reap on every pass, not only when seen. */
         reap();
+        watchdog();
         if (M.stopping) {
             if (live_workers() == 0)
                 cleanup_and_exit(0);

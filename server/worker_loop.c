@@ -422,6 +422,8 @@ void worker_loop_run(const struct worker_ctx *ctx)
             exit(1);
         }
         w->now_ms = worker_clock_ms();
+        /* Alive and looping: what the master's watchdog checks (a tick wakes us 4 times a second). */
+        __atomic_store_n(&w->ctx.seg->slots[w->ctx.slot].heartbeat_ms, w->now_ms, __ATOMIC_RELAXED);
         for (int i = 0; i < n; i++) {
             uint64_t tag = events[i].data.u64;
             if (tag >= CONN_TAG_BASE) {

@@ -195,6 +195,7 @@ void shm_slot_reset(struct shm_segment *seg, int slot)
     for (size_t k = 0; k < sizeof s->counters / sizeof *c; k++)
         __atomic_store_n(&c[k], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->wake_pending, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->heartbeat_ms, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->generation, 0, __ATOMIC_RELAXED);
     /*
      * pid last, with release: whoever claims the slot by seeing pid == 0

@@ -51,6 +51,7 @@ struct shm_slot {
     uint32_t generation;
     uint32_t wake_pending;      /* 1 while an eventfd wake is outstanding */
     uint32_t pad;
+    uint64_t heartbeat_ms;      /* worker clock at its last loop pass (watchdog) */
     struct shm_counters counters;
 };
 

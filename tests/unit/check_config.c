@@ -896,6 +896,24 @@ START_TEST(shipped_conf_is_defaults)
 }
 END_TEST
 
+/* worker_watchdog: a duration from 1s, or off. */
+START_TEST(watchdog_values)
+{
+    parse_ok(&cfg, "");
+    ck_assert_uint_eq(cfg.worker_watchdog_ms, 10000);
+    parse_ok(&cfg, "worker_watchdog off\n");
+    ck_assert_uint_eq(cfg.worker_watchdog_ms, 0);
+    parse_ok(&cfg, "worker_watchdog 1s\n");
+    ck_assert_uint_eq(cfg.worker_watchdog_ms, 1000);
+    parse_ok(&cfg, "worker_watchdog 1h\n");
+    ck_assert_uint_eq(cfg.worker_watchdog_ms, 3600000);
+    static const char low[] = "worker_watchdog 500ms\n";
+    parse_fails(low, strlen(low), 1, "or off");
+    static const char word[] = "\nworker_watchdog never\n";
+    parse_fails(word, strlen(word), 2, "invalid duration");
+}
+END_TEST
+
 /* Parse TEXT as DIR/t.conf; 0 or -1 with err set. */
 static int parse_in(const char *dir, const char *text)
 {
@@ -1016,6 +1034,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, load_size_limit);
     tcase_add_test(tc, shipped_conf_is_defaults);
     tcase_add_test(tc, auth_key_file);
+    tcase_add_test(tc, watchdog_values);
     suite_add_tcase(s, tc);
 
     return s;

@@ -432,7 +432,19 @@ static int rooms_lock(struct worker *w)
         log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
         return lk;
     }
-    chat_rooms_sync(&cw->rooms, shm_rooms(seg), ring_tail(&seg->ring));
+    struct room_table *t = shm_rooms(seg);
+    chat_rooms_sync(&cw->rooms, t, ring_tail(&seg->ring));
+    __atomic_store_n(&seg->slots[w->ctx.slot].room_epoch, cw->rooms.epoch, __ATOMIC_RELAXED);
+    /*
+     * After a reset, a live worker that has not counted its members back in
+     * yet makes its rooms read empty: no entry may be reclaimed until every
+     * worker has.
+     */
+    int settled = 1;
+    for (int s = 0; s < SHM_MAX_SLOTS && settled; s++)
+        settled = __atomic_load_n(&seg->slots[s].pid, __ATOMIC_ACQUIRE) == 0 ||
+                  __atomic_load_n(&seg->slots[s].room_epoch, __ATOMIC_RELAXED) == t->epoch;
+    room_table_hold_reclaim(t, !settled);
     return 0;
 }
 
@@ -444,7 +456,7 @@ static int rooms_lock(struct worker *w)
  * freed).
  */
 static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
-                  const char *room, size_t room_len, struct chat_room_head *head)
+                  const char *room, size_t room_len, int carried, struct chat_room_head *head)
 {
     struct shm_segment *seg = w->ctx.seg;
     struct room_table *t = shm_rooms(seg);
@@ -454,7 +466,12 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "lock failed");
         return lk;
     }
-    int idx = room_table_join(t, room, room_len, 1, ring_tail(&seg->ring));
+    /*
+     * A handed-over member is still counted, unless a reset (a worker died)
+     * came in between: then nobody counted it back in.
+     */
+    int add = carried >= 0 && (uint32_t)carried == t->epoch ? 0 : 1;
+    int idx = room_table_join(t, room, room_len, add, ring_tail(&seg->ring));
     if (idx >= 0) {
         const struct room_entry *re = room_table_entry(t, (uint32_t)idx);
         head->pos = re->last_pos;
@@ -464,6 +481,8 @@ static int attach(struct worker *w, struct conn *c, struct chat_member *mb,
     struct local_room *lr = idx < 0 ? NULL : chat_rooms_get(&cw->rooms, room, room_len, STREAM_MIN);
     if (lr == NULL && idx >= 0)
         room_table_leave(t, (uint32_t)idx);
+    else if (idx < 0 && add == 0 && (idx = room_table_find(t, room, room_len)) >= 0)
+        room_table_leave(t, (uint32_t)idx);     /* cannot be: a counted room has its entry */
     lock_release(&seg->lock);
     if (lr == NULL) {
         member_free(mb);
@@ -649,7 +668,7 @@ static int chat_open(struct worker *w, struct conn *c, const char *sub, size_t s
         return rc;
     }
     struct chat_room_head head;
-    int online = attach(w, c, mb, room, room_len, &head);
+    int online = attach(w, c, mb, room, room_len, -1, &head);
     if (online < 0)
         return online;
     return greet(w, c, mb, &q, online, &head);
@@ -660,14 +679,14 @@ static int chat_open(struct worker *w, struct conn *c, const char *sub, size_t s
  * event), and return it (the caller frees it); NULL if C is no member. The
  * room is freed at the end of the pass once it has no members.
  */
-static struct chat_member *detach(struct worker *w, struct conn *c)
+static struct chat_member *detach(struct worker *w, struct conn *c, int keep_count)
 {
     struct chat_member *mb = member_of(c);
     if (mb == NULL)
         return NULL;
     struct local_room *lr = mb->room;
     /* Counted out while still counted in here, so a catch-up in between is exact. */
-    if (rooms_lock(w) == 0) {
+    if (!keep_count && rooms_lock(w) == 0) {
         room_table_leave(shm_rooms(w->ctx.seg), lr->idx);
         lock_release(&w->ctx.seg->lock);
     }
@@ -686,6 +705,7 @@ struct chat_handoff {
     uint8_t  room_len;
     char     room[RING_ROOM_MAX];
     uint64_t resume_id;         /* every entry up to this id has been written */
+    uint32_t room_epoch;        /* room table epoch it stayed counted in */
     uint8_t  user_len;          /* 0: a guest */
     char     user[JWT_SUB_MAX];
     int64_t  expires_s;         /* its token's end, with user_len */
@@ -709,9 +729,28 @@ static ssize_t chat_handoff_take(struct worker *w, struct conn *c, void *rec, si
     h.room_len = mb->room->name_len;
     memcpy(h.room, mb->room->name, h.room_len);
     h.resume_id = cw->last_id;
-    member_free(detach(w, c));
+    /*
+     * It stays counted in its room while in flight: the room must not read
+     * empty (and lose its entry to a new name) between the two workers.
+     */
+    h.room_epoch = cw->rooms.epoch;
+    member_free(detach(w, c, 1));
     memcpy(rec, &h, sizeof h);
     return (ssize_t)sizeof h;
+}
+
+/* A record nobody adopts: its member leaves the count it was carried in. */
+static void chat_handoff_abort(struct worker *w, const void *rec, size_t len)
+{
+    struct chat_handoff h;
+    if (len != sizeof h || rooms_lock(w) < 0)
+        return;
+    memcpy(&h, rec, sizeof h);
+    struct room_table *t = shm_rooms(w->ctx.seg);
+    int idx = room_table_find(t, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len);
+    if (idx >= 0 && h.room_epoch == t->epoch)
+        room_table_leave(t, (uint32_t)idx);
+    lock_release(&w->ctx.seg->lock);
 }
 
 static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec, size_t len)
@@ -724,6 +763,7 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
     memcpy(&h, rec, sizeof h);
     struct chat_member *mb = calloc(1, sizeof *mb);
     if (mb == NULL) {
+        chat_handoff_abort(w, rec, len);
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
         return -ENOMEM;
     }
@@ -736,6 +776,7 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
                                        h.expires_s);
         if (mb->token == NULL) {
             free(mb);
+            chat_handoff_abort(w, rec, len);
             ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
             return -ENOMEM;
         }
@@ -745,7 +786,7 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
     mb->announced = 1;
     struct chat_room_head head;
     int rc = attach(w, c, mb, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len,
-                    &head);
+                    (int)h.room_epoch, &head);
     if (rc < 0)
         return rc;
     /*
@@ -780,7 +821,7 @@ static void chat_close(struct worker *w, struct conn *c)
             break;
         }
     struct local_room *lr = mb->room;
-    detach(w, c);
+    detach(w, c, 0);
     /*
      * A worker that is stopping closes every member at once and they come
      * straight back (1012): a leave event each would cost every other
@@ -859,6 +900,7 @@ const struct ws_endpoint chat_endpoint = {
     .close = chat_close,
     .handoff_take = chat_handoff_take,
     .handoff_adopt = chat_handoff_adopt,
+    .handoff_abort = chat_handoff_abort,
     .wake = chat_wake,
     .pass_end = chat_pass_end,
 };

@@ -100,6 +100,8 @@ int handoff_send(struct worker *w, struct conn *c)
          * id. The endpoint already let go of it, without a trace.
          */
         log_at(LOG_LVL_INFO, errno, "conn %u: handing over failed", c->id);
+        if (c->ep->handoff_abort != NULL)
+            c->ep->handoff_abort(w, rec.data, rec.len);
         return -EAGAIN;
     }
     /*
@@ -115,8 +117,11 @@ static void adopt(struct worker *w, int fd, const struct ws_endpoint *ep,
                   const struct handoff_rec *rec)
 {
     struct conn *c = worker_register(w, fd);
-    if (c == NULL)
+    if (c == NULL) {
+        if (ep->handoff_abort != NULL)
+            ep->handoff_abort(w, rec->data, rec->len);
         return;
+    }
     worker_ip_take(w, c, 0);        /* it was within the limit where it came from */
     if (ws_conn_adopt(w, c, ep, rec->data, rec->len) < 0)
         return;

@@ -59,6 +59,12 @@ struct ws_endpoint {
     ssize_t (*handoff_take)(struct worker *w, struct conn *c, void *rec, size_t cap);
     /* The adopting side of handoff_take (NULL: nothing to restore). 0, or < 0 (C failed). */
     int (*handoff_adopt)(struct worker *w, struct conn *c, const void *rec, size_t len);
+    /*
+     * A record from handoff_take that no worker will adopt (the channel was
+     * full, or the receiver could not take the socket): undo what the record
+     * still holds on to (NULL: nothing). Either side may call it.
+     */
+    void (*handoff_abort)(struct worker *w, const void *rec, size_t len);
     /* Another worker published (the slot's eventfd fired). NULL: not interested. */
     void (*wake)(struct worker *w);
     /* End of each loop pass, before closed connections are released. NULL: nothing. */

@@ -118,6 +118,8 @@ static uint32_t take_entry(struct room_table *t, uint64_t tail)
 {
     if (t->used < t->cap)
         return t->used++;
+    if (t->reclaim_held)
+        return ROOM_NONE;
     struct room_entry *ent = entries(t);
     uint32_t first_empty = ROOM_NONE;
     for (uint32_t looked = 0; looked < t->cap; looked++) {
@@ -260,6 +262,11 @@ int room_table_behind(const struct room_table *t, uint32_t epoch)
     return __atomic_load_n(&t->reset_asked, __ATOMIC_ACQUIRE) !=
                __atomic_load_n(&t->reset_done, __ATOMIC_RELAXED) ||
            __atomic_load_n(&t->epoch, __ATOMIC_ACQUIRE) != epoch;
+}
+
+void room_table_hold_reclaim(struct room_table *t, int hold)
+{
+    t->reclaim_held = hold != 0;
 }
 
 uint32_t room_table_occupied(const struct room_table *t)

@@ -66,7 +66,7 @@ struct room_table {
     uint64_t horizon;           /* see above: one past the newest position a
                                    reclaimed room's message may hold */
     uint32_t occupied;          /* rooms with members now */
-    uint32_t pad3;
+    uint32_t reclaim_held;      /* 1: take no entry from an empty room (see below) */
     uint64_t reclaimed;         /* entries reclaimed so far */
     /* uint32_t bucket[mask + 1]; struct room_entry entry[cap]; follow */
 };
@@ -118,6 +118,13 @@ void room_table_request_reset(struct room_table *t);
 uint32_t room_table_settle(struct room_table *t);
 /* 1 when a reset is asked for or done after EPOCH (no lock: a cheap check per tick). */
 int room_table_behind(const struct room_table *t, uint32_t epoch);
+
+/*
+ * Caller, under the lock: while HOLD, new names only get never-used
+ * entries. For the time after a reset when some live worker has not yet
+ * counted its members back in: their rooms read empty but are not.
+ */
+void room_table_hold_reclaim(struct room_table *t, int hold);
 
 /* Rooms with members now (any process, no lock). */
 uint32_t room_table_occupied(const struct room_table *t);

@@ -196,6 +196,7 @@ void shm_slot_reset(struct shm_segment *seg, int slot)
         __atomic_store_n(&c[k], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->wake_pending, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->heartbeat_ms, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->room_epoch, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->generation, 0, __ATOMIC_RELAXED);
     /*
      * pid last, with release: whoever claims the slot by seeing pid == 0

@@ -52,6 +52,8 @@ struct shm_slot {
     uint32_t wake_pending;      /* 1 while an eventfd wake is outstanding */
     uint32_t pad;
     uint64_t heartbeat_ms;      /* worker clock at its last loop pass (watchdog) */
+    uint32_t room_epoch;        /* room table epoch its members are counted in */
+    uint32_t pad2;
     struct shm_counters counters;
 };
 

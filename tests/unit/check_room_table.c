@@ -680,11 +680,29 @@ START_TEST(max_cap)
 }
 END_TEST
 
+/* While held, a new name only gets a never-used entry, never an empty room's. */
+START_TEST(hold_reclaim)
+{
+    make_table(2);
+    int a = join("a", 1, 0);
+    ck_assert_int_ge(join("b", 1, 0), 0);
+    room_table_leave(t, (uint32_t)a);           /* a reads empty */
+    room_table_hold_reclaim(t, 1);
+    ck_assert_int_eq(join("c", 1, 0), -ENOSPC);
+    ck_assert_int_eq(find("a"), a);             /* a keeps its entry */
+    room_table_hold_reclaim(t, 0);
+    ck_assert_int_eq(join("c", 1, 0), a);
+    ck_assert_int_eq(find("a"), -ENOENT);
+    free_table();
+}
+END_TEST
+
 Suite *room_table_suite(void)
 {
     Suite *s = suite_create("room_table");
     TCase *tc = tcase_create("basics");
     tcase_add_test(tc, join_find_leave);
+    tcase_add_test(tc, hold_reclaim);
     tcase_add_test(tc, name_bounds);
     tcase_add_test(tc, zero_join_makes_entry_only);
     tcase_add_test(tc, note_message_sets_head);

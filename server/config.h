@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <limits.h>
 
+#include "cidr.h"
+
 #define CONFIG_MAX_LISTEN   8
 #define CONFIG_MAX_ORIGINS  32
 #define CONFIG_MAX_WORKERS  64
@@ -60,6 +62,9 @@ struct config {
     char     origins[CONFIG_MAX_ORIGINS][256];
     int      norigins;              /* 0 = any origin accepted */
     int      reload_handoff;        /* pass live WebSockets to new workers on reload */
+    struct cidr_list real_ip_from;  /* trusted proxies (n == 0: none): the client
+                                       of their requests is X-Forwarded-For's */
+    struct cidr_list stats_allow;   /* client addresses /stats and /metrics answer */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

@@ -27,7 +27,7 @@
 
 #define CONF_LINE_MAX   4096
 #define CONF_FILE_MAX   (1024 * 1024)
-/* The directive name, every origin, and a lone ";" left for stripping. */
+/* The directive name, every origin or address, and a lone ";" left for stripping. */
 #define CONF_TOKENS_MAX ((CONFIG_MAX_ORIGINS > CIDR_MAX ? CONFIG_MAX_ORIGINS : CIDR_MAX) + 2)
 /* How much of a bad value is quoted back in an error message. */
 #define CONF_ECHO_MAX   80

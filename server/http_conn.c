@@ -56,8 +56,14 @@ static const char *addr_text(const uint8_t a[16], char *buf, size_t cap)
     return buf;
 }
 
-/* Room for X-Forwarded-For lines joined: what real_ip() reads of it, with margin. */
+/*
+ * Room for X-Forwarded-For lines joined. real_ip() walks at most
+ * REAL_IP_MAX_HOPS entries of at most CIDR_ADDR_MAX + 16 bytes (its scan
+ * bound) from the right, so it stops before it could reach a cut.
+ */
 #define XFF_JOIN_MAX 2048
+_Static_assert(XFF_JOIN_MAX > REAL_IP_MAX_HOPS * (CIDR_ADDR_MAX + 16 + 1),
+               "a joined X-Forwarded-For holds all real_ip() may read");
 
 /*
  * X-Forwarded-For as one value: the line itself when there is one, else

@@ -26,7 +26,7 @@ FUZZ_SECONDS ?= 5
 HEADERS = $(wildcard server/*.h shared/*.h)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
-        headers check-includes clean bench bench-smoke test-browser soak valgrind
+        headers check-includes clean bench bench-smoke test-browser test-tls soak valgrind
 
 all: wsmaster
 
@@ -123,6 +123,14 @@ fuzz:
 test-browser: deps
 	$(MAKE) $(B)/wsmaster
 	WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster tests/browser/run.sh
+
+# wss:// through nginx (conf/nginx-wschat.conf) with a certificate made for
+# the run: chat, ?since= resume, SIGHUP, real_ip_from and stats_allow seen
+# through the proxy. nginx and openssl come from deps; node/npm and npm's
+# ws from tests/tls/run.sh.
+test-tls: deps
+	$(MAKE) $(B)/wsmaster
+	WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster tests/tls/run.sh
 
 # wsbench: an independent RFC 6455 client (libc only), never the server's code.
 BENCH_SRC = $(wildcard tests/bench/*.c)

@@ -18,6 +18,10 @@ fuzz_links() {
 if ! command -v clang >/dev/null || ! fuzz_links; then pkgs+=(libclang-rt-dev); fi
 if ! command -v pkg-config >/dev/null || ! have_pc libcrypto; then pkgs+=(libssl-dev); fi
 if ! command -v pkg-config >/dev/null || ! have_pc check; then pkgs+=(check); fi
+# The TLS test (make test-tls) puts Debian's nginx in front and makes its
+# certificate with the openssl command.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
+command -v openssl >/dev/null    || pkgs+=(openssl)
 
 if [ ${#pkgs[@]} -eq 0 ]; then
     exit 0

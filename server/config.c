@@ -28,8 +28,8 @@
 
 #define CONF_LINE_MAX   4096
 #define CONF_FILE_MAX   (1024 * 1024)
-/* The directive name, every origin, and a lone ";" left for stripping. */
-#define CONF_TOKENS_MAX (CONFIG_MAX_ORIGINS + 2)
+/* The directive name, every origin or address, and a lone ";" left for stripping. */
+#define CONF_TOKENS_MAX ((CONFIG_MAX_ORIGINS > CIDR_MAX ? CONFIG_MAX_ORIGINS : CIDR_MAX) + 2)
 /* How much of a bad value is quoted back in an error message. */
 #define CONF_ECHO_MAX   80
 
@@ -41,7 +41,8 @@
 
 enum dtype {
     D_LISTEN, D_WORKERS, D_INT, D_U32, D_SIZE, D_DURATION,
-    D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG, D_AUTH, D_DURATION_OFF
+    D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG, D_AUTH, D_DURATION_OFF,
+    D_CIDR
 };
 
 struct directive {
@@ -86,6 +87,8 @@ static const struct directive directives[] = {
     { "ring_size",               D_SIZE,      F(ring_size), MIB, 4 * GIB },
     { "origins",                 D_ORIGINS,   0, 0, 0 },
     { "reload_handoff",          D_FLAG,      F(reload_handoff), 0, 1 },
+    { "real_ip_from",            D_CIDR,      F(real_ip_from), 0, 0 },
+    { "stats_allow",             D_CIDR,      F(stats_allow), 0, 0 },
 };
 
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -368,6 +371,33 @@ bad:
                 CONF_ECHO_MAX, value, why);
 }
 
+/*
+ * An address list: the values joined with blanks (one may be a quoted list
+ * itself) for cidr_parse_list, or the single word `none` for an empty list.
+ */
+static int set_cidr(struct parser *p, unsigned line, const struct directive *d,
+                    char **val, int nval)
+{
+    struct cidr_list *l = (struct cidr_list *)(void *)((char *)p->cfg + d->off);
+    char text[CONF_LINE_MAX + 1], why[128];
+    size_t n = 0;
+    if (nval == 1 && strcmp(val[0], "none") == 0) {
+        l->n = 0;
+        return 0;
+    }
+    for (int i = 0; i < nval; i++) {
+        size_t k = strlen(val[i]);
+        if (n + k + 1 > sizeof(text))
+            return fail(p, line, "\"%s\" address list is too long", d->name);
+        memcpy(text + n, val[i], k);
+        n += k;
+        text[n++] = ' ';
+    }
+    if (cidr_parse_list(l, text, n, why, sizeof(why)) < 0)
+        return fail(p, line, "invalid \"%s\" address list: %s", d->name, why);
+    return 0;
+}
+
 static int set_value(struct parser *p, unsigned line,
                      const struct directive *d, char **val, int nval)
 {
@@ -436,6 +466,8 @@ static int set_value(struct parser *p, unsigned line,
         }
         cfg->norigins = nval;
         return 0;
+    case D_CIDR:
+        return set_cidr(p, line, d, val, nval);
     }
     return fail(p, line, "internal error: directive \"%s\"", d->name);
 }
@@ -458,7 +490,7 @@ static int apply_directive(struct parser *p, unsigned line, struct line *l)
     p->seen[idx] = line;
 
     int nval = l->ntok - 1;
-    int maxval = d->type == D_ORIGINS ? CONFIG_MAX_ORIGINS : 1;
+    int maxval = d->type == D_ORIGINS ? CONFIG_MAX_ORIGINS : d->type == D_CIDR ? CIDR_MAX : 1;
     if (nval == 0)
         return fail(p, line, "\"%s\" directive needs a value", d->name);
     if (nval > maxval) {
@@ -745,6 +777,9 @@ void config_defaults(struct config *cfg)
     cfg->auth = CONFIG_AUTH_OFF;
     cfg->auth_leeway_ms = 30 * SEC;
     cfg->worker_watchdog_ms = 10 * SEC;
+    /* real_ip_from stays empty: no proxy is trusted. */
+    static const char stats_allow[] = "127.0.0.1/32 ::1/128";
+    cidr_parse_list(&cfg->stats_allow, stats_allow, sizeof stats_allow - 1, NULL, 0);
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <limits.h>
 
+#include "cidr.h"
+
 #define CONFIG_MAX_LISTEN   8
 #define CONFIG_MAX_ORIGINS  32
 #define CONFIG_MAX_WORKERS  64
@@ -71,6 +73,9 @@ struct config {
     size_t   auth_key_len;
     uint64_t auth_leeway_ms;        /* accepted past a token's exp */
     uint64_t worker_watchdog_ms;    /* kill a worker whose loop stalls this long, 0 = off */
+    struct cidr_list real_ip_from;  /* trusted proxies (n == 0: none): the client
+                                       of their requests is X-Forwarded-For's */
+    struct cidr_list stats_allow;   /* client addresses /stats and /metrics answer */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

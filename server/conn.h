@@ -39,6 +39,17 @@ enum conn_state {
                                        output was over budget; resumed once it drains */
 #define CONN_F_IP_COUNTED  0x80     /* counted in the shm ip_limit table (give back on close) */
 
+/*
+ * Whether `peer` is the TCP peer or the client a proxy forwarded for. A peer
+ * in real_ip_from is not counted at accept: its connection counts for the
+ * client its request head names (X-Forwarded-For / X-Real-IP).
+ */
+enum conn_via {
+    CONN_VIA_DIRECT = 0,    /* peer = TCP peer, not a trusted proxy */
+    CONN_VIA_PROXY,         /* peer = a trusted proxy; no request head read yet */
+    CONN_VIA_FORWARDED      /* peer = the client the proxy's last request named */
+};
+
 struct ws_endpoint;
 struct stream_cursor;
 
@@ -47,6 +58,7 @@ struct conn {
     uint8_t  state;             /* enum conn_state */
     uint8_t  flags;
     uint8_t  tlist;             /* timer list + 1, 0 = on none */
+    uint8_t  via;               /* enum conn_via: who `peer` is */
     uint32_t id;                /* index in the worker's table */
     uint64_t deadline_ms;       /* handshake/idle/close deadline (monotonic) */
     struct conn *tprev, *tnext; /* timer list, ordered by deadline */
@@ -54,7 +66,8 @@ struct conn {
     uint8_t *out; uint32_t out_off, out_len, out_cap;
     uint8_t *msg; uint64_t msg_len, msg_cap;
     uint32_t msg_since_s;       /* monotonic seconds when the open message began */
-    uint8_t  peer[16];          /* client address, IPv4 as ::ffff:a.b.c.d */
+    uint8_t  peer[16];          /* client address, IPv4 as ::ffff:a.b.c.d: the TCP
+                                   peer, or the client a trusted proxy named */
     struct ws_parser parser;
     const struct ws_endpoint *ep; /* set from the upgrade until release, else NULL */
     struct stream_cursor *cursor; /* NULL, or the stream this connection

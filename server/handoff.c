@@ -17,13 +17,15 @@
 #include "worker.h"
 #include "ws_conn.h"
 
-#define HANDOFF_MAGIC 0x77736832u   /* "wsh2" */
+#define HANDOFF_MAGIC 0x77736833u   /* "wsh3" */
 
 /* The endpoint's record travels opaque: only the endpoint reads it. */
 struct handoff_rec {
     uint32_t magic;
     uint32_t endpoint;          /* endpoints_index() */
     uint32_t len;               /* bytes of data used */
+    uint8_t  peer[16];          /* the client address (a proxy's client, if forwarded) */
+    uint8_t  via;               /* enum conn_via */
     uint8_t  data[WS_HANDOFF_MAX];
 };
 
@@ -89,6 +91,8 @@ int handoff_send(struct worker *w, struct conn *c)
     memset(&rec, 0, sizeof rec);
     rec.magic = HANDOFF_MAGIC;
     rec.endpoint = endpoints_index(c->ep);
+    memcpy(rec.peer, c->peer, sizeof rec.peer);
+    rec.via = c->via;
     /* The endpoint decides and lets go first: a chat member with stream pending stays. */
     ssize_t len = c->ep->handoff_take(w, c, rec.data, sizeof rec.data);
     if (len < 0)
@@ -122,6 +126,8 @@ static void adopt(struct worker *w, int fd, const struct ws_endpoint *ep,
             ep->handoff_abort(w, rec->data, rec->len);
         return;
     }
+    memcpy(c->peer, rec->peer, sizeof c->peer);
+    c->via = rec->via;
     worker_ip_take(w, c, 0);        /* it was within the limit where it came from */
     if (ws_conn_adopt(w, c, ep, rec->data, rec->len) < 0)
         return;

@@ -6,16 +6,27 @@
  * stats.c's; every other GET/HEAD goes to the static file handler. Plain
  * HTTP connections are kept alive between requests (pipelining included);
  * error responses close the connection after they are sent.
+ *
+ * A connection from a proxy in real_ip_from is nobody's until its request
+ * head names the client (X-Forwarded-For, X-Real-IP): it was not counted
+ * at accept, and is counted here against that client's
+ * max_connections_per_ip (503 with Retry-After past it, like a direct
+ * client at accept). /stats and /metrics answer only stats_allow clients.
  */
 #include "http_conn.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "cidr.h"
 #include "conn.h"
 #include "endpoints.h"
 #include "http.h"
 #include "log.h"
+#include "real_ip.h"
 #include "static_files.h"
 #include "stats.h"
 #include "worker.h"
@@ -33,6 +44,114 @@ static void answer_error(struct worker *w, struct conn *c, int status, const cha
         return;
     }
     worker_linger(w, c);
+}
+
+/* ADDR (16 bytes, IPv4 mapped) as text, for log lines. */
+static const char *addr_text(const uint8_t a[16], char *buf, size_t cap)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    int v4 = memcmp(a, mapped, sizeof mapped) == 0;
+    if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? a + 12 : a, buf, (socklen_t)cap) == NULL)
+        snprintf(buf, cap, "?");
+    return buf;
+}
+
+/*
+ * Room for X-Forwarded-For lines joined. real_ip() walks at most
+ * REAL_IP_MAX_HOPS entries of at most CIDR_ADDR_MAX + 16 bytes (its scan
+ * bound) from the right, so it stops before it could reach a cut.
+ */
+#define XFF_JOIN_MAX 2048
+_Static_assert(XFF_JOIN_MAX > REAL_IP_MAX_HOPS * (CIDR_ADDR_MAX + 16 + 1),
+               "a joined X-Forwarded-For holds all real_ip() may read");
+
+/*
+ * X-Forwarded-For as one value: the line itself when there is one, else
+ * every non-empty line joined with "," (RFC 9110 §5.3) into BUF[0..cap),
+ * filled from the right, since real_ip() reads only the right end (the
+ * nearest proxies). A line that does not fit loses its leftmost entries up
+ * to a comma, and the comma kept in front (an empty entry) stops the walk
+ * there: no address is ever made of a cut one. NULL when absent.
+ */
+static const char *xff_value(const struct http_request *req, char *buf, size_t cap,
+                             size_t *len)
+{
+    size_t lines = http_count_header(req, "X-Forwarded-For");
+    *len = 0;
+    if (lines == 0)
+        return NULL;
+    if (lines == 1) {
+        const struct http_header *h = http_find_header(req, "X-Forwarded-For");
+        *len = h->value_len;
+        return h->value;
+    }
+    size_t start = cap;     /* buf[start..cap) holds the lines joined so far; start > 0 */
+    for (size_t i = req->num_headers; i-- > 0;) {
+        const struct http_header *h = &req->headers[i];
+        if (h->value_len == 0 || !http_slice_ieq(h->name, h->name_len, "X-Forwarded-For"))
+            continue;
+        size_t sep = start < cap;
+        if (h->value_len + sep < start) {
+            if (sep)
+                buf[--start] = ',';
+            start -= h->value_len;
+            memcpy(buf + start, h->value, h->value_len);
+            continue;
+        }
+        /* It does not fit: keep the entries of its right end that do. */
+        if (sep)
+            buf[--start] = ',';
+        const char *tail = h->value + h->value_len - start;
+        const char *comma = memchr(tail, ',', start);
+        if (comma != NULL) {
+            size_t keep = (size_t)(h->value + h->value_len - comma);
+            memcpy(buf + start - keep, comma, keep);
+            start -= keep;
+        } else if (!sep) {
+            buf[--start] = ',';
+        }
+        break;
+    }
+    *len = cap - start;
+    return buf + start;
+}
+
+/*
+ * C's TCP peer is in real_ip_from: C now serves the client REQ names (by
+ * real_ip()) and counts against that address instead (moving the count
+ * when a keep-alive connection's next request names another client).
+ * 1 to go on; 0 when that client is over max_connections_per_ip (503 with
+ * Retry-After queued, as a direct client gets at accept).
+ */
+static int forwarded_client(struct worker *w, struct conn *c, const struct http_request *req)
+{
+    uint8_t proxy[16], client[16];
+    char xff[XFF_JOIN_MAX];
+    size_t xff_len, xri_len = 0;
+    if (c->via == CONN_VIA_PROXY)
+        memcpy(proxy, c->peer, 16);
+    else
+        worker_peer_of(c->fd, proxy);   /* peer holds the previous request's client */
+    const char *xffp = xff_value(req, xff, sizeof xff, &xff_len);
+    const char *xri = NULL;
+    if (http_count_header(req, "X-Real-IP") == 1) {    /* two would be a guess */
+        const struct http_header *h = http_find_header(req, "X-Real-IP");
+        xri = h->value;
+        xri_len = h->value_len;
+    }
+    real_ip(client, proxy, &w->cfg->real_ip_from, xffp, xff_len, xri, xri_len);
+    c->via = CONN_VIA_FORWARDED;
+    char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+    log_at(LOG_LVL_DEBUG, 0, "conn %u: client %s via %s", c->id,
+           addr_text(client, a, sizeof a), addr_text(proxy, b, sizeof b));
+    if (worker_ip_retake(w, c, client, w->cfg->max_connections_per_ip))
+        return 1;
+    STAT_ADD(w, rejects_limit, 1);
+    log_at(LOG_LVL_INFO, 0, "conn %u: client %s over max_connections_per_ip (%u): "
+           "answering 503", c->id, addr_text(client, a, sizeof a),
+           w->cfg->max_connections_per_ip);
+    answer_error(w, c, 503, "Retry-After: 10\r\n");
+    return 0;
 }
 
 /*
@@ -142,6 +261,8 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
 {
     const char *path, *query;
     size_t path_len, query_len;
+    if (c->via != CONN_VIA_DIRECT && !forwarded_client(w, c, req))
+        return 0;
     split_target(req, &path, &path_len, &query, &query_len);
 
     const char *sub;
@@ -164,8 +285,16 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
         return 0;
     }
     int keep = wants_keepalive(req) && !w->stopping;
+    int stats = stats_route(path, path_len);
+    if (stats && !cidr_match(&w->cfg->stats_allow, c->peer)) {
+        char a[INET6_ADDRSTRLEN];
+        log_at(LOG_LVL_INFO, 0, "conn %u: %.*s refused to %s (not in stats_allow)", c->id,
+               (int)path_len, path, addr_text(c->peer, a, sizeof a));
+        answer_error(w, c, 403, NULL);
+        return 0;
+    }
     struct http_response resp;
-    int rc = stats_route(path, path_len)
+    int rc = stats
            ? stats_serve(w->ctx.seg, path, path_len, &resp)
            : static_files_serve(w->cfg->web_root, req, path, path_len, head_only, &resp);
     if (rc < 0) {

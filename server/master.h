@@ -6,8 +6,7 @@
 #define WSM_MASTER_H
 
 #include "config.h"
-
-#define WSCHAT_VERSION "0.1.0"
+#include "version.h"
 
 void master_run(const struct config *cfg) __attribute__((noreturn));
 

@@ -14,29 +14,36 @@
 
 #include "shm.h"
 #include "strbuf.h"
+#include "version.h"
 
 #define LOAD(p) __atomic_load_n(&(p), __ATOMIC_RELAXED)
 
-struct field { const char *name; const char *help; size_t off; int gauge; };
+/*
+ * NAME is the JSON key (and the shm field); PROM the Prometheus name after
+ * "wschat_", following its conventions: a counter ends in _total, a unit
+ * (bytes) is spelled out before it, a gauge has neither.
+ */
+struct field { const char *name; const char *prom; const char *help; size_t off; int gauge; };
 
-#define F(n, h, g) { #n, h, offsetof(struct shm_counters, n), g }
+#define F(n, p, h, g) { #n, p, h, offsetof(struct shm_counters, n), g }
 static const struct field fields[] = {
-    F(conns_accepted, "TCP connections accepted", 0),
-    F(conns_current, "Open TCP connections", 1),
-    F(ws_current, "Open WebSocket connections", 1),
-    F(http_requests, "Plain HTTP requests answered", 0),
-    F(handshakes_ok, "WebSocket handshakes completed", 0),
-    F(handshakes_failed, "WebSocket handshakes refused", 0),
-    F(msgs_in, "WebSocket messages received", 0),
-    F(msgs_published, "Chat events published to the ring", 0),
-    F(deliveries, "Chat frames queued to members", 0),
-    F(bytes_in, "Bytes read from sockets", 0),
-    F(bytes_out, "Bytes written to sockets", 0),
-    F(drops_slow, "Members closed with 1013 for a full send queue", 0),
-    F(ring_overruns, "Times a worker fell a whole ring behind", 0),
-    F(closes_protocol, "Connections failed for protocol errors", 0),
-    F(timeouts, "Handshake, idle and close timeouts", 0),
-    F(rejects_limit, "Connections shed at fd limits", 0),
+    F(conns_accepted, "conns_accepted_total", "TCP connections accepted", 0),
+    F(conns_current, "conns_current", "Open TCP connections", 1),
+    F(ws_current, "ws_current", "Open WebSocket connections", 1),
+    F(http_requests, "http_requests_total", "Plain HTTP requests answered", 0),
+    F(handshakes_ok, "handshakes_ok_total", "WebSocket handshakes completed", 0),
+    F(handshakes_failed, "handshakes_failed_total", "WebSocket handshakes refused", 0),
+    F(msgs_in, "msgs_in_total", "WebSocket messages received", 0),
+    F(msgs_published, "msgs_published_total", "Chat events published to the ring", 0),
+    F(deliveries, "deliveries_total", "Chat frames queued to members", 0),
+    F(bytes_in, "read_bytes_total", "Bytes read from sockets", 0),
+    F(bytes_out, "written_bytes_total", "Bytes written to sockets", 0),
+    F(drops_slow, "drops_slow_total", "Members closed with 1013 for a full send queue", 0),
+    F(ring_overruns, "ring_overruns_total", "Times a worker fell a whole ring behind", 0),
+    F(closes_protocol, "closes_protocol_total", "Connections failed for protocol errors", 0),
+    F(timeouts, "timeouts_total", "Handshake, idle and close timeouts", 0),
+    F(rejects_limit, "rejects_limit_total",
+      "Connections shed at fd limits or refused over max_connections_per_ip", 0),
 };
 #undef F
 #define NFIELDS (sizeof fields / sizeof fields[0])
@@ -91,19 +98,23 @@ ssize_t stats_render_metrics(const struct shm_segment *seg, char *dst, size_t ca
 {
     struct strbuf b;
     strbuf_init(&b, dst, cap);
+    strbuf_printf(&b, "# HELP wschat_build_info The running wsmaster's version\n"
+                  "# TYPE wschat_build_info gauge\nwschat_build_info{version=\"%s\"} 1\n",
+                  WSCHAT_VERSION);
     for (size_t f = 0; f < NFIELDS; f++) {
-        strbuf_printf(&b, "# HELP wschat_%s %s\n# TYPE wschat_%s %s\n", fields[f].name,
-                      fields[f].help, fields[f].name, fields[f].gauge ? "gauge" : "counter");
+        strbuf_printf(&b, "# HELP wschat_%s %s\n# TYPE wschat_%s %s\n", fields[f].prom,
+                      fields[f].help, fields[f].prom, fields[f].gauge ? "gauge" : "counter");
         for (int s = 0; s < SHM_MAX_SLOTS; s++) {
             const struct shm_slot *sl = &seg->slots[s];
             if (LOAD(sl->pid) == 0)
                 continue;
-            strbuf_printf(&b, "wschat_%s{slot=\"%d\"} %llu\n", fields[f].name, s,
+            strbuf_printf(&b, "wschat_%s{slot=\"%d\"} %llu\n", fields[f].prom, s,
                           (unsigned long long)counter(sl, f));
         }
     }
+    /* An id, not a count of events: a gauge (that happens only to grow). */
     strbuf_printf(&b, "# HELP wschat_ring_last_id Id of the newest chat event\n"
-                  "# TYPE wschat_ring_last_id counter\nwschat_ring_last_id %llu\n",
+                  "# TYPE wschat_ring_last_id gauge\nwschat_ring_last_id %llu\n",
                   (unsigned long long)ring_last_id(&seg->ring));
     return strbuf_result(&b);
 }

@@ -45,19 +45,24 @@ struct conn *worker_register(struct worker *w, int fd)
 
 /* ---- connections per client address ---- */
 
-static void peer_of(int fd, uint8_t out[16])
+void worker_addr_of(const struct sockaddr *sa, uint8_t out[16])
+{
+    memset(out, 0, 16);     /* all zeros: every unknown peer shares one count */
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    } else if (sa->sa_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    }
+}
+
+void worker_peer_of(int fd, uint8_t out[16])
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    memset(out, 0, 16);
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-        return;     /* all zeros: every unknown peer shares one count */
-    if (ss.ss_family == AF_INET6) {
-        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-    } else if (ss.ss_family == AF_INET) {
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    }
+        ss.ss_family = AF_UNSPEC;
+    worker_addr_of((const struct sockaddr *)&ss, out);
 }
 
 /* The table lock; 0, or < 0 (logged) when the lock is lost for good. */
@@ -90,7 +95,6 @@ int worker_ip_take(struct worker *w, struct conn *c, uint32_t max)
      * turns one on counts the connections accepted from then on). */
     if (w->cfg->max_connections_per_ip == 0 && w->cfg->ip_publish_rate == 0)
         return 1;
-    peer_of(c->fd, c->peer);
     if (ip_lock(w) < 0)
         return 1;
     ip_sync(w);
@@ -141,6 +145,15 @@ static void ip_give(struct worker *w, struct conn *c)
     if (!stale)
         ip_limit_give(&w->ctx.seg->ips, c->peer);
     lock_release(&w->ctx.seg->ip_lock);
+}
+
+int worker_ip_retake(struct worker *w, struct conn *c, const uint8_t addr[16], uint32_t max)
+{
+    if ((c->flags & CONN_F_IP_COUNTED) && memcmp(c->peer, addr, 16) == 0)
+        return 1;
+    ip_give(w, c);
+    memcpy(c->peer, addr, 16);
+    return worker_ip_take(w, c, max);
 }
 
 uint64_t worker_clock_ms(void)

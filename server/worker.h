@@ -17,6 +17,8 @@
 #include "conn.h"
 #include "shm.h"
 
+struct sockaddr;
+
 struct worker_ctx {
     const struct config *cfg;
     int slot;                   /* shm slot, 0..SHM_MAX_SLOTS-1 */
@@ -71,12 +73,28 @@ struct worker {
 struct conn *worker_register(struct worker *w, int fd);
 
 /*
- * Count C (registered) against its address in the server-wide ip_limit
- * table: 1 when it may stay, 0 when its address already holds MAX
- * connections (0: no limit, only count; a handed-over connection). An
- * address the full table cannot take is let in uncounted.
+ * The 16-byte address form (IPv4 as ::ffff:a.b.c.d) of SA, an AF_INET or
+ * AF_INET6 socket address, into OUT; all zeros for any other family.
+ */
+void worker_addr_of(const struct sockaddr *sa, uint8_t out[16]);
+/* The same for FD's TCP peer (getpeername); all zeros when that fails. */
+void worker_peer_of(int fd, uint8_t out[16]);
+
+/*
+ * Count C (registered, c->peer set) against its address in the
+ * server-wide ip_limit table: 1 when it may stay, 0 when its address
+ * already holds MAX connections (0: no limit, only count; a handed-over
+ * connection). An address the full table cannot take is let in uncounted.
  */
 int  worker_ip_take(struct worker *w, struct conn *c, uint32_t max);
+/*
+ * C came through a trusted proxy and its request names client ADDR: make
+ * ADDR C's peer and count C against it instead of what it was counted
+ * against (nothing before its first request). 1 when it may stay (also
+ * when already counted for ADDR), 0 when ADDR holds MAX connections: C then
+ * counts for no one.
+ */
+int  worker_ip_retake(struct worker *w, struct conn *c, const uint8_t addr[16], uint32_t max);
 /*
  * From the worker's tick: after the master reset the table (a worker
  * died), count every connection in again; once a second, free the slots of

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "conn.h"
 #include "endpoints.h"
 #include "handoff.h"
@@ -240,7 +241,9 @@ static void on_acceptable(struct worker *w, int idx)
             log_at(LOG_LVL_WARN, 0, "max_connections (%u) reached", w->conns.cap);
             return;
         }
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -261,7 +264,10 @@ static void on_acceptable(struct worker *w, int idx)
             continue;
         STAT_ADD(w, conns_accepted, 1);
         worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
-        if (!worker_ip_take(w, c, w->cfg->max_connections_per_ip))
+        worker_addr_of((const struct sockaddr *)&ss, c->peer);
+        if (cidr_match(&w->cfg->real_ip_from, c->peer))
+            c->via = CONN_VIA_PROXY;    /* counted for its client, once a head names it */
+        else if (!worker_ip_take(w, c, w->cfg->max_connections_per_ip))
             refuse_over_ip_limit(w, c);
     }
 }

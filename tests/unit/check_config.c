@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "log.h"
 
@@ -977,6 +978,135 @@ START_TEST(auth_key_file)
 }
 END_TEST
 
+/* ---- address lists (real_ip_from, stats_allow) --------------------------- */
+
+static void addr16(uint8_t out[16], const char *text)
+{
+    ck_assert_int_eq(cidr_parse_addr(text, strlen(text), out), 0);
+}
+
+static int list_has(const struct cidr_list *l, const char *text)
+{
+    uint8_t a[16];
+    addr16(a, text);
+    return cidr_match(l, a);
+}
+
+START_TEST(cidr_defaults)
+{
+    memset(&cfg, 0xA5, sizeof(cfg));
+    config_defaults(&cfg);
+    ck_assert_int_eq(cfg.real_ip_from.n, 0);
+    ck_assert_int_eq(cfg.stats_allow.n, 2);
+    ck_assert(list_has(&cfg.stats_allow, "127.0.0.1"));
+    ck_assert(list_has(&cfg.stats_allow, "::1"));
+    ck_assert(list_has(&cfg.stats_allow, "::ffff:127.0.0.1"));
+    ck_assert(!list_has(&cfg.stats_allow, "127.0.0.2"));
+    ck_assert(!list_has(&cfg.stats_allow, "::2"));
+    parse_ok(&cfg, "");
+    ck_assert_int_eq(cfg.real_ip_from.n, 0);
+    ck_assert_int_eq(cfg.stats_allow.n, 2);
+}
+END_TEST
+
+START_TEST(cidr_values)
+{
+    parse_ok(&cfg, "real_ip_from 127.0.0.1/32\nstats_allow 10.0.0.0/8 fd00::/8 192.0.2.7;\n");
+    ck_assert_int_eq(cfg.real_ip_from.n, 1);
+    ck_assert(list_has(&cfg.real_ip_from, "127.0.0.1"));
+    ck_assert(!list_has(&cfg.real_ip_from, "127.0.0.2"));
+    ck_assert_int_eq(cfg.stats_allow.n, 3);
+    ck_assert(list_has(&cfg.stats_allow, "10.200.3.4"));
+    ck_assert(list_has(&cfg.stats_allow, "fd12::1"));
+    ck_assert(list_has(&cfg.stats_allow, "192.0.2.7"));
+    ck_assert(!list_has(&cfg.stats_allow, "127.0.0.1"));     /* the default is replaced */
+    ck_assert(!list_has(&cfg.stats_allow, "192.0.2.8"));
+
+    /* A quoted list is the same list; host bits are masked off. */
+    parse_ok(&cfg, "real_ip_from \"10.1.2.3/8  ::1\" 172.16.0.0/12\n");
+    ck_assert_int_eq(cfg.real_ip_from.n, 3);
+    ck_assert(list_has(&cfg.real_ip_from, "10.9.9.9"));
+    ck_assert(list_has(&cfg.real_ip_from, "172.31.255.255"));
+
+    /* none: an empty list (no proxy trusted; /stats answers no one). */
+    parse_ok(&cfg, "real_ip_from none\nstats_allow none\n");
+    ck_assert_int_eq(cfg.real_ip_from.n, 0);
+    ck_assert_int_eq(cfg.stats_allow.n, 0);
+    ck_assert(!list_has(&cfg.stats_allow, "127.0.0.1"));
+
+    /* Everyone: ::/0 covers the IPv4-mapped range too. */
+    parse_ok(&cfg, "stats_allow 0.0.0.0/0 ::/0\n");
+    ck_assert(list_has(&cfg.stats_allow, "203.0.113.9"));
+    ck_assert(list_has(&cfg.stats_allow, "2001:db8::1"));
+}
+END_TEST
+
+START_TEST(cidr_most_entries)
+{
+    static char text[CIDR_MAX * 24 + 64];
+    size_t n = (size_t)snprintf(text, sizeof text, "real_ip_from");
+    for (int i = 0; i < CIDR_MAX; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, " 10.0.%d.0/24", i);
+    snprintf(text + n, sizeof text - n, "\n");
+    parse_ok(&cfg, text);
+    ck_assert_int_eq(cfg.real_ip_from.n, CIDR_MAX);
+    ck_assert(list_has(&cfg.real_ip_from, "10.0.63.200"));
+    ck_assert(!list_has(&cfg.real_ip_from, "10.0.64.1"));
+
+    snprintf(text + n, sizeof text - n, " 10.1.0.0/16\n");
+    parse_fails(text, strlen(text), 1, "\"real_ip_from\" directive takes at most 64 values");
+    /* The same count inside one quoted value: cidr_parse_list's own limit. */
+    n = (size_t)snprintf(text, sizeof text, "stats_allow \"");
+    for (int i = 0; i <= CIDR_MAX; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, " 10.0.%d.0/24", i);
+    snprintf(text + n, sizeof text - n, "\"\n");
+    parse_fails(text, strlen(text), 1, "\"stats_allow\" address list: more than 64 addresses");
+}
+END_TEST
+
+static const struct { const char *text; unsigned line; const char *want; } cidr_errors[] = {
+    { "real_ip_from\n", 1, "\"real_ip_from\" directive needs a value" },
+    { "\n\nstats_allow ;\n", 3, "\"stats_allow\" directive needs a value" },
+    { "real_ip_from 127.0.0.1\nreal_ip_from ::1\n", 2,
+      "\"real_ip_from\" directive is duplicate (first on line 1)" },
+    { "real_ip_from 127.0.0.1/33\n", 1,
+      "invalid \"real_ip_from\" address list: prefix length over 32 in \"127.0.0.1/33\"" },
+    { "stats_allow ::1/129\n", 1,
+      "invalid \"stats_allow\" address list: prefix length over 128 in \"::1/129\"" },
+    { "# c\nstats_allow 127.0.0.1 localhost\n", 2,
+      "invalid \"stats_allow\" address list: invalid address \"localhost\"" },
+    { "real_ip_from 10.0.0.0/08\n", 1, "invalid prefix length in \"10.0.0.0/08\"" },
+    { "real_ip_from 10.0.0.0/\n", 1, "invalid prefix length in \"10.0.0.0/\"" },
+    { "real_ip_from 10.0.0/8\n", 1, "invalid address \"10.0.0/8\"" },
+    { "real_ip_from [::1]\n", 1, "invalid address \"[::1]\"" },
+    { "real_ip_from 127.0.0.1:80\n", 1, "invalid address \"127.0.0.1:80\"" },
+    { "stats_allow fe80::1%eth0\n", 1, "invalid address \"fe80::1%eth0\"" },
+    { "stats_allow \"\"\n", 1, "invalid \"stats_allow\" address list: no address given" },
+    { "stats_allow none ::1\n", 1, "invalid address \"none\"" },
+    { "real_ip_from 127.0.0.1,10.0.0.1\n", 1, "invalid address \"127.0.0.1,10.0.0.1\"" },
+};
+
+START_TEST(cidr_error_lines)
+{
+    const char *t = cidr_errors[_i].text;
+    parse_fails(t, strlen(t), cidr_errors[_i].line, cidr_errors[_i].want);
+}
+END_TEST
+
+START_TEST(cidr_shipped_conf)
+{
+    const char *root = getenv("WSCHAT_ROOT");
+    char file[PATH_MAX + 32];
+    snprintf(file, sizeof(file), "%s/conf/wschat.conf", root ? root : ".");
+    ck_assert_msg(config_load(&cfg, file, err, sizeof(err)) == 0, "%s", err);
+    config_defaults(&cfg2);
+    ck_assert_int_eq(cfg.real_ip_from.n, 0);
+    ck_assert_int_eq(cfg.stats_allow.n, cfg2.stats_allow.n);
+    ck_assert_mem_eq(cfg.stats_allow.e, cfg2.stats_allow.e,
+                     sizeof(cfg.stats_allow.e[0]) * (size_t)cfg.stats_allow.n);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1035,6 +1165,14 @@ Suite *config_suite(void)
     tcase_add_test(tc, shipped_conf_is_defaults);
     tcase_add_test(tc, auth_key_file);
     tcase_add_test(tc, watchdog_values);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("address lists");
+    tcase_add_test(tc, cidr_defaults);
+    tcase_add_test(tc, cidr_values);
+    tcase_add_test(tc, cidr_most_entries);
+    tcase_add_loop_test(tc, cidr_error_lines, 0, (int)NELEM(cidr_errors));
+    tcase_add_test(tc, cidr_shipped_conf);
     suite_add_tcase(s, tc);
 
     return s;

@@ -17,17 +17,22 @@
 #include "http.h"
 #include "shm.h"
 #include "stats.h"
+#include "version.h"
 
 #define NCOUNTERS (sizeof(struct shm_counters) / sizeof(uint64_t))
 
-/* struct shm_counters in declaration order; 1 marks a gauge. */
-static const struct { const char *name; int gauge; } names[] = {
-    { "conns_accepted", 0 }, { "conns_current", 1 }, { "ws_current", 1 },
-    { "http_requests", 0 }, { "handshakes_ok", 0 }, { "handshakes_failed", 0 },
-    { "msgs_in", 0 }, { "msgs_published", 0 }, { "deliveries", 0 },
-    { "bytes_in", 0 }, { "bytes_out", 0 }, { "drops_slow", 0 },
-    { "ring_overruns", 0 }, { "closes_protocol", 0 }, { "timeouts", 0 },
-    { "rejects_limit", 0 },
+/* struct shm_counters in declaration order: JSON key, Prometheus name, 1 for a gauge. */
+static const struct { const char *name, *prom; int gauge; } names[] = {
+    { "conns_accepted", "conns_accepted_total", 0 }, { "conns_current", "conns_current", 1 },
+    { "ws_current", "ws_current", 1 }, { "http_requests", "http_requests_total", 0 },
+    { "handshakes_ok", "handshakes_ok_total", 0 },
+    { "handshakes_failed", "handshakes_failed_total", 0 },
+    { "msgs_in", "msgs_in_total", 0 }, { "msgs_published", "msgs_published_total", 0 },
+    { "deliveries", "deliveries_total", 0 }, { "bytes_in", "read_bytes_total", 0 },
+    { "bytes_out", "written_bytes_total", 0 }, { "drops_slow", "drops_slow_total", 0 },
+    { "ring_overruns", "ring_overruns_total", 0 },
+    { "closes_protocol", "closes_protocol_total", 0 }, { "timeouts", "timeouts_total", 0 },
+    { "rejects_limit", "rejects_limit_total", 0 },
 };
 _Static_assert(sizeof names / sizeof names[0] == NCOUNTERS, "one name per counter");
 
@@ -236,22 +241,69 @@ START_TEST(metrics_document)
     ck_assert_int_eq(out[n - 1], '\n');
     char want[128];
     for (size_t f = 0; f < NCOUNTERS; f++) {
-        snprintf(want, sizeof want, "\n# TYPE wschat_%s %s\n", names[f].name,
+        snprintf(want, sizeof want, "\n# TYPE wschat_%s %s\n", names[f].prom,
                  names[f].gauge ? "gauge" : "counter");
         ck_assert_msg(has(out, want), "no %s", want + 1);
-        snprintf(want, sizeof want, "# HELP wschat_%s ", names[f].name);
+        snprintf(want, sizeof want, "# HELP wschat_%s ", names[f].prom);
         ck_assert_msg(has(out, want), "no %s", want);
         for (int w = 0; w < 2; w++) {
-            snprintf(want, sizeof want, "\nwschat_%s{slot=\"%d\"} %llu\n", names[f].name,
+            snprintf(want, sizeof want, "\nwschat_%s{slot=\"%d\"} %llu\n", names[f].prom,
                      live[w].slot, (unsigned long long)value(w, f));
             ck_assert_msg(has(out, want), "no %s", want + 1);
         }
     }
     ck_assert(!has(out, "{slot=\"5\"}"));
-    ck_assert(has(out, "# TYPE wschat_ring_last_id counter\nwschat_ring_last_id 7\n"));
-    /* HELP + TYPE + one line per live slot, per counter; three for ring_last_id. */
-    ck_assert_uint_eq(count_lines(out), NCOUNTERS * 4 + 3);
-    ck_assert_mem_eq(out, "# HELP wschat_conns_accepted ", 29);
+    ck_assert(has(out, "# TYPE wschat_ring_last_id gauge\nwschat_ring_last_id 7\n"));
+    /* HELP + TYPE + one line per live slot, per counter; three each for
+     * build_info and ring_last_id. */
+    ck_assert_uint_eq(count_lines(out), NCOUNTERS * 4 + 6);
+    ck_assert(has(out, "# HELP wschat_build_info "));
+    ck_assert_mem_eq(out, "# HELP wschat_build_info ", 25);
+    snprintf(want, sizeof want, "\n# TYPE wschat_build_info gauge\n"
+             "wschat_build_info{version=\"%s\"} 1\n", WSCHAT_VERSION);
+    ck_assert_msg(has(out, want), "no %s", want + 1);
+}
+END_TEST
+
+/*
+ * The exposition conventions, read off the document itself: every family
+ * has HELP then TYPE; a counter's name ends in _total, a gauge's does not;
+ * every sample belongs to the family last declared; names are
+ * [a-zA-Z_:][a-zA-Z0-9_:]* and all start with wschat_.
+ */
+START_TEST(metrics_conventions)
+{
+    ssize_t n = stats_render_metrics(seg, out, sizeof out);
+    ck_assert_int_gt(n, 0);
+    out[n] = '\0';
+    char family[128] = "", help[128] = "";
+    int families = 0;
+    for (char *line = out, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        ck_assert_ptr_nonnull(nl);
+        *nl = '\0';
+        char name[128], type[32];
+        if (sscanf(line, "# HELP %127s", help) == 1)
+            continue;
+        if (sscanf(line, "# TYPE %127s %31s", name, type) == 2) {
+            ck_assert_str_eq(name, help);
+            size_t len = strlen(name);
+            int total = len > 6 && strcmp(name + len - 6, "_total") == 0;
+            if (strcmp(type, "counter") == 0)
+                ck_assert_msg(total, "counter %s lacks _total", name);
+            else
+                ck_assert_msg(strcmp(type, "gauge") == 0 && !total, "%s: %s", name, type);
+            ck_assert_msg(strncmp(name, "wschat_", 7) == 0, "%s", name);
+            ck_assert_uint_eq(strspn(name, "abcdefghijklmnopqrstuvwxyz_"), len);
+            snprintf(family, sizeof family, "%s", name);
+            families++;
+            continue;
+        }
+        size_t len = strcspn(line, "{ ");
+        ck_assert_msg(len == strlen(family) && strncmp(line, family, len) == 0,
+                      "sample \"%s\" outside family %s", line, family);
+    }
+    ck_assert_int_eq(families, (int)NCOUNTERS + 2);
 }
 END_TEST
 
@@ -359,7 +411,7 @@ START_TEST(serve_worst_case)
     ck_assert(has(out, "{\"slot\":127,\"pid\":2147483647,\"generation\":4294967295,"));
     n = stats_render_metrics(seg, out, sizeof out);
     out[n] = '\0';
-    ck_assert_uint_eq(count_lines(out), NCOUNTERS * (2 + SHM_MAX_SLOTS) + 3);
+    ck_assert_uint_eq(count_lines(out), NCOUNTERS * (2 + SHM_MAX_SLOTS) + 6);
 }
 END_TEST
 
@@ -378,6 +430,7 @@ Suite *stats_suite(void)
     tcase_add_test(tc, json_document);
     tcase_add_test(tc, json_no_workers);
     tcase_add_test(tc, metrics_document);
+    tcase_add_test(tc, metrics_conventions);
     tcase_add_loop_test(tc, short_caps, 0, 2);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);

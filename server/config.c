@@ -89,6 +89,8 @@ static const struct directive directives[] = {
     { "reload_handoff",          D_FLAG,      F(reload_handoff), 0, 1 },
     { "real_ip_from",            D_CIDR,      F(real_ip_from), 0, 0 },
     { "stats_allow",             D_CIDR,      F(stats_allow), 0, 0 },
+    { "api_key_file",            D_PATH,      F(api_key_file), 0, 0 },
+    { "api_allow",               D_CIDR,      F(api_allow), 0, 0 },
 };
 
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -646,53 +648,54 @@ static unsigned seen_line(struct parser *p, const char *name)
 
 /* Checks that need the whole file: defaults, paths, cross-field limits. */
 /*
- * The token key: the file's bytes, one trailing newline stripped (what
- * `echo` or an editor leaves). A file other users can read, or one too
- * short for HS256, is refused: a guessable or leaked key lets anyone sign.
+ * A secret (the token key, the API key): the file's bytes, one trailing
+ * newline stripped (what `echo` or an editor leaves), into KEY[0..cap),
+ * at least MIN bytes. A file other users can read is refused: a leaked key
+ * lets anyone sign tokens or call the API.
  */
-static int load_auth_key(struct parser *p, unsigned line)
+static int load_secret(struct parser *p, unsigned line, const char *path, uint8_t *key,
+                       size_t cap, size_t *key_len, size_t min)
 {
-    struct config *cfg = p->cfg;
-    int fd = open(cfg->auth_secret_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return fail(p, line, "auth_secret_file \"%s\": %s", cfg->auth_secret_file,
+        return fail(p, line, "\"%s\": %s", path,
                     strerror(errno));
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0)
-        rc = fail(p, line, "auth_secret_file \"%s\": %s", cfg->auth_secret_file, strerror(errno));
+        rc = fail(p, line, "\"%s\": %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
-        rc = fail(p, line, "auth_secret_file \"%s\" is not a regular file", cfg->auth_secret_file);
+        rc = fail(p, line, "\"%s\" is not a regular file", path);
     else if (st.st_mode & S_IROTH)
-        rc = fail(p, line, "auth_secret_file \"%s\" is world-readable (chmod o-r it)",
-                  cfg->auth_secret_file);
+        rc = fail(p, line, "\"%s\" is world-readable (chmod o-r it)",
+                  path);
     size_t len = 0;
-    while (rc == 0 && len < sizeof cfg->auth_key) {
-        ssize_t r = read(fd, cfg->auth_key + len, sizeof cfg->auth_key - len);
+    while (rc == 0 && len < cap) {
+        ssize_t r = read(fd, key + len, cap - len);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            rc = fail(p, line, "auth_secret_file \"%s\": %s", cfg->auth_secret_file,
+            rc = fail(p, line, "\"%s\": %s", path,
                       strerror(errno));
         if (r <= 0)
             break;
         len += (size_t)r;
     }
     char extra;
-    if (rc == 0 && len == sizeof cfg->auth_key && read(fd, &extra, 1) > 0)
-        rc = fail(p, line, "auth_secret_file \"%s\" is longer than %d bytes",
-                  cfg->auth_secret_file, CONFIG_AUTH_KEY_MAX);
+    if (rc == 0 && len == cap && read(fd, &extra, 1) > 0)
+        rc = fail(p, line, "\"%s\" is longer than %zu bytes",
+                  path, cap);
     close(fd);
     if (rc < 0)
         return rc;
-    if (len > 0 && cfg->auth_key[len - 1] == '\n')
+    if (len > 0 && key[len - 1] == '\n')
         len--;
     if (len == 0)
-        return fail(p, line, "auth_secret_file \"%s\" is empty", cfg->auth_secret_file);
-    if (len < CONFIG_AUTH_KEY_MIN)
-        return fail(p, line, "auth_secret_file \"%s\" holds %zu bytes; an HS256 key needs "
-                    "at least %d", cfg->auth_secret_file, len, CONFIG_AUTH_KEY_MIN);
-    cfg->auth_key_len = len;
+        return fail(p, line, "\"%s\" is empty", path);
+    if (len < min)
+        return fail(p, line, "\"%s\" holds %zu bytes; the key needs at least %zu", path,
+                    len, min);
+    *key_len = len;
     return 0;
 }
 
@@ -721,7 +724,15 @@ static int finish(struct parser *p)
         if (cfg->auth_secret_file[0] == '\0')
             return fail(p, seen_line(p, "auth"), "\"auth\" needs \"auth_secret_file\"");
         if (resolve(p, line, "auth_secret_file", cfg->auth_secret_file, dir, canonical) < 0 ||
-            load_auth_key(p, line) < 0)
+            load_secret(p, line, cfg->auth_secret_file, cfg->auth_key, sizeof cfg->auth_key,
+                        &cfg->auth_key_len, CONFIG_AUTH_KEY_MIN) < 0)
+            return -1;
+    }
+    if (cfg->api_key_file[0] != '\0') {
+        unsigned line = seen_line(p, "api_key_file");
+        if (resolve(p, line, "api_key_file", cfg->api_key_file, dir, canonical) < 0 ||
+            load_secret(p, line, cfg->api_key_file, cfg->api_key, sizeof cfg->api_key,
+                        &cfg->api_key_len, CONFIG_API_KEY_MIN) < 0)
             return -1;
     }
 
@@ -780,6 +791,7 @@ void config_defaults(struct config *cfg)
     /* real_ip_from stays empty: no proxy is trusted. */
     static const char stats_allow[] = "127.0.0.1/32 ::1/128";
     cidr_parse_list(&cfg->stats_allow, stats_allow, sizeof stats_allow - 1, NULL, 0);
+    cfg->api_allow = cfg->stats_allow;
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

@@ -33,6 +33,7 @@ struct config_listen {
 enum config_auth { CONFIG_AUTH_OFF = 0, CONFIG_AUTH_OPTIONAL = 1, CONFIG_AUTH_REQUIRED = 2 };
 #define CONFIG_AUTH_KEY_MAX 1024
 #define CONFIG_AUTH_KEY_MIN 32      /* HS256 wants a key of at least the hash's size */
+#define CONFIG_API_KEY_MIN  16      /* a bearer key: long enough not to be guessed */
 
 struct config {
     char     path[PATH_MAX];    /* the file this was read from (absolute) */
@@ -76,6 +77,10 @@ struct config {
     struct cidr_list real_ip_from;  /* trusted proxies (n == 0: none): the client
                                        of their requests is X-Forwarded-For's */
     struct cidr_list stats_allow;   /* client addresses /stats and /metrics answer */
+    char     api_key_file[PATH_MAX];    /* "": no /api/ */
+    uint8_t  api_key[CONFIG_AUTH_KEY_MAX];
+    size_t   api_key_len;
+    struct cidr_list api_allow;     /* client addresses /api/ answers */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

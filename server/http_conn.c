@@ -23,6 +23,7 @@
 
 #include "cidr.h"
 #include "conn.h"
+#include "api.h"
 #include "endpoints.h"
 #include "http.h"
 #include "log.h"
@@ -275,6 +276,25 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     }
 
     STAT_ADD(w, http_requests, 1);
+    if (api_route(path, path_len)) {
+        struct http_response resp;
+        int rc = has_body(req) ? -400
+                 : api_serve(w->cfg, w->ctx.seg, req, c->peer, path, path_len, query,
+                             query_len, &resp);
+        if (rc < 0) {
+            answer_error(w, c, -rc, -rc == 401 ? "WWW-Authenticate: Bearer\r\n"
+                                  : -rc == 405 ? "Allow: GET\r\n" : NULL);
+            return 0;
+        }
+        int keep = wants_keepalive(req) && !w->stopping;
+        if (answer(w, c, &resp, 0, keep) < 0)
+            return 0;
+        if (!keep) {
+            worker_linger(w, c);
+            return 0;
+        }
+        return 1;
+    }
     int head_only = http_slice_ieq(req->method, req->method_len, "HEAD");
     if (!head_only && !http_slice_ieq(req->method, req->method_len, "GET")) {
         answer_error(w, c, 405, "Allow: GET, HEAD\r\n");

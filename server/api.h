@@ -1,0 +1,45 @@
+/*
+ * api: the backend HTTP API under /api/ (read side): GET /api/rooms and
+ * GET /api/history. Off (404) unless api_key_file is set; every request
+ * needs "Authorization: Bearer <key>" (compared in constant time, 401
+ * otherwise) from an address in api_allow (403 otherwise).
+ *
+ * /api/rooms: {"rooms":[{"room":…,"online":N,"last_id":K},…]}, every room
+ * the room table holds with members or messages.
+ * /api/history?room=R&since=K&limit=N: {"room":R,"messages":[…],"gap":B},
+ * the oldest N (default 100, at most 1000) messages of R with an id above
+ * K (default 0: from the oldest kept), in id order, each the very object
+ * the WebSocket sends;
+ * gap is true when messages of R after K are no longer kept (or, for a
+ * room whose table entry was reclaimed while its messages were still in
+ * the ring, may not be found). A caller pages forward by passing the last
+ * id as the next since.
+ *
+ * Like stats.c it knows no connection: it fills a struct http_response
+ * from the shared segment or returns -STATUS.
+ */
+#ifndef WSM_API_H
+#define WSM_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "result.h"
+
+struct config;
+struct http_request;
+struct http_response;
+struct shm_segment;
+
+/* 1 when PATH[0..len) is under /api/. */
+int api_route(const char *path, size_t len);
+
+/*
+ * Answer REQ (GET, already routed by api_route) from client address PEER.
+ * 0 with RESP filled, or -STATUS (404, 401, 403, 405, 400).
+ */
+int api_serve(const struct config *cfg, struct shm_segment *seg, const struct http_request *req,
+              const uint8_t peer[16], const char *path, size_t path_len, const char *query,
+              size_t query_len, struct http_response *resp);
+
+#endif

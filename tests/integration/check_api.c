@@ -1,0 +1,165 @@
+/*
+ * api: the read side of the backend API against the real wsmaster:
+ * GET /api/rooms and GET /api/history with a bearer key from api_key_file,
+ * 401 without it or with another, 403 from outside api_allow, 404 when no
+ * key is configured, 400 for bad parameters; history in id order, paged
+ * by since, with the very objects the WebSocket sends.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define APIKEY "api-key-for-the-integration-tests"
+
+static char key_path[64];
+
+static void start(struct server *s, const char *more)
+{
+    strcpy(key_path, "/tmp/wschat-api-key-XXXXXX");
+    int fd = mkstemp(key_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, APIKEY "\n", strlen(APIKEY) + 1), (ssize_t)strlen(APIKEY) + 1);
+    close(fd);
+    char extra[512];
+    snprintf(extra, sizeof extra, "api_key_file %s\nrate_limit 0\n%s", key_path,
+             more != NULL ? more : "");
+    srv_start(s, extra);
+}
+
+static void stop(struct server *s)
+{
+    srv_stop(s);
+    unlink(key_path);
+}
+
+/* GET TARGET with AUTH (a header line or ""); status, body into OUT. */
+static int get(int port, const char *target, const char *auth, char *out, size_t cap)
+{
+    struct client c;
+    ck_assert_int_eq(cli_connect(&c, port), 0);
+    char req[1024];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n",
+             target, auth);
+    ck_assert_int_eq(cli_sendstr(&c, req), 0);
+    struct httpc_resp r;
+    int st = httpc_read_head(&c, &r, 5000);
+    ck_assert_int_gt(st, 0);
+    char cl[32];
+    size_t want = httpc_header(&r, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
+    ck_assert_uint_lt(want, cap);
+    int64_t end = it_now_ms() + 5000;
+    while (cli_pending(&c) < want && it_now_ms() < end)
+        if (cli_fill(&c, 1000) <= 0)
+            break;
+    ck_assert_uint_ge(cli_pending(&c), want);
+    memcpy(out, c.rx + c.off, want);
+    out[want] = '\0';
+    cli_close(&c);
+    return st;
+}
+
+#define AUTH "Authorization: Bearer " APIKEY "\r\n"
+
+static void say(struct client *c, const char *text)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "{\"type\":\"message\",\"text\":\"%s\"}", text);
+    ck_assert_int_eq(wsc_send(c, WS_FIN | WS_OP_TEXT, buf, (size_t)n), 0);
+    int64_t end = it_now_ms() + 5000;
+    for (;;) {      /* its own echo: published */
+        struct wsc_msg m;
+        ck_assert(wsc_recv(c, &m, (int)(end - it_now_ms())) == 1);
+        int hit = strstr((char *)m.data, text) != NULL;
+        wsc_msg_free(&m);
+        if (hit)
+            return;
+    }
+}
+
+START_TEST(rooms_and_history)
+{
+    struct server s;
+    start(&s, NULL);
+    struct client a;
+    ck_assert_int_eq(cli_connect(&a, s.port), 0);
+    ck_assert_int_eq(wsc_handshake(&a, "/chat/api1?nick=ann", NULL, NULL, 0), 101);
+    char m[8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(m, sizeof m, "m%d", i);
+        say(&a, m);
+    }
+    static char body[65536];
+    ck_assert_int_eq(get(s.port, "/api/rooms", AUTH, body, sizeof body), 200);
+    ck_assert_msg(strstr(body, "{\"rooms\":[") == body &&
+                  strstr(body, "{\"room\":\"api1\",\"online\":1,\"last_id\":"), "%s", body);
+
+    ck_assert_int_eq(get(s.port, "/api/history?room=api1&limit=2", AUTH, body, sizeof body), 200);
+    ck_assert_msg(strstr(body, "{\"room\":\"api1\",\"messages\":[{\"type\":\"message\",\"id\":") ==
+                  body, "%s", body);
+    char *m0 = strstr(body, "\"text\":\"m0\""), *m1 = strstr(body, "\"text\":\"m1\"");
+    ck_assert_msg(m0 && m1 && m0 < m1 && !strstr(body, "\"m2\""), "%s", body);
+    ck_assert_msg(strstr(body, "\"nick\":\"ann\"") && strstr(body, "],\"gap\":false}"), "%s", body);
+    /* Page on from m1's id. */
+    char *last = NULL;
+    for (char *p = strstr(body, "\"id\":"); p != NULL; p = strstr(p + 1, "\"id\":"))
+        last = p;
+    ck_assert_ptr_nonnull(last);
+    unsigned long long id1 = strtoull(last + 5, NULL, 10);
+    char target[128];
+    snprintf(target, sizeof target, "/api/history?room=api1&since=%llu", id1);
+    ck_assert_int_eq(get(s.port, target, AUTH, body, sizeof body), 200);
+    ck_assert_msg(!strstr(body, "\"m1\"") && strstr(body, "\"m2\"") && strstr(body, "\"m4\""),
+                  "%s", body);
+    /* An unknown room has nothing, and no gap. */
+    ck_assert_int_eq(get(s.port, "/api/history?room=nobody", AUTH, body, sizeof body), 200);
+    ck_assert_str_eq(body, "{\"room\":\"nobody\",\"messages\":[],\"gap\":false}");
+    /* Bad parameters. */
+    ck_assert_int_eq(get(s.port, "/api/history", AUTH, body, sizeof body), 400);
+    ck_assert_int_eq(get(s.port, "/api/history?room=a%20b", AUTH, body, sizeof body), 400);
+    ck_assert_int_eq(get(s.port, "/api/history?room=api1&limit=0", AUTH, body, sizeof body), 400);
+    ck_assert_int_eq(get(s.port, "/api/history?room=api1&since=x", AUTH, body, sizeof body), 400);
+    ck_assert_int_eq(get(s.port, "/api/nothing", AUTH, body, sizeof body), 404);
+    cli_close(&a);
+    stop(&s);
+}
+END_TEST
+
+START_TEST(key_and_address_checks)
+{
+    struct server s;
+    start(&s, NULL);
+    static char body[4096];
+    ck_assert_int_eq(get(s.port, "/api/rooms", "", body, sizeof body), 401);
+    ck_assert_int_eq(get(s.port, "/api/rooms", "Authorization: Bearer wrong-key-wrong-key-wrong\r\n",
+                         body, sizeof body), 401);
+    ck_assert_int_eq(get(s.port, "/api/rooms", "Authorization: Bearer " APIKEY "x\r\n", body,
+                         sizeof body), 401);
+    ck_assert_int_eq(get(s.port, "/api/rooms", "Authorization: Basic " APIKEY "\r\n", body,
+                         sizeof body), 401);
+    ck_assert_int_eq(get(s.port, "/api/rooms", AUTH, body, sizeof body), 200);
+    stop(&s);
+
+    start(&s, "api_allow 10.0.0.0/8\n");
+    ck_assert_int_eq(get(s.port, "/api/rooms", AUTH, body, sizeof body), 403);
+    stop(&s);
+
+    srv_start(&s, NULL);        /* no api_key_file: no API */
+    ck_assert_int_eq(get(s.port, "/api/rooms", AUTH, body, sizeof body), 404);
+    srv_stop(&s);
+}
+END_TEST
+
+Suite *api_suite(void)
+{
+    Suite *s = suite_create("api");
+    TCase *tc = tcase_create("read");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, rooms_and_history);
+    tcase_add_test(tc, key_and_address_checks);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -11,13 +11,16 @@
 #include <strings.h>
 
 #include "chat_proto.h"
+#include "chat_publish.h"
 #include "cidr.h"
 #include "config.h"
 #include "http.h"
+#include "json.h"
 #include "ring.h"
 #include "room_table.h"
 #include "shm.h"
 #include "strbuf.h"
+#include "worker.h"
 
 #define HISTORY_DEFAULT 100
 #define HISTORY_MAX     1000
@@ -80,7 +83,7 @@ static const char *frame_payload(const uint8_t *f, size_t len, size_t *plen)
     return (const char *)f + h;
 }
 
-static char body[BODY_MAX];
+static char out[BODY_MAX];
 static uint8_t *frame;          /* one ring entry's frame: ring_max_entry() bytes */
 static size_t frame_cap;
 
@@ -215,25 +218,79 @@ static int serve_rooms(struct shm_segment *seg, struct strbuf *o)
     return 0;
 }
 
-int api_serve(const struct config *cfg, struct shm_segment *seg, const struct http_request *req,
-              const uint8_t peer[16], const char *path, size_t path_len, const char *query,
-              size_t query_len, struct http_response *resp)
+/* The nil UUID: API messages come from no connection. */
+#define API_UID "00000000-0000-0000-0000-000000000000"
+
+#define INPUT_MAX (4u * 1024u * 1024u)     /* the largest max_api_body */
+#define TEXT_MAX  (1024u * 1024u)           /* the largest max_text */
+static char input[INPUT_MAX];               /* a body, decoded in place */
+static char event[TEXT_MAX * 6 + 4096];     /* its event body: text escaped, at worst \u00XX */
+
+/* POST /api/publish. */
+static int serve_publish(struct worker *w, const uint8_t *body, size_t len, struct strbuf *o)
 {
+    if (len > sizeof input)
+        return -413;
+    memcpy(input, body, len);
+    struct json_field f[JSON_MAX_FIELDS];
+    int n = json_parse_object(input, len, f, JSON_MAX_FIELDS);
+    if (n < 0)
+        return -400;
+    const struct json_field *room = json_get(f, n, "room"), *text = json_get(f, n, "text");
+    const struct json_field *nick = json_get(f, n, "nick");
+    if (room == NULL || room->type != JSON_STRING || !chat_room_name_valid(room->val, room->val_len)
+        || text == NULL || text->type != JSON_STRING || text->val_len == 0 ||
+        text->val_len > w->cfg->max_text ||
+        (nick != NULL && (nick->type != JSON_STRING || !chat_nick_valid(nick->val, nick->val_len))))
+        return -400;
+    struct chat_identity id;
+    memset(&id, 0, sizeof id);
+    memcpy(id.uid, API_UID, sizeof API_UID);
+    const char *nk = nick != NULL ? nick->val : "system";
+    size_t nl = nick != NULL ? nick->val_len : 6;
+    memcpy(id.nick, nk, nl);
+    id.nick_len = (uint8_t)nl;
+    id.user = "api";
+    id.user_len = 3;
+    ssize_t bn = chat_proto_message_body(event, sizeof event, room->val, room->val_len, &id,
+                                         text->val, text->val_len);
+    if (bn < 0)
+        return -413;
+    int64_t mid = chat_publish(w, RING_KIND_MESSAGE, room->val, room->val_len, "message", event,
+                               (size_t)bn);
+    if (mid < 0)
+        return mid == -EMSGSIZE ? -413 : -500;
+    strbuf_puts(o, "{\"id\":");
+    strbuf_put_u64(o, (uint64_t)mid);
+    strbuf_puts(o, "}");
+    return 0;
+}
+
+int api_serve(struct worker *w, const struct http_request *req, const uint8_t peer[16],
+              const char *path, size_t path_len, const char *query, size_t query_len,
+              const uint8_t *body, size_t body_len, struct http_response *resp)
+{
+    const struct config *cfg = w->cfg;
+    struct shm_segment *seg = w->ctx.seg;
     if (cfg->api_key_len == 0)
         return -404;
     if (!cidr_match(&cfg->api_allow, peer))
         return -403;
     if (!bearer_ok(cfg, req))
         return -401;
-    if (!http_slice_ieq(req->method, req->method_len, "GET"))
-        return -405;
+    int get = http_slice_ieq(req->method, req->method_len, "GET");
+    int post = http_slice_ieq(req->method, req->method_len, "POST");
+    if (!post && body_len > 0)
+        return -400;
     struct strbuf o;
-    strbuf_init(&o, body, sizeof body);
+    strbuf_init(&o, out, sizeof out);
     int rc;
     if (path_len == 10 && memcmp(path, "/api/rooms", 10) == 0)
-        rc = serve_rooms(seg, &o);
+        rc = get ? serve_rooms(seg, &o) : -405;
     else if (path_len == 12 && memcmp(path, "/api/history", 12) == 0)
-        rc = serve_history(seg, query, query_len, &o);
+        rc = get ? serve_history(seg, query, query_len, &o) : -405;
+    else if (path_len == 12 && memcmp(path, "/api/publish", 12) == 0)
+        rc = post ? serve_publish(w, body, body_len, &o) : -405;
     else
         return -404;
     if (rc < 0)
@@ -244,7 +301,7 @@ int api_serve(const struct config *cfg, struct shm_segment *seg, const struct ht
     http_response_init(resp);
     resp->status = 200;
     resp->ctype = "application/json";
-    resp->body = body;
+    resp->body = out;
     resp->length = (size_t)n;
     return 0;
 }

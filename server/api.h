@@ -1,6 +1,6 @@
 /*
- * api: the backend HTTP API under /api/ (read side): GET /api/rooms and
- * GET /api/history. Off (404) unless api_key_file is set; every request
+ * api: the backend HTTP API under /api/: GET /api/rooms, GET /api/history
+ * and POST /api/publish. Off (404) unless api_key_file is set; every request
  * needs "Authorization: Bearer <key>" (compared in constant time, 401
  * otherwise) from an address in api_allow (403 otherwise).
  *
@@ -15,8 +15,12 @@
  * the ring, may not be found). A caller pages forward by passing the last
  * id as the next since.
  *
- * Like stats.c it knows no connection: it fills a struct http_response
- * from the shared segment or returns -STATUS.
+ * /api/publish: a JSON body {"room":R,"text":T,"nick":N} (nick optional,
+ * default "system") → {"id":K}: the message reaches R's members like a
+ * member's, in the same global order and into history, with "user":"api".
+ *
+ * It knows no connection: it fills a struct http_response or returns
+ * -STATUS; the caller has read the body (Content-Length, max_api_body).
  */
 #ifndef WSM_API_H
 #define WSM_API_H
@@ -26,20 +30,20 @@
 
 #include "result.h"
 
-struct config;
 struct http_request;
 struct http_response;
-struct shm_segment;
+struct worker;
 
 /* 1 when PATH[0..len) is under /api/. */
 int api_route(const char *path, size_t len);
 
 /*
- * Answer REQ (GET, already routed by api_route) from client address PEER.
- * 0 with RESP filled, or -STATUS (404, 401, 403, 405, 400).
+ * Answer REQ (routed by api_route, BODY[0..body_len) read) from client
+ * address PEER. 0 with RESP filled, or -STATUS (404, 401, 403, 405, 400,
+ * 500).
  */
-int api_serve(const struct config *cfg, struct shm_segment *seg, const struct http_request *req,
-              const uint8_t peer[16], const char *path, size_t path_len, const char *query,
-              size_t query_len, struct http_response *resp);
+int api_serve(struct worker *w, const struct http_request *req, const uint8_t peer[16],
+              const char *path, size_t path_len, const char *query, size_t query_len,
+              const uint8_t *body, size_t body_len, struct http_response *resp);
 
 #endif

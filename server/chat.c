@@ -383,8 +383,9 @@ static int publish_presence(struct worker *w, struct chat_member *mb, const char
                                          mb->room->name_len, &mb->id, old_nick, old_len, online);
     if (n < 0)
         return (int)n;
-    return chat_publish(w, RING_KIND_PRESENCE, mb->room->name, mb->room->name_len,
-                        type, (const char *)cw->frame, (size_t)n);
+    int64_t id = chat_publish(w, RING_KIND_PRESENCE, mb->room->name, mb->room->name_len,
+                              type, (const char *)cw->frame, (size_t)n);
+    return id < 0 ? (int)id : 0;
 }
 
 /* ---- members ---- */

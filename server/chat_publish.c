@@ -30,9 +30,9 @@ static int64_t wall_ms(void)
  * room's chain: it points back at the room's newest message, that one
  * forward at it, and the room table's head moves to it. A room with no
  * entry (a full table) gets its message unchained: delivered, but found
- * for history only by a scan. 0, -EMSGSIZE over ring_max_entry.
+ * for history only by a scan. The id, or -EMSGSIZE over ring_max_entry.
  */
-static int ring_write_event(struct shm_segment *seg, int kind, const char *room,
+static int64_t ring_write_event(struct shm_segment *seg, int kind, const char *room,
                             size_t room_len, const char *type, const char *body, size_t body_len)
 {
     struct ring *r = &seg->ring;
@@ -74,11 +74,11 @@ static int ring_write_event(struct shm_segment *seg, int kind, const char *room,
         room_table_note_message(shm_rooms(seg), (uint32_t)idx, at, id);
     else if (kind == RING_KIND_MESSAGE)
         room_table_note_unchained(shm_rooms(seg), at);
-    return 0;
+    return (int64_t)id;
 }
 
-int chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
-                 const char *type, const char *body, size_t body_len)
+int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
+                     const char *type, const char *body, size_t body_len)
 {
     struct shm_segment *seg = w->ctx.seg;
     int lk = lock_acquire(&seg->lock);
@@ -88,13 +88,13 @@ int chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
     }
     if (lk == LOCK_RECOVERED)
         log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
-    int rc = ring_write_event(seg, kind, room, room_len, type, body, body_len);
+    int64_t rc = ring_write_event(seg, kind, room, room_len, type, body, body_len);
     lock_release(&seg->lock);
     if (rc < 0) {
-        log_write(LOG_LVL_ALERT, -rc, "event of %zu bytes not published", body_len);
+        log_write(LOG_LVL_ALERT, (int)-rc, "event of %zu bytes not published", body_len);
         return rc;
     }
     STAT_ADD(w, msgs_published, 1);
     notify_all_except(seg, w->ctx.eventfds, w->ctx.slot);
-    return 0;
+    return rc;
 }

@@ -10,6 +10,7 @@
 #define WSM_CHAT_PUBLISH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "result.h"
 
@@ -18,10 +19,10 @@ struct worker;
 /*
  * Publish event TYPE (a literal: "message", "join"...) whose BODY follows
  * its id and ts (a chat_proto_*_body() result), as a ring entry of KIND
- * (RING_KIND_*) for ROOM. 0, or -EMSGSIZE when it is larger than a ring
- * entry may be, or the lock's -errno (logged).
+ * (RING_KIND_*) for ROOM. Its id (> 0), or -EMSGSIZE when it is larger
+ * than a ring entry may be, or the lock's -errno (logged).
  */
-int chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
+int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
                  const char *type, const char *body, size_t body_len);
 
 #endif

@@ -91,6 +91,7 @@ static const struct directive directives[] = {
     { "stats_allow",             D_CIDR,      F(stats_allow), 0, 0 },
     { "api_key_file",            D_PATH,      F(api_key_file), 0, 0 },
     { "api_allow",               D_CIDR,      F(api_allow), 0, 0 },
+    { "max_api_body",            D_SIZE,      F(max_api_body), KIB, 4 * MIB },
 };
 
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -792,6 +793,7 @@ void config_defaults(struct config *cfg)
     static const char stats_allow[] = "127.0.0.1/32 ::1/128";
     cidr_parse_list(&cfg->stats_allow, stats_allow, sizeof stats_allow - 1, NULL, 0);
     cfg->api_allow = cfg->stats_allow;
+    cfg->max_api_body = 64 * KIB;
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

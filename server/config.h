@@ -81,6 +81,7 @@ struct config {
     uint8_t  api_key[CONFIG_AUTH_KEY_MAX];
     size_t   api_key_len;
     struct cidr_list api_allow;     /* client addresses /api/ answers */
+    uint64_t max_api_body;          /* bytes of an /api/ request body */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

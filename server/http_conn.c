@@ -257,8 +257,37 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
 }
 
 /* Handle one complete request. Returns 1 to keep reading requests. */
+/*
+ * The body an /api/ request announces: its length (0: none), or -STATUS:
+ * 411 for Transfer-Encoding (only Content-Length bodies are read), 400 for
+ * a bad or repeated Content-Length, 413 over max_api_body. Other paths
+ * read no body (dispatch() refuses one).
+ */
+static long api_body_len(struct worker *w, const struct http_request *req)
+{
+    const char *path, *query;
+    size_t path_len, query_len;
+    split_target(req, &path, &path_len, &query, &query_len);
+    if (!api_route(path, path_len))
+        return 0;
+    if (http_find_header(req, "Transfer-Encoding") != NULL)
+        return -411;
+    const struct http_header *cl = http_find_header(req, "Content-Length");
+    if (cl == NULL)
+        return 0;
+    if (http_count_header(req, "Content-Length") != 1 || cl->value_len == 0 || cl->value_len > 9)
+        return cl->value_len > 9 ? -413 : -400;
+    long n = 0;
+    for (size_t i = 0; i < cl->value_len; i++) {
+        if (cl->value[i] < '0' || cl->value[i] > '9')
+            return -400;
+        n = n * 10 + (cl->value[i] - '0');
+    }
+    return (uint64_t)n > w->cfg->max_api_body ? -413 : n;
+}
+
 static int dispatch(struct worker *w, struct conn *c, const struct http_request *req,
-                    uint8_t *rest, size_t rest_len)
+                    const uint8_t *body, size_t body_len, uint8_t *rest, size_t rest_len)
 {
     const char *path, *query;
     size_t path_len, query_len;
@@ -278,12 +307,11 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     STAT_ADD(w, http_requests, 1);
     if (api_route(path, path_len)) {
         struct http_response resp;
-        int rc = has_body(req) ? -400
-                 : api_serve(w->cfg, w->ctx.seg, req, c->peer, path, path_len, query,
-                             query_len, &resp);
+        int rc = api_serve(w, req, c->peer, path, path_len, query, query_len, body, body_len,
+                           &resp);
         if (rc < 0) {
             answer_error(w, c, -rc, -rc == 401 ? "WWW-Authenticate: Bearer\r\n"
-                                  : -rc == 405 ? "Allow: GET\r\n" : NULL);
+                                  : -rc == 405 ? "Allow: GET, POST\r\n" : NULL);
             return 0;
         }
         int keep = wants_keepalive(req) && !w->stopping;
@@ -300,7 +328,7 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
         answer_error(w, c, 405, "Allow: GET, HEAD\r\n");
         return 0;
     }
-    if (has_body(req)) {
+    if (has_body(req) || body_len > 0) {
         answer_error(w, c, 400, NULL);
         return 0;
     }
@@ -333,6 +361,10 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
 void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len, size_t prev_len)
 {
     size_t off = 0;
+    /* A kept head waiting for its body was scanned whole: parse it again from its start. */
+    if (c->body_wait)
+        prev_len = 0;
+    c->body_wait = 0;
     while (c->state == CONN_HTTP && off < len) {
         /* Pipelined requests wait while the answers already queued exceed
          * the send budget: the worker_loop parses the rest once they drain. */
@@ -349,9 +381,23 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
             answer_error(w, c, http_error_status(n), NULL);
             return;
         }
-        off += (size_t)n;
+        long body = api_body_len(w, &req);
+        if (body < 0) {
+            answer_error(w, c, (int)-body, NULL);
+            return;
+        }
+        /*
+         * A body not all here yet: keep the head with it and wait (the
+         * handshake_timeout that bounds a head bounds the whole request).
+         */
+        if (len - off - (size_t)n < (size_t)body) {
+            c->body_wait = 1;
+            break;
+        }
+        const uint8_t *body_at = data + off + n;
+        off += (size_t)n + (size_t)body;
         prev_len = 0;
-        if (!dispatch(w, c, &req, data + off, len - off))
+        if (!dispatch(w, c, &req, body_at, (size_t)body, data + off, len - off))
             return;     /* upgraded (rest consumed by ws) or closing */
         c->flags |= CONN_F_SERVED;
         /* Keep-alive: the next request gets a fresh handshake_timeout. */

@@ -382,8 +382,9 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
         return -1;
     }
     w->rbuf_cap = RBUF_SIZE;
-    if (w->rbuf_cap < w->cfg->max_request_head + 4096)
-        w->rbuf_cap = w->cfg->max_request_head + 4096;
+    /* A whole request must fit: its head and, for the API, its body. */
+    if (w->rbuf_cap < w->cfg->max_request_head + w->cfg->max_api_body + 4096)
+        w->rbuf_cap = w->cfg->max_request_head + w->cfg->max_api_body + 4096;
     w->rbuf = malloc(w->rbuf_cap);
     if (w->rbuf == NULL || conn_table_init(&w->conns, (uint32_t)w->cfg->max_connections) < 0) {
         log_write(LOG_LVL_ALERT, errno, "allocating the connection table failed");

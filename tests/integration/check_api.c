@@ -1,9 +1,11 @@
 /*
- * api: the read side of the backend API against the real wsmaster:
- * GET /api/rooms and GET /api/history with a bearer key from api_key_file,
+ * api: the backend API against the real wsmaster: GET /api/rooms, GET
+ * /api/history and POST /api/publish with a bearer key from api_key_file,
  * 401 without it or with another, 403 from outside api_allow, 404 when no
  * key is configured, 400 for bad parameters; history in id order, paged
- * by since, with the very objects the WebSocket sends.
+ * by since, with the very objects the WebSocket sends; publish reaches the
+ * room like a member's message, with bodies split across writes, on a
+ * keep-alive connection, and 400/405/411/413 for what it cannot take.
  */
 #include <check.h>
 #include <stdio.h>
@@ -63,6 +65,44 @@ static int get(int port, const char *target, const char *auth, char *out, size_t
 }
 
 #define AUTH "Authorization: Bearer " APIKEY "\r\n"
+
+/*
+ * Send REQ on C in two writes split at SPLIT (0: one write) and read one
+ * response; status, body into OUT.
+ */
+static int exchange(struct client *c, const char *req, size_t split, char *out, size_t cap)
+{
+    size_t n = strlen(req);
+    if (split > 0 && split < n) {
+        ck_assert_int_eq(cli_send(c, req, split), 0);
+        it_sleep_ms(50);
+        ck_assert_int_eq(cli_send(c, req + split, n - split), 0);
+    } else {
+        ck_assert_int_eq(cli_send(c, req, n), 0);
+    }
+    struct httpc_resp r;
+    int st = httpc_read_head(c, &r, 5000);
+    ck_assert_int_gt(st, 0);
+    char cl[32];
+    size_t want = httpc_header(&r, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
+    ck_assert_uint_lt(want, cap);
+    int64_t end = it_now_ms() + 5000;
+    while (cli_pending(c) < want && it_now_ms() < end)
+        if (cli_fill(c, 1000) <= 0)
+            break;
+    ck_assert_uint_ge(cli_pending(c), want);
+    memcpy(out, c->rx + c->off, want);
+    out[want] = '\0';
+    c->off += want;
+    return st;
+}
+
+static void post_req(char *req, size_t cap, const char *body, const char *extra)
+{
+    snprintf(req, cap, "POST /api/publish HTTP/1.1\r\nHost: x\r\n" AUTH
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n%s",
+             strlen(body), extra, body);
+}
 
 static void say(struct client *c, const char *text)
 {
@@ -153,6 +193,90 @@ START_TEST(key_and_address_checks)
 }
 END_TEST
 
+START_TEST(publish)
+{
+    struct server s;
+    start(&s, "max_api_body 1k\n");
+    struct client m;
+    ck_assert_int_eq(cli_connect(&m, s.port), 0);
+    ck_assert_int_eq(wsc_handshake(&m, "/chat/pub1", NULL, NULL, 0), 101);
+    struct client api;
+    ck_assert_int_eq(cli_connect(&api, s.port), 0);
+    static char req[8192], out[8192];
+    /* Keep-alive: several calls on one connection, one of them split inside its body. */
+    post_req(req, sizeof req, "{\"room\":\"pub1\",\"text\":\"from the backend\"}", "");
+    ck_assert_int_eq(exchange(&api, req, strlen(req) - 10, out, sizeof out), 200);
+    ck_assert_msg(strncmp(out, "{\"id\":", 6) == 0, "%s", out);
+    unsigned long long id = strtoull(out + 6, NULL, 10);
+    ck_assert_uint_gt(id, 0);
+    post_req(req, sizeof req, "{\"room\":\"pub1\",\"text\":\"second\",\"nick\":\"bot\"}", "");
+    ck_assert_int_eq(exchange(&api, req, 0, out, sizeof out), 200);
+    unsigned long long id2 = strtoull(out + 6, NULL, 10);
+    ck_assert_uint_gt(id2, id);
+    /* The member sees both, as any message, with user "api". */
+    char want[128];
+    snprintf(want, sizeof want, "\"id\":%llu,", id);
+    int64_t end = it_now_ms() + 5000;
+    int seen = 0;
+    while (seen < 2 && it_now_ms() < end) {
+        struct wsc_msg msg;
+        if (wsc_recv(&m, &msg, 1000) != 1)
+            break;
+        const char *t = (const char *)msg.data;
+        if (strstr(t, "\"text\":\"from the backend\"")) {
+            ck_assert_msg(strstr(t, want) && strstr(t, "\"nick\":\"system\"") &&
+                          strstr(t, "\"user\":\"api\""), "%s", t);
+            seen++;
+        } else if (strstr(t, "\"text\":\"second\"")) {
+            ck_assert_msg(seen == 1 && strstr(t, "\"nick\":\"bot\""), "%s", t);
+            seen++;
+        }
+        wsc_msg_free(&msg);
+    }
+    ck_assert_int_eq(seen, 2);
+    snprintf(req, sizeof req, "GET /api/history?room=pub1 HTTP/1.1\r\nHost: x\r\n" AUTH "\r\n");
+    ck_assert_int_eq(exchange(&api, req, 0, out, sizeof out), 200);
+    ck_assert_msg(strstr(out, "from the backend") && strstr(out, "second"), "%s", out);
+    cli_close(&api);
+
+    /* Refusals: each on a fresh connection (an error closes it). */
+    static const char *const bad[] = {
+        "not json", "{\"room\":\"pub1\"}", "{\"room\":\"bad room\",\"text\":\"x\"}",
+        "{\"room\":\"pub1\",\"text\":\"\"}", "{\"room\":\"pub1\",\"text\":5}",
+        "{\"room\":\"pub1\",\"text\":\"x\",\"nick\":\" \"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(cli_connect(&api, s.port), 0);
+        post_req(req, sizeof req, bad[i], "");
+        ck_assert_msg(exchange(&api, req, 0, out, sizeof out) == 400, "%s", bad[i]);
+        cli_close(&api);
+    }
+    char big[2048];
+    memset(big, 'a', sizeof big);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(cli_connect(&api, s.port), 0);
+    post_req(req, sizeof req, big, "");
+    ck_assert_int_eq(exchange(&api, req, 200, out, sizeof out), 413);    /* over max_api_body */
+    cli_close(&api);
+    ck_assert_int_eq(cli_connect(&api, s.port), 0);
+    snprintf(req, sizeof req, "POST /api/publish HTTP/1.1\r\nHost: x\r\n" AUTH
+             "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    ck_assert_int_eq(exchange(&api, req, 0, out, sizeof out), 411);
+    cli_close(&api);
+    ck_assert_int_eq(cli_connect(&api, s.port), 0);
+    snprintf(req, sizeof req, "GET /api/publish HTTP/1.1\r\nHost: x\r\n" AUTH "\r\n");
+    ck_assert_int_eq(exchange(&api, req, 0, out, sizeof out), 405);
+    cli_close(&api);
+    /* Without the key the body is never looked at. */
+    ck_assert_int_eq(cli_connect(&api, s.port), 0);
+    snprintf(req, sizeof req, "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    ck_assert_int_eq(exchange(&api, req, 0, out, sizeof out), 401);
+    cli_close(&api);
+    cli_close(&m);
+    stop(&s);
+}
+END_TEST
+
 Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -160,6 +284,7 @@ Suite *api_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, rooms_and_history);
     tcase_add_test(tc, key_and_address_checks);
+    tcase_add_test(tc, publish);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -127,7 +127,7 @@ START_TEST(rooms_and_history)
     struct client a;
     ck_assert_int_eq(cli_connect(&a, s.port), 0);
     ck_assert_int_eq(wsc_handshake(&a, "/chat/api1?nick=ann", NULL, NULL, 0), 101);
-    char m[8];
+    char m[16];
     for (int i = 0; i < 5; i++) {
         snprintf(m, sizeof m, "m%d", i);
         say(&a, m);

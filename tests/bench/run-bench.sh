@@ -161,7 +161,12 @@ run_scenario() {
     "${GEN_PFX[@]}" "$WSBENCH" "$name" "${COMMON[@]}" "$@" > "$TMP/$rep.json"
     RC[$rep]=$?
 }
-# conns first: memory per idle connection is measured on a fresh server,
+# A warm-up first, not reported: 200 connections make every worker finish
+# starting and fault in its code and first pages, which would otherwise be
+# counted as the cost of the connections measured next.
+echo "== warm-up" >&2
+"$WSBENCH" conns "${COMMON[@]}" --conns 200 --hold 1 > /dev/null 2>&1
+# conns next: memory per idle connection is measured on a fresh server,
 # before the other scenarios have grown its heap (which would flatter it).
 run_scenario conns conns "${CONNS[@]}"
 # join right after, with as many members as conns had connections: the

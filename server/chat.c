@@ -71,6 +71,7 @@ static struct chat_member *cursor_member(struct stream_cursor *cur)
 
 struct chat_worker {
     uint64_t pos;               /* shm ring position drained up to */
+    uint64_t ppos;              /* the same in the presence ring */
     uint64_t last_id;           /* id of the newest entry drained */
     uint8_t *frame;             /* scratch for one entry */
     size_t   frame_cap;
@@ -91,6 +92,7 @@ static struct chat_worker chat_state;
 static struct chat_worker *const cw = &chat_state;
 
 static struct ring *ring_of(struct worker *w) { return &w->ctx.seg->ring; }
+static struct ring *pring_of(struct worker *w) { return shm_pring(w->ctx.seg); }
 
 static int64_t unix_now_s(void)
 {
@@ -176,6 +178,11 @@ static int chat_init(struct worker *w)
             break;
         cw->last_id = e.id;
     }
+    /* Presence is live only: start at its end; its newest id may be the newest of all. */
+    struct ring *pr = pring_of(w);
+    cw->ppos = ring_head(pr);
+    if (ring_last_id(pr) > cw->last_id)
+        cw->last_id = ring_last_id(pr);
     return 0;
 }
 
@@ -233,40 +240,78 @@ static struct local_room *room_for(struct chat_worker *cw, const struct ring_ent
     return chat_rooms_find(&cw->rooms, e->room, e->room_len);
 }
 
+/*
+ * Deliver entry E, just peeked at *POS of R (NEXT: the position after it),
+ * to its room's members, if this worker has any. 0, or RING_LAPPED when it
+ * was overwritten before it could be copied.
+ */
+static int deliver(struct worker *w, struct ring *r, uint64_t *pos, uint64_t next,
+                   struct ring_entry *e)
+{
+    struct local_room *lr = room_for(cw, e);
+    if (lr != NULL && lr->stream.ncursors > 0) {
+        uint64_t at = *pos;
+        ssize_t n = ring_read(r, &at, e, cw->frame, cw->frame_cap);
+        if (n == RING_LAPPED)
+            return RING_LAPPED;
+        if (n < 0)
+            log_write(LOG_LVL_ALERT, 0, "ring entry %llu unreadable (%zd)",
+                      (unsigned long long)e->id, n);
+        else
+            room_append(w, lr, cw->frame, (size_t)n);
+    }
+    *pos = next;
+    if (e->id > cw->last_id)
+        cw->last_id = e->id;
+    return 0;
+}
+
+/* A whole presence ring behind: those events are gone here (they are not history). */
+static void on_presence_overrun(struct worker *w)
+{
+    STAT_ADD(w, ring_overruns, 1);
+    log_write(LOG_LVL_WARN, 0, "fell a whole presence ring behind: some join/leave events "
+              "not delivered here");
+    cw->ppos = ring_tail(pring_of(w));
+}
+
+/*
+ * Everything new in the message ring and the presence ring, in id order.
+ * Each round peeks both and takes the smaller id, after peeking again the
+ * ring that did not offer it: once an id is seen (an acquire), every
+ * smaller one, committed before it under the lock, is visible in the other
+ * ring too; a peek from before that could miss one and reorder them.
+ */
 static void drain(struct worker *w)
 {
-    struct ring *r = ring_of(w);
+    struct ring *r = ring_of(w), *pr = pring_of(w);
     for (;;) {
-        struct ring_entry e;
-        uint64_t next = cw->pos;
+        struct ring_entry e, pe;
+        uint64_t next = cw->pos, pnext = cw->ppos;
         ssize_t n = ring_peek(r, &next, &e);
-        if (n == RING_EMPTY)
+        ssize_t pn = ring_peek(pr, &pnext, &pe);
+        if (pn >= 0 && (n < 0 || pe.id < e.id)) {
+            next = cw->pos;
+            n = ring_peek(r, &next, &e);
+        } else if (n >= 0) {
+            pnext = cw->ppos;
+            pn = ring_peek(pr, &pnext, &pe);
+        }
+        if (n == RING_LAPPED) {
+            on_overrun(w);
+            continue;
+        }
+        if (pn == RING_LAPPED) {
+            on_presence_overrun(w);
+            continue;
+        }
+        if (n < 0 && pn < 0)
             return;
-        if (n == RING_LAPPED) {
-            on_overrun(w);
-            continue;
-        }
-        struct local_room *lr = room_for(cw, &e);
-        if (lr == NULL || lr->stream.ncursors == 0) {
-            cw->pos = next;
-            cw->last_id = e.id;
-            continue;
-        }
-        uint64_t at = cw->pos;
-        n = ring_read(r, &at, &e, cw->frame, cw->frame_cap);
-        if (n == RING_LAPPED) {
-            on_overrun(w);
-            continue;
-        }
-        if (n < 0) {
-            log_write(LOG_LVL_ALERT, 0, "ring entry %llu unreadable (%zd)",
-                      (unsigned long long)e.id, n);
-            cw->pos = next;
-            continue;
-        }
-        cw->pos = at;
-        cw->last_id = e.id;
-        room_append(w, lr, cw->frame, (size_t)n);
+        int rc = pn >= 0 && (n < 0 || pe.id < e.id)
+               ? deliver(w, pr, &cw->ppos, pnext, &pe)
+               : deliver(w, r, &cw->pos, next, &e);
+        if (rc == RING_LAPPED)
+            continue;   /* the next round sees the ring's lap and handles it */
     }
 }
 

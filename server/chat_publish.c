@@ -35,7 +35,13 @@ static int64_t wall_ms(void)
 static int64_t ring_write_event(struct shm_segment *seg, int kind, const char *room,
                             size_t room_len, const char *type, const char *body, size_t body_len)
 {
-    struct ring *r = &seg->ring;
+    /*
+     * Presence goes to its own ring (shm.h), numbered on from the message
+     * ring's sequence and handing the sequence back, so ids stay one order.
+     */
+    struct ring *r = kind == RING_KIND_PRESENCE ? shm_pring(seg) : &seg->ring;
+    if (r != &seg->ring)
+        ring_continue_ids(r, ring_next_id(&seg->ring));
     uint64_t id = ring_next_id(r);
     int64_t ts = wall_ms();
     size_t len = chat_proto_event_frame_len(type, id, ts, body_len);
@@ -69,6 +75,10 @@ static int64_t ring_write_event(struct shm_segment *seg, int kind, const char *r
             ring_link(r, re->last_pos, re->last_id, at);
         }
     }
+    /* The message ring's sequence moves past this id first: a writer killed
+     * before its commit leaves a gap in the ids, never a duplicate. */
+    if (r != &seg->ring)
+        ring_continue_ids(&seg->ring, id + 1);
     ring_commit(r, &meta);
     if (idx >= 0)
         room_table_note_message(shm_rooms(seg), (uint32_t)idx, at, id);

@@ -126,6 +126,12 @@ void ring_start_ids(struct ring *r, uint64_t first)
     r->first_id = first;
 }
 
+void ring_continue_ids(struct ring *r, uint64_t next)
+{
+    if (next > r->next_id)
+        r->next_id = next;
+}
+
 uint64_t ring_first_id(const struct ring *r)
 {
     return r->first_id;

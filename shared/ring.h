@@ -91,6 +91,12 @@ void *ring_reserve(struct ring *r, uint32_t len, uint64_t *at);
  * of 1. Readers see it through ring_first_id().
  */
 void ring_start_ids(struct ring *r, uint64_t first);
+/*
+ * Writer: the next commit gets id NEXT (>= ring_next_id). Two rings that
+ * share one sequence of ids (the history ring and the presence ring) hand
+ * it to each other this way, under the same lock.
+ */
+void ring_continue_ids(struct ring *r, uint64_t next);
 uint64_t ring_first_id(const struct ring *r);
 
 /* Writer: ring_next_id() is the id the next commit will carry. */

@@ -24,6 +24,14 @@
 #define RING_MIN_BYTES 4096u
 #define LABEL_MAX      249u     /* memfd_create's limit: NAME_MAX - "memfd:" */
 
+/* The presence ring: an eighth of the message ring, 1 to 64 MiB (events are small). */
+static size_t pring_bytes(uint64_t ring_bytes)
+{
+    uint64_t b = ring_bytes / 8;
+    b = b < (1u << 20) ? (1u << 20) : b > (64u << 20) ? (64u << 20) : b;
+    return (size_t)b + sizeof(struct ring);
+}
+
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -99,7 +107,8 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
         return NULL;
     }
     size_t rooms_off = (ring_off + sizeof(struct ring) + (size_t)ring_bytes + 63) & ~(size_t)63;
-    size_t total = rooms_off + room_table_size(max_rooms);
+    size_t pring_off = (rooms_off + room_table_size(max_rooms) + 63) & ~(size_t)63;
+    size_t total = pring_off + pring_bytes(ring_bytes);
     total = (total + page - 1) / page * page;
 
     char name[LABEL_MAX + 1];
@@ -132,6 +141,7 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
     seg->total_size = total;
     seg->master_pid = (int32_t)getpid();
     seg->rooms_off = rooms_off;
+    seg->pring_off = pring_off;
     int lrc = lock_init(&seg->lock);
     if (lrc < 0) {
         set_err(err, errlen, "shm \"%s\": pthread_mutex_init() failed: %s",
@@ -159,7 +169,8 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
         errno = -lrc;
         return NULL;
     }
-    if (ring_init(&seg->ring, rooms_off - ring_off) == NULL) {
+    if (ring_init(&seg->ring, rooms_off - ring_off) == NULL ||
+        ring_init(shm_pring(seg), total - pring_off) == NULL) {
         e = errno;
         set_err(err, errlen, "shm \"%s\": ring_init() failed: %s", name, strerror(e));
         lock_fini(&seg->lock);
@@ -174,6 +185,11 @@ void shm_destroy(struct shm_segment *seg)
 {
     if (seg != NULL)
         munmap(seg, (size_t)seg->total_size);
+}
+
+struct ring *shm_pring(struct shm_segment *seg)
+{
+    return (struct ring *)((char *)seg + seg->pring_off);
 }
 
 struct room_table *shm_rooms(struct shm_segment *seg)

@@ -65,6 +65,7 @@ struct shm_segment {
     int32_t  master_pid;
     uint32_t pad;
     uint64_t rooms_off;         /* where the room table starts (after the ring) */
+    uint64_t pring_off;         /* where the presence ring starts (after the rooms) */
     _Alignas(64) struct shm_lock lock;
     struct shm_slot slots[SHM_MAX_SLOTS];
     _Alignas(64) struct shm_lock ip_lock;   /* guards ips (not the publish lock:
@@ -95,6 +96,14 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
  * process maps it any more.
  */
 void shm_destroy(struct shm_segment *seg);
+
+/*
+ * The presence ring: small rooms' join, leave and nick events, kept apart
+ * from the messages so that no churn of members can push history out of
+ * the ring. Written under seg->lock with ids from the same sequence as
+ * the message ring (ring_continue_ids); readers merge the two by id.
+ */
+struct ring *shm_pring(struct shm_segment *seg);
 
 /* The room table (guarded by seg->lock, see room_table.h). */
 struct room_table *shm_rooms(struct shm_segment *seg);

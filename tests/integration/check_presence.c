@@ -5,7 +5,8 @@
  * a larger one gets {"type":"presence","room":…,"online":N} at most once
  * per presence_interval, only on a change, exact within two intervals;
  * nick events stay individual; the welcome's count is exact; presence
- * never reaches the ring, so history survives any churn. Then
+ * never reaches the message ring (small rooms' events have a ring of their
+ * own), so history survives any churn, 100,000 join/leave cycles included. Then
  * max_connections_per_ip: 503 + Retry-After before the request is read,
  * counts given back on close, 0 = off, recounted after a worker dies.
  *
@@ -963,29 +964,128 @@ START_TEST(history_survives_churn)
 }
 END_TEST
 
-/* With the default presence_events_max (100) every join and leave is one ring entry. */
-START_TEST(small_room_presence_in_ring)
+/*
+ * With the default presence_events_max (100) a small room gets every join
+ * and leave, numbered in the one sequence of ids, but none of them goes
+ * into the message ring: they cannot push history out.
+ */
+START_TEST(small_room_presence_off_the_ring)
 {
     struct server s;
-    srv_start(&s, "workers 2\nmax_connections 2");
+    srv_start(&s, "workers 2\nmax_connections 2\nrate_limit 0");
     struct peer a, q;
     peer_open(&a, s.port, "/chat/R?nick=a");
     expect_ev(&a, "join", a.uid, 0, 5000);
-    uint64_t before = ring_last_id(s.port);
+    uint64_t before = ring_last_id(s.port), prev_id = 0;
     for (int k = 0; k < 10; k++) {
         peer_open(&q, s.port, "/chat/R?nick=q");
         char uid[40];
         memcpy(uid, q.uid, sizeof uid);
         size_t at = expect_ev(&a, "join", uid, 0, 5000);
         ck_assert_int_eq(a.e[at].online, 2);
+        ck_assert_uint_gt(a.e[at].id, prev_id);
+        prev_id = a.e[at].id;
         peer_leave(&q, k % 2);
         peer_free(&q);
         at = expect_ev(&a, "leave", uid, at, 5000);
         ck_assert_int_eq(a.e[at].online, 1);
+        ck_assert_uint_gt(a.e[at].id, prev_id);
+        prev_id = a.e[at].id;
     }
-    uint64_t after = ring_last_id(s.port);
-    ck_assert_msg(after - before == 20, "10 joins and leaves: %llu ring entries, want 20",
-                  (unsigned long long)(after - before));
+    ck_assert_msg(ring_last_id(s.port) == before, "10 joins and leaves wrote %llu message ring "
+                  "entries, want none", (unsigned long long)(ring_last_id(s.port) - before));
+    /* A message after them comes later in the one order of ids. */
+    send_obj(&a, "message", "text", "after");
+    int64_t end = it_now_ms() + 5000;
+    long m = -1;
+    while (m < 0 && peer_pump(&a, left_ms(end)) > 0)
+        for (size_t i = 0; i < a.n; i++)
+            if (strcmp(a.e[i].type, "message") == 0)
+                m = (long)i;
+    ck_assert_int_ge(m, 0);
+    ck_assert_uint_gt(a.e[m].id, prev_id);
+    peer_free(&a);
+    srv_stop(&s);
+}
+END_TEST
+
+#define CYCLES 100000
+#define BATCH  50      /* the room stays under presence_events_max: every join and leave is an event */
+
+/*
+ * 100,000 members join a small room and leave again (a join event and a
+ * leave event each, with the default presence_events_max), BATCH at a
+ * time over raw sockets: the message ring gets not one entry and the
+ * room's history is replayed whole afterwards.
+ */
+START_TEST(history_intact_after_100k_cycles)
+{
+    struct server s;
+    srv_start(&s, "workers 2\nmax_connections 1000\nhistory_size 20\nring_size 1m\n"
+                  "rate_limit 0\nmax_connections_per_ip 0\n" IVL_CONF);
+    struct peer a;
+    peer_open(&a, s.port, "/chat/C?nick=a");
+    char t[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(t, sizeof t, "c%02d", i);
+        send_obj(&a, "message", "text", t);
+    }
+    int64_t end = it_now_ms() + 5000;
+    while (count_ev(&a, "message", NULL, 0) < 20 && peer_pump(&a, left_ms(end)) > 0)
+        ;
+    ck_assert_uint_eq(count_ev(&a, "message", NULL, 0), 20);
+    uint64_t before = ring_last_id(s.port);
+
+    static const char req[] = "GET /chat/C HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n";
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s.port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int64_t t0 = it_now_ms();
+    for (int done = 0; done < CYCLES; done += BATCH) {
+        int fds[BATCH];
+        for (int i = 0; i < BATCH; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            ck_assert_int_ge(fds[i], 0);
+            ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+            ck_assert_int_eq(write(fds[i], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+        }
+        /* Each is a member once its 101 and welcome arrive; then it leaves. */
+        for (int i = 0; i < BATCH; i++) {
+            char buf[4096];
+            size_t got = 0;
+            while (got < sizeof buf - 1) {
+                struct pollfd p = { .fd = fds[i], .events = POLLIN };
+                ck_assert_msg(poll(&p, 1, 5000) == 1, "cycle %d: no answer after %zu bytes",
+                              done + i, got);
+                ssize_t n = read(fds[i], buf + got, sizeof buf - 1 - got);
+                ck_assert_msg(n > 0, "cycle %d: closed", done + i);
+                got += (size_t)n;
+                /* memmem: a frame's extended length can hold a zero byte. */
+                if (memmem(buf, got, "history_end", 11) != NULL)
+                    break;
+            }
+            ck_assert_msg(strncmp(buf, "HTTP/1.1 101", 12) == 0, "cycle %d: %.40s", done + i, buf);
+            close(fds[i]);
+        }
+        if (done % 5000 == 0)
+            while (peer_pump(&a, 0) > 0)
+                ;
+    }
+    int64_t took = it_now_ms() - t0;
+    fprintf(stderr, "presence: %d join/leave cycles in %lld ms\n", CYCLES, (long long)took);
+    ck_assert_msg(ring_last_id(s.port) == before, "%d join/leave cycles wrote %llu message ring "
+                  "entries", CYCLES, (unsigned long long)(ring_last_id(s.port) - before));
+    struct peer n;
+    peer_open(&n, s.port, "/chat/C?nick=n");
+    size_t k = 0;
+    for (size_t i = 1; i < n.n && strcmp(n.e[i].type, "history_end") != 0; i++) {
+        ck_assert_str_eq(n.e[i].type, "message");
+        snprintf(t, sizeof t, "c%02zu", k++);
+        ck_assert_str_eq(n.e[i].text, t);
+    }
+    ck_assert_uint_eq(k, 20);
+    peer_free(&n);
     peer_free(&a);
     srv_stop(&s);
 }
@@ -1223,9 +1323,10 @@ Suite *presence_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ring");
-    tcase_set_timeout(tc, 40);
+    tcase_set_timeout(tc, 150);
     tcase_add_test(tc, history_survives_churn);
-    tcase_add_test(tc, small_room_presence_in_ring);
+    tcase_add_test(tc, small_room_presence_off_the_ring);
+    tcase_add_test(tc, history_intact_after_100k_cycles);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("per_ip");

@@ -122,9 +122,10 @@ START_TEST(create_destroy)
     ck_assert_int_eq(seg->master_pid, getpid());
     ck_assert_uint_eq(seg->total_size % page, 0);
     size_t rooms = room_table_size(64);
-    ck_assert_uint_ge(seg->total_size, ring_off + sizeof(struct ring) + 65536 + rooms);
+    size_t pring = sizeof(struct ring) + (1u << 20);    /* the presence ring's smallest */
+    ck_assert_uint_ge(seg->total_size, ring_off + sizeof(struct ring) + 65536 + rooms + pring);
     ck_assert_uint_lt(seg->total_size,
-                      ring_off + sizeof(struct ring) + 65536 + rooms + 64 + page);
+                      ring_off + sizeof(struct ring) + 65536 + rooms + pring + 128 + page);
     /* The ring, then the room table, which ends inside the mapping. */
     ck_assert_uint_ge(seg->ring.capacity, 65536);
     ck_assert_uint_lt(seg->ring.capacity, 65536 + 64);
@@ -132,6 +133,12 @@ START_TEST(create_destroy)
     ck_assert_uint_eq(seg->rooms_off % 64, 0);
     ck_assert_uint_le(seg->rooms_off + rooms, seg->total_size);
     ck_assert_uint_eq(shm_rooms(seg)->cap, 64);
+    /* The presence ring last, after the rooms, inside the mapping. */
+    ck_assert_uint_ge(seg->pring_off, seg->rooms_off + rooms);
+    ck_assert_uint_eq(seg->pring_off % 64, 0);
+    ck_assert_uint_ge(shm_pring(seg)->capacity, 1u << 20);
+    ck_assert_uint_le(seg->pring_off + sizeof(struct ring) + shm_pring(seg)->capacity,
+                      seg->total_size);
     ck_assert_uint_eq(ring_head(&seg->ring), 0);
     ck_assert_uint_eq(ring_next_id(&seg->ring), 1);
     ck_assert_int_eq(seg->slots[7].pid, 0);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chat_chain.h"
 #include "chat_proto.h"
 #include "chat_publish.h"
 #include "cidr.h"
@@ -87,11 +88,6 @@ static char out[BODY_MAX];
 static uint8_t *frame;          /* one ring entry's frame: ring_max_entry() bytes */
 static size_t frame_cap;
 
-static int is_room_message(const struct ring_entry *e, const char *room, size_t len)
-{
-    return e->kind == RING_KIND_MESSAGE && e->room_len == len && memcmp(e->room, room, len) == 0;
-}
-
 /*
  * Append to O the messages of ROOM after SINCE, oldest first, at most
  * LIMIT; 1 when some after SINCE are no longer kept.
@@ -111,37 +107,28 @@ static int put_history(struct strbuf *o, struct shm_segment *seg, const char *ro
     if (idx < 0)
         return since != 0 && since + 1 < ring_first_id(r);
     const struct room_entry *re = room_table_entry(t, (uint32_t)idx);
-    uint64_t p = re->last_pos, id = re->last_id, start = RING_NO_POS;
-    int gap = 0;
-    /* Back to the first message after since (reads headers only). */
-    while (id > since && p != RING_NO_POS) {
-        uint64_t q = p;
-        struct ring_entry e;
-        if (ring_peek(r, &q, &e) < 0 || e.id != id || !is_room_message(&e, room, len)) {
-            gap = 1;
-            break;
-        }
-        start = p;
-        p = e.prev_pos;
-        id = e.prev_id;
-        if (p == RING_NO_POS && since != 0 && since + 1 < ring_first_id(r))
-            gap = 1;    /* older ids are from before a restart */
-    }
+    /* Back to the first message after since, as a joiner's replay goes. */
+    struct chat_chain_back back;
+    chat_chain_walk_back(r, re->last_pos, re->last_id, room, len, 1, since, 0, UINT64_MAX,
+                         &back);
+    /* Lost along the way, or older ids from before a restart. */
+    int gap = back.lost != 0 ||
+              (back.first_reached && since != 0 && since + 1 < ring_first_id(r));
     /* The chain may not reach older messages of this name (api.h): say they may be missing. */
     if (!room_table_chain_complete(t, (uint32_t)idx, ring_tail(r)))
         gap = 1;
     uint64_t sent = 0, prev = RING_NO_POS;
-    for (uint64_t at = start; at != RING_NO_POS && sent < limit;) {
-        uint64_t q = at;
+    for (uint64_t at = back.start; sent < limit;) {
         struct ring_entry e;
-        ssize_t n = ring_read(r, &q, &e, frame, frame_cap);
+        int got = chat_chain_peek(r, at, prev, room, len, &e);
+        uint64_t q = at;
+        ssize_t n = got > 0 ? ring_read(r, &q, &e, frame, frame_cap) : got;
         if (n == RING_LAPPED) {
             gap = 1;        /* overwritten while we read: say so, the caller pages again */
             break;
         }
-        if (n < 0 || !is_room_message(&e, room, len) ||
-            (prev != RING_NO_POS && e.prev_pos != prev))
-            break;
+        if (got == 0 || n < 0)
+            break;          /* the chain ends here */
         size_t pl;
         const char *payload = frame_payload(frame, (size_t)n, &pl);
         size_t mark = o->len;

@@ -7,8 +7,8 @@
 #include "chat_replay.h"
 
 #include <errno.h>
-#include <string.h>
 
+#include "chat_chain.h"
 #include "chat_proto.h"
 #include "conn.h"
 #include "ring.h"
@@ -30,12 +30,6 @@ static int copy_entry(struct ring *r, struct worker *w, struct conn *c, uint64_t
         return RING_LAPPED;
     }
     return 0;
-}
-
-static int is_room_message(const struct ring_entry *e, const char *room, size_t room_len)
-{
-    return e->kind == RING_KIND_MESSAGE && e->room_len == room_len &&
-           memcmp(e->room, room, room_len) == 0;
 }
 
 /* Id of the oldest entry the ring holds, or of the next one when it is empty. */
@@ -77,7 +71,7 @@ static uint64_t scan_start(const struct chat_replay_src *src, const char *room,
             }
             if (n < 0 || at >= src->drained)
                 break;
-            if (is_room_message(&e, room, room_len))
+            if (chat_chain_is_message(&e, room, room_len))
                 src->scratch[count++ % want] = at;
         }
         if (lapped)
@@ -144,39 +138,22 @@ int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
     if (!head->chain_complete)
         return start_scan(src, rp, w, c, room, room_len, have_since, since);
     /*
-     * Walk back from the newest message: the last WANT ones, or every one
-     * after since. A link to an entry the ring has overwritten (or that is
-     * no longer the one named) ends the walk: what lies beyond is lost.
+     * Back from the newest message: the last WANT ones, or every one after
+     * since. Those at or past this worker's drain reach the member through
+     * the stream, so they are not counted here.
      */
-    uint64_t p = head->pos, id = head->id, lost = 0;
-    uint32_t count = 0;
-    int first_reached = id == 0 || p == RING_NO_POS;    /* the walk found the room's first */
-    while (!first_reached) {
-        if (have_since ? id <= since : count == want)
-            break;
-        uint64_t q = p;
-        struct ring_entry e;
-        if (ring_peek(r, &q, &e) < 0 || e.id != id || !is_room_message(&e, room, room_len)) {
-            lost = id;
-            break;
-        }
-        /* Newer than this worker's drain: it reaches the member through the stream. */
-        if (p < src->drained) {
-            rp->pos = p;
-            count++;
-        }
-        p = e.prev_pos;
-        id = e.prev_id;
-        first_reached = p == RING_NO_POS;
-    }
+    struct chat_chain_back back;
+    chat_chain_walk_back(r, head->pos, head->id, room, room_len, have_since, since, want,
+                         src->drained, &back);
+    rp->pos = back.start;
     if (!have_since)
         return 0;
     uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
-    if (lost != 0)
-        return queue_gap(w, c, room, room_len, lo, lost);
+    if (back.lost != 0)
+        return queue_gap(w, c, room, room_len, lo, back.lost);
     /* Before the room's first message here, ids below the ring's first are
      * from before a restart: that history is gone. */
-    if (first_reached && lo < ring_first_id(r))
+    if (back.first_reached && lo < ring_first_id(r))
         return queue_gap(w, c, room, room_len, lo, ring_first_id(r) - 1);
     return 0;
 }
@@ -197,7 +174,7 @@ static int step_scan(const struct chat_replay_src *src, struct chat_replay *rp,
             return RING_LAPPED;
         if (n < 0)
             return 1;       /* empty: nothing is left below the drain position */
-        if (is_room_message(&e, room, room_len) && e.id > rp->after) {
+        if (chat_chain_is_message(&e, room, room_len) && e.id > rp->after) {
             int rc = copy_entry(r, w, c, rp->pos, &e);
             if (rc < 0)
                 return rc;
@@ -218,18 +195,10 @@ int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
     while (conn_out_pending(c) < budget) {
         if (rp->pos == RING_NO_POS || rp->pos >= src->drained)
             return 1;
-        uint64_t next = rp->pos;
         struct ring_entry e;
-        ssize_t n = ring_peek(r, &next, &e);
-        if (n == RING_LAPPED)
-            return RING_LAPPED;
-        /*
-         * A link that leads past the head or to another entry was left by a
-         * writer that died before its commit: the chain ends here.
-         */
-        if (n < 0 || !is_room_message(&e, room, room_len) ||
-            (rp->prev != RING_NO_POS && e.prev_pos != rp->prev))
-            return 1;
+        int got = chat_chain_peek(r, rp->pos, rp->prev, room, room_len, &e);
+        if (got <= 0)
+            return got == RING_LAPPED ? RING_LAPPED : 1;    /* 0: the chain ends here */
         if (e.id > rp->after) {
             int rc = copy_entry(r, w, c, rp->pos, &e);
             if (rc < 0)

@@ -70,9 +70,10 @@ static void round_trip(const uint8_t *data, size_t size)
     if (rc != 0)
         return;
     check_claims(&c);
-    /* The signed text holds the verified sub and exp (as JSON text, the sub
-     * may be escaped; a plain one must appear verbatim). */
-    int plain = 1;
+    /* The signed text holds the verified sub and exp. JSON may spell any
+     * character of the sub as an escape ("b\u004e" is "bN"), so the sub
+     * must appear verbatim only when the text has no escape at all. */
+    int plain = memchr(data, '\\', size) == NULL;
     for (size_t i = 0; i < c.sub_len; i++)
         if (c.sub[i] == '"' || c.sub[i] == '\\' || c.sub[i] == '/' || (unsigned char)c.sub[i] >= 0x80)
             plain = 0;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "http.h"
 #include "json.h"
+#include "kick_table.h"
 #include "ring.h"
 #include "room_table.h"
 #include "shm.h"
@@ -253,9 +254,49 @@ static int serve_publish(struct worker *w, const uint8_t *body, size_t len, stru
     return 0;
 }
 
+/* POST /api/disconnect: check the body, name the user. */
+static int parse_disconnect(const uint8_t *body, size_t len, struct api_call *call)
+{
+    if (len > sizeof input)
+        return -413;
+    memcpy(input, body, len);
+    struct json_field f[JSON_MAX_FIELDS];
+    int n = json_parse_object(input, len, f, JSON_MAX_FIELDS);
+    if (n < 0)
+        return -400;
+    const struct json_field *user = json_get(f, n, "user");
+    if (user == NULL || user->type != JSON_STRING || user->val_len == 0 ||
+        user->val_len > KICK_USER_MAX)
+        return -400;
+    call->user = user->val;
+    call->user_len = user->val_len;
+    return API_DISCONNECT;
+}
+
+int api_disconnect_answer(uint32_t closed, int complete, struct http_response *resp)
+{
+    struct strbuf o;
+    strbuf_init(&o, out, sizeof out);
+    strbuf_puts(&o, "{\"closed\":");
+    strbuf_put_u64(&o, closed);
+    if (!complete)
+        strbuf_puts(&o, ",\"complete\":false");
+    strbuf_puts(&o, "}");
+    ssize_t n = strbuf_result(&o);
+    if (n < 0)
+        return -500;
+    http_response_init(resp);
+    resp->status = 200;
+    resp->ctype = "application/json";
+    resp->body = out;
+    resp->length = (size_t)n;
+    return 0;
+}
+
 int api_serve(struct worker *w, const struct http_request *req, const uint8_t peer[16],
               const char *path, size_t path_len, const char *query, size_t query_len,
-              const uint8_t *body, size_t body_len, struct http_response *resp)
+              const uint8_t *body, size_t body_len, struct http_response *resp,
+              struct api_call *call)
 {
     const struct config *cfg = w->cfg;
     struct shm_segment *seg = w->ctx.seg;
@@ -278,6 +319,8 @@ int api_serve(struct worker *w, const struct http_request *req, const uint8_t pe
         rc = get ? serve_history(seg, query, query_len, &o) : -405;
     else if (path_len == 12 && memcmp(path, "/api/publish", 12) == 0)
         rc = post ? serve_publish(w, body, body_len, &o) : -405;
+    else if (path_len == 15 && memcmp(path, "/api/disconnect", 15) == 0)
+        return post ? parse_disconnect(body, body_len, call) : -405;
     else
         return -404;
     if (rc < 0)

@@ -935,6 +935,13 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
         send_error(w, c, "internal", "the message could not be published");
 }
 
+static int chat_of_user(const struct conn *c, const char *user, size_t len)
+{
+    const struct chat_member *mb = member_of(c);
+    return mb != NULL && mb->token != NULL && mb->id.user_len == len &&
+           memcmp(mb->id.user, user, len) == 0;
+}
+
 const struct ws_endpoint chat_endpoint = {
     .name = "chat",
     .path = "/chat",
@@ -947,6 +954,7 @@ const struct ws_endpoint chat_endpoint = {
     .handoff_take = chat_handoff_take,
     .handoff_adopt = chat_handoff_adopt,
     .handoff_abort = chat_handoff_abort,
+    .of_user = chat_of_user,
     .wake = chat_wake,
     .pass_end = chat_pass_end,
 };

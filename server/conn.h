@@ -60,6 +60,8 @@ struct conn {
     uint8_t  tlist;             /* timer list + 1, 0 = on none */
     uint8_t  via;               /* enum conn_via: who `peer` is */
     uint8_t  body_wait;         /* `in` holds a whole head and part of its body */
+    uint8_t  api_wait;          /* parked on an API call that other workers answer
+                                   (disconnect.h): its slot + 1, 0 = none */
     uint32_t id;                /* index in the worker's table */
     uint64_t deadline_ms;       /* handshake/idle/close deadline (monotonic) */
     struct conn *tprev, *tnext; /* timer list, ordered by deadline */

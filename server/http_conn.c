@@ -21,9 +21,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "api.h"
 #include "cidr.h"
 #include "conn.h"
-#include "api.h"
+#include "disconnect.h"
 #include "endpoints.h"
 #include "http.h"
 #include "log.h"
@@ -307,14 +308,26 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     STAT_ADD(w, http_requests, 1);
     if (api_route(path, path_len)) {
         struct http_response resp;
+        struct api_call call;
+        int keep = wants_keepalive(req) && !w->stopping;
         int rc = api_serve(w, req, c->peer, path, path_len, query, query_len, body, body_len,
-                           &resp);
+                           &resp, &call);
+        if (rc == API_DISCONNECT) {
+            rc = disconnect_start(w, c, call.user, call.user_len, keep);
+            if (rc == 0) {
+                /* Parked: what follows waits for the answer (reads paused). */
+                if (conn_in_keep(c, rest, rest_len) < 0)
+                    worker_close_now(w, c);
+                else if (rest_len > 0)
+                    c->flags |= CONN_F_INPUT_HELD;
+                return 0;
+            }
+        }
         if (rc < 0) {
             answer_error(w, c, -rc, -rc == 401 ? "WWW-Authenticate: Bearer\r\n"
                                   : -rc == 405 ? "Allow: GET, POST\r\n" : NULL);
             return 0;
         }
-        int keep = wants_keepalive(req) && !w->stopping;
         if (answer(w, c, &resp, 0, keep) < 0)
             return 0;
         if (!keep) {
@@ -361,6 +374,14 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
 void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len, size_t prev_len)
 {
     size_t off = 0;
+    if (c->api_wait) {
+        /* The answer to an earlier request is not out yet: keep the rest for after it. */
+        if (conn_in_keep(c, data, len) < 0)
+            answer_error(w, c, 500, NULL);
+        else if (len > 0)
+            c->flags |= CONN_F_INPUT_HELD;
+        return;
+    }
     /* A kept head waiting for its body was scanned whole: parse it again from its start. */
     if (c->body_wait)
         prev_len = 0;
@@ -405,4 +426,30 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
     }
     if (c->state == CONN_HTTP && conn_in_keep(c, data + off, len - off) < 0)
         answer_error(w, c, 500, NULL);
+}
+
+void http_conn_disconnect_done(struct worker *w, const struct disconnect_done *d)
+{
+    struct conn *c = d->c;
+    struct http_response resp;
+    if (api_disconnect_answer(d->closed, d->complete, &resp) < 0) {
+        answer_error(w, c, 500, NULL);
+        return;
+    }
+    if (answer(w, c, &resp, 0, d->keep) < 0)
+        return;
+    if (!d->keep) {
+        worker_linger(w, c);
+        return;
+    }
+    c->flags |= CONN_F_SERVED;
+    worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
+    /* Requests that came in behind the call: their turn now. */
+    size_t len = c->in_len;
+    c->flags &= (uint8_t)~CONN_F_INPUT_HELD;
+    if (len > 0) {
+        memcpy(w->rbuf, c->in, len);
+        http_conn_input(w, c, w->rbuf, len, 0);
+    }
+    worker_flush(w, c);
 }

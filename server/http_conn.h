@@ -21,4 +21,9 @@ struct conn;
 void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len,
                      size_t prev_len);
 
+struct disconnect_done;
+
+/* Answer the disconnect call C was parked on, then serve what came in behind it. */
+void http_conn_disconnect_done(struct worker *w, const struct disconnect_done *d);
+
 #endif

@@ -224,12 +224,13 @@ void worker_linger(struct worker *w, struct conn *c)
  * Make the epoll mask match the connection: EPOLLOUT while output is
  * pending; EPOLLIN dropped while private output (echo replies, pongs,
  * errors, HTTP responses) is over max_send_queue, so a peer that sends
- * without reading is slowed by TCP instead of growing our buffer. What a
+ * without reading is slowed by TCP instead of growing our buffer, and while
+ * an HTTP request waits parked on other workers (disconnect.h). What a
  * chat member lags behind its room's stream is bounded by 1013 instead.
  */
 static void update_events(struct worker *w, struct conn *c, int pending)
 {
-    int paused = conn_out_pending(c) > w->cfg->max_send_queue;
+    int paused = conn_out_pending(c) > w->cfg->max_send_queue || c->api_wait;
     uint8_t want = (uint8_t)((pending ? CONN_F_WANT_WRITE : 0) | (paused ? CONN_F_READ_PAUSED : 0));
     if ((c->flags & (CONN_F_WANT_WRITE | CONN_F_READ_PAUSED)) == want)
         return;

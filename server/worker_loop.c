@@ -26,6 +26,7 @@
 
 #include "cidr.h"
 #include "conn.h"
+#include "disconnect.h"
 #include "endpoints.h"
 #include "handoff.h"
 #include "http.h"
@@ -145,7 +146,7 @@ static void dispatch_input(struct worker *w, struct conn *c, size_t len, size_t 
  */
 static void resume_held(struct worker *w, struct conn *c)
 {
-    while ((c->flags & CONN_F_INPUT_HELD) && c->state != CONN_DEAD &&
+    while ((c->flags & CONN_F_INPUT_HELD) && c->state != CONN_DEAD && !c->api_wait &&
            !(c->flags & CONN_F_WANT_WRITE) && conn_out_pending(c) <= w->cfg->max_send_queue) {
         size_t len = c->in_len;
         memcpy(w->rbuf, c->in, len);
@@ -154,9 +155,23 @@ static void resume_held(struct worker *w, struct conn *c)
     }
 }
 
+/* Act on other workers' disconnect requests; answer our settled calls. */
+static void finish_disconnects(struct worker *w)
+{
+    struct disconnect_done done[DISCONNECT_WAITS];
+    int n = disconnect_poll(w, done, DISCONNECT_WAITS);
+    for (int i = 0; i < n; i++)
+        http_conn_disconnect_done(w, &done[i]);
+}
+
 static void on_readable(struct worker *w, struct conn *c)
 {
     size_t keep = c->in_len;
+    if (keep >= w->rbuf_cap && c->api_wait) {
+        /* Parked with a whole buffer of pipelined requests, and the peer hung up. */
+        worker_close_now(w, c);
+        return;
+    }
     if (keep >= w->rbuf_cap) {
         /* Held input fills the whole buffer: parse it instead of reading (a
          * read of 0 bytes would look like the peer's EOF). Reads are on, so
@@ -409,6 +424,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
         return -1;
     if (endpoints_init(w) < 0)
         return -1;
+    disconnect_init(w);
     return 0;
 }
 
@@ -462,6 +478,7 @@ void worker_loop_run(const struct worker_ctx *ctx)
                 on_acceptable(w, (int)(tag - TAG_LISTEN0));
             }
         }
+        finish_disconnects(w);
         do
             endpoints_pass_end(w);
         while (release_closed(w));

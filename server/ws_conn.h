@@ -65,6 +65,9 @@ struct ws_endpoint {
      * still holds on to (NULL: nothing). Either side may call it.
      */
     void (*handoff_abort)(struct worker *w, const void *rec, size_t len);
+    /* 1 when C is a connection of USER (a token's sub), for POST
+     * /api/disconnect. NULL: the endpoint has no users. */
+    int (*of_user)(const struct conn *c, const char *user, size_t len);
     /* Another worker published (the slot's eventfd fired). NULL: not interested. */
     void (*wake)(struct worker *w);
     /* End of each loop pass, before closed connections are released. NULL: nothing. */

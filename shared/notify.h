@@ -17,6 +17,9 @@
 /* Wake every live worker slot except SELF. */
 void notify_all_except(struct shm_segment *seg, const int *eventfds, int self);
 
+/* Wake the worker in SLOT (if live). */
+void notify_slot(struct shm_segment *seg, const int *eventfds, int slot);
+
 /* In the woken worker: consume the eventfd and re-arm the flag. */
 void notify_ack(struct shm_segment *seg, const int *eventfds, int self);
 

@@ -18,12 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ip_limit.h"
+#include "kick_table.h"
 #include "lock.h"
 #include "ring.h"
 #include "room_table.h"
 
 #define SHM_MAGIC      0x3174616863737755ull   /* "Uwschat1" little-endian */
-#define SHM_VERSION    2u
+#define SHM_VERSION    3u
 #define SHM_MAX_SLOTS  128      /* worker slots: two generations of 64 */
 
 /* Per-worker counters; each written by its worker only (relaxed atomics). */
@@ -71,8 +72,10 @@ struct shm_segment {
     _Alignas(64) struct shm_lock ip_lock;   /* guards ips (not the publish lock:
                                                accepts must not wait on publishers) */
     struct ip_limit ips;                    /* connections per client address */
+    struct kick_table kicks;                /* POST /api/disconnect (under lock) */
     _Alignas(64) struct ring ring;    /* must stay last: data[] follows */
 };
+_Static_assert(KICK_SLOT_WORDS * 64 >= SHM_MAX_SLOTS, "a pending bit per worker slot");
 
 /*
  * Create an anonymous segment with a ring of ring_bytes data bytes and a

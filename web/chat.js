@@ -238,6 +238,15 @@
       if (gen !== state.gen) return;
       state.ws = null;
       state.synced = false;
+      // The backend closed this user's connections (POST /api/disconnect):
+      // coming straight back would undo it. The Retry button still works.
+      if (ev.code === 1008 && ev.reason === 'disconnected') {
+        clearTimers();
+        state.retryAt = 0;
+        ui.status.dataset.retryAt = '0';
+        setStatus('offline', 'Disconnected by the server');
+        return;
+      }
       scheduleReconnect(ev.code);
     };
   }

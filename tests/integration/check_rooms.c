@@ -397,58 +397,6 @@ static int await_ev(struct mem *m, const char *type, const char *uid, int timeou
     return 0;
 }
 
-/* ---- which worker holds a connection ------------------------------------------ */
-
-/*
- * The pid among WK[0..n) whose fd table holds the server end of C (found
- * through /proc/net/tcp: local 127.0.0.1:PORT, remote C's local port); -1.
- */
-static pid_t owner_of(const struct client *c, int port, const pid_t *wk, int n)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
-    unsigned mine = ntohs(sa.sin_port);
-    FILE *f = fopen("/proc/net/tcp", "r");
-    ck_assert_ptr_nonnull(f);
-    char line[256];
-    unsigned long inode = 0;
-    while (inode == 0 && fgets(line, sizeof line, f) != NULL) {
-        unsigned la, lp, ra, rp;
-        unsigned long ino;
-        if (sscanf(line, " %*u: %x:%x %x:%x %*x %*s %*s %*s %*u %*u %lu", &la, &lp, &ra, &rp,
-                   &ino) == 5 && la == 0x0100007F && lp == (unsigned)port && ra == 0x0100007F
-            && rp == mine)
-            inode = ino;
-    }
-    fclose(f);
-    ck_assert_msg(inode != 0, "no server socket for client port %u", mine);
-    char want[48];
-    snprintf(want, sizeof want, "socket:[%lu]", inode);
-    for (int i = 0; i < n; i++) {
-        char dir[64];
-        snprintf(dir, sizeof dir, "/proc/%d/fd", (int)wk[i]);
-        DIR *d = opendir(dir);
-        if (d == NULL)
-            continue;
-        struct dirent *de;
-        int hit = 0;
-        while (!hit && (de = readdir(d)) != NULL) {
-            char path[sizeof dir + 260], link[64];
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            ssize_t k = readlink(path, link, sizeof link - 1);
-            if (k > 0) {
-                link[k] = '\0';
-                hit = strcmp(link, want) == 0;
-            }
-        }
-        closedir(d);
-        if (hit)
-            return wk[i];
-    }
-    return -1;
-}
-
 /* ws_current of each worker in /stats into OUT[0..max); how many workers. */
 static int stats_ws(int port, uint64_t *out, int max)
 {
@@ -786,7 +734,7 @@ START_TEST(counts_after_worker_crash)
         ck_assert_msg(m[i].w.online == i + 1, "member %d: online %d", i, m[i].w.online);
     }
     for (int i = 0; i < 4; i++) {
-        own[i] = owner_of(&m[i].c, s.port, wk, 2);
+        own[i] = srv_conn_owner(&m[i].c, s.port, wk, 2);
         ck_assert_msg(own[i] == wk[0] || own[i] == wk[1], "member %d on no worker", i);
         on0 += own[i] == wk[0];
     }
@@ -871,14 +819,14 @@ START_TEST(crash_frees_room_entry)
     struct mem x, y[2], z1, z2;
     int ny = 0;
     join_ok(&x, s.port, "/chat/x");
-    pid_t victim = owner_of(&x.c, s.port, wk, 2);
+    pid_t victim = srv_conn_owner(&x.c, s.port, wk, 2);
     ck_assert(victim > 0);
     /* y members until one is on the other worker (the victim holds 2 at most). */
     int keep = -1;
     while (keep < 0) {
         ck_assert_int_lt(ny, 2);
         join_ok(&y[ny], s.port, "/chat/y");
-        pid_t o = owner_of(&y[ny].c, s.port, wk, 2);
+        pid_t o = srv_conn_owner(&y[ny].c, s.port, wk, 2);
         ck_assert(o > 0);
         if (o != victim)
             keep = ny;
@@ -935,7 +883,7 @@ START_TEST(crash_keeps_live_rooms)
     ck_assert_int_eq(srv_workers(&s, wk, SRV_MAX_WORKERS), 3);
     struct mem y[2], x, z1, y3;
     join_ok(&y[0], s.port, "/chat/y");
-    pid_t b = owner_of(&y[0].c, s.port, wk, 3);
+    pid_t b = srv_conn_owner(&y[0].c, s.port, wk, 3);
     ck_assert(b > 0);
     /* Fill the other two workers with /echo connections, so y's second member lands on B. */
     struct client ph[4];
@@ -943,7 +891,7 @@ START_TEST(crash_keeps_live_rooms)
     while (nph < 4) {
         ck_assert_msg(tries++ < 40, "40 connections to fill the other workers");
         wsc_open(&ph[nph], s.port);
-        pid_t o = owner_of(&ph[nph], s.port, wk, 3);
+        pid_t o = srv_conn_owner(&ph[nph], s.port, wk, 3);
         ck_assert_msg(o > 0, "connection on no worker");
         if (o == b) {
             cli_close(&ph[nph]);
@@ -953,12 +901,12 @@ START_TEST(crash_keeps_live_rooms)
         }
     }
     join_ok(&y[1], s.port, "/chat/y");
-    ck_assert_msg(owner_of(&y[1].c, s.port, wk, 3) == b, "y's second member not on B");
+    ck_assert_msg(srv_conn_owner(&y[1].c, s.port, wk, 3) == b, "y's second member not on B");
     for (int i = 0; i < nph; i++)
         cli_close(&ph[i]);
     it_sleep_ms(100);                       /* the other workers see those closes */
     join_ok(&x, s.port, "/chat/x");
-    pid_t a = owner_of(&x.c, s.port, wk, 3);
+    pid_t a = srv_conn_owner(&x.c, s.port, wk, 3);
     ck_assert_msg(a > 0 && a != b, "x's member not on another worker");
 
     ck_assert_int_eq(kill(a, SIGKILL), 0);

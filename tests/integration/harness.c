@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
@@ -1367,4 +1368,54 @@ int it_utf8_valid(const uint8_t *s, size_t n)
         i += k + 1;
     }
     return 1;
+}
+
+/*
+ * The pid among WK[0..n) whose fd table holds the server end of C (found
+ * through /proc/net/tcp: local 127.0.0.1:PORT, remote C's local port); -1.
+ */
+pid_t srv_conn_owner(const struct client *c, int port, const pid_t *wk, int n)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
+    unsigned mine = ntohs(sa.sin_port);
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    unsigned long inode = 0;
+    while (inode == 0 && fgets(line, sizeof line, f) != NULL) {
+        unsigned la, lp, ra, rp;
+        unsigned long ino;
+        if (sscanf(line, " %*u: %x:%x %x:%x %*x %*s %*s %*s %*u %*u %lu", &la, &lp, &ra, &rp,
+                   &ino) == 5 && la == 0x0100007F && lp == (unsigned)port && ra == 0x0100007F
+            && rp == mine)
+            inode = ino;
+    }
+    fclose(f);
+    ck_assert_msg(inode != 0, "no server socket for client port %u", mine);
+    char want[48];
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    for (int i = 0; i < n; i++) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int)wk[i]);
+        DIR *d = opendir(dir);
+        if (d == NULL)
+            continue;
+        struct dirent *de;
+        int hit = 0;
+        while (!hit && (de = readdir(d)) != NULL) {
+            char path[sizeof dir + 260], link[64];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            ssize_t k = readlink(path, link, sizeof link - 1);
+            if (k > 0) {
+                link[k] = '\0';
+                hit = strcmp(link, want) == 0;
+            }
+        }
+        closedir(d);
+        if (hit)
+            return wk[i];
+    }
+    return -1;
 }

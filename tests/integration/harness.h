@@ -118,6 +118,12 @@ int  srv_workers(const struct server *s, pid_t *out, int max);
 int  srv_wait_worker_count(const struct server *s, int n, int timeout_ms);
 /* 1 while PID exists and is not a zombie. */
 int  it_proc_alive(pid_t pid);
+/*
+ * The pid among WK[0..n) whose fd table holds the server end of C (found
+ * through /proc/net/tcp: local 127.0.0.1:PORT, remote C's local port); -1.
+ */
+struct client;
+pid_t srv_conn_owner(const struct client *c, int port, const pid_t *wk, int n);
 /* ppid of PID from /proc, or -1. */
 pid_t it_proc_ppid(pid_t pid);
 

@@ -26,7 +26,8 @@ FUZZ_SECONDS ?= 5
 HEADERS = $(wildcard server/*.h shared/*.h)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
-        headers check-includes clean bench bench-smoke test-browser test-tls soak valgrind
+        headers check-includes clean bench bench-smoke test-browser test-tls soak valgrind \
+        install uninstall test-install
 
 all: wsmaster
 
@@ -72,7 +73,7 @@ $(B)/integration_tests: $(INTEG_SRC:%.c=$(B)/%.o) $(SERVER_OBJ)
 ASAN_VARS = B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1
 
 test: deps
-	$(MAKE) check-includes test-unit test-integration fuzz-smoke bench-smoke
+	$(MAKE) check-includes test-unit test-integration test-install fuzz-smoke bench-smoke
 	$(MAKE) $(ASAN_VARS) test-unit test-integration
 
 # Under ASan every fork() copies a large shadow mapping, which makes Check's
@@ -170,6 +171,93 @@ valgrind: deps $(B)/wsmaster $(B)/integration_tests
 	@if grep -l . $(VG_DIR)/memcheck.* 2>/dev/null; then \
 		echo "memcheck reported errors (logs above)"; exit 1; fi
 	@echo "valgrind: no memcheck report from $$(ls $(VG_DIR) | wc -l) server processes"
+
+# ---- install ------------------------------------------------------------------
+# `make install` (GNU names; DESTDIR stages the tree, no root needed):
+#   $(SBINDIR)/wsmaster                      the daemon (sbin, like nginx and sshd:
+#                                            an administrator's program, run by systemd)
+#   $(WSCHAT_CONFDIR)/wschat.conf            conf/wschat.conf with this layout's paths;
+#                                            an existing one is kept and the new file
+#                                            goes beside it as wschat.conf.default
+#   $(WSCHAT_WEBDIR)/                        web/
+#   $(SYSTEMDUNITDIR)/wschat.service         scripts/wschat.service with this layout's paths
+#   $(WSCHAT_STATEDIR)/                      state (empty for now; the journal will live here)
+# The pid file goes in $(WSCHAT_RUNDIR), which the master creates when it starts.
+PREFIX        ?= /usr/local
+EXEC_PREFIX   ?= $(PREFIX)
+SBINDIR       ?= $(EXEC_PREFIX)/sbin
+DATADIR       ?= $(PREFIX)/share
+# /usr's configuration is /etc; any other prefix has its own etc/ (/usr/local/etc).
+SYSCONFDIR    ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+# A system daemon's state and runtime files are in /var/lib and /run whatever
+# the prefix (FHS, and where systemd's StateDirectory/RuntimeDirectory are).
+LOCALSTATEDIR ?= /var
+RUNSTATEDIR   ?= /run
+# systemd reads /usr/lib/systemd/system and /usr/local/lib/systemd/system;
+# for any other prefix the unit goes to the administrator's /etc/systemd/system.
+SYSTEMDUNITDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(PREFIX)/lib/systemd/system,/etc/systemd/system)
+WSCHAT_CONFDIR  = $(SYSCONFDIR)/wschat
+WSCHAT_WEBDIR   = $(DATADIR)/wschat/web
+WSCHAT_STATEDIR = $(LOCALSTATEDIR)/lib/wschat
+WSCHAT_RUNDIR   = $(RUNSTATEDIR)/wschat
+INSTALL       ?= install
+
+# Directives of conf/wschat.conf that hold a path, as NAME=VALUE: the installed
+# copy's line "NAME ..." becomes "NAME VALUE" (each must be in the file, not
+# commented out). A new path directive is one more word here, e.g.
+# history_file=$(WSCHAT_STATEDIR)/history.
+INSTALL_CONF_PATHS = web_root=$(WSCHAT_WEBDIR) pid_file=$(WSCHAT_RUNDIR)/wschat.pid
+# scripts/wschat.service is written for the default layout (PREFIX=/usr/local):
+# each FROM=TO below replaces that default path with this layout's.
+INSTALL_UNIT_PATHS = /usr/local/sbin/wsmaster=$(SBINDIR)/wsmaster \
+                     /usr/local/etc/wschat/wschat.conf=$(WSCHAT_CONFDIR)/wschat.conf
+
+install_name  = $(firstword $(subst =, ,$(1)))
+install_value = $(patsubst $(call install_name,$(1))=%,%,$(1))
+# The installed conf and unit on stdout; both fail when a path is missing.
+INSTALL_GEN_CONF = { echo "\# Installed by make install (PREFIX=$(PREFIX)) from conf/wschat.conf;"; \
+	echo "\# paths below are this install's."; \
+	sed $(foreach p,$(INSTALL_CONF_PATHS),-e 's|^$(call install_name,$(p))[[:space:]].*|$(call install_name,$(p)) $(call install_value,$(p))|') conf/wschat.conf; }
+INSTALL_GEN_UNIT = sed $(foreach p,$(INSTALL_UNIT_PATHS),-e 's|$(call install_name,$(p))|$(call install_value,$(p))|g') scripts/wschat.service
+
+install: $(B)/wsmaster
+	@for p in $(INSTALL_CONF_PATHS); do n=$${p%%=*}; \
+		grep -q "^$$n[[:space:]]" conf/wschat.conf || { echo "install: conf/wschat.conf has no \"$$n\" line" >&2; exit 1; }; done
+	@for p in $(INSTALL_UNIT_PATHS); do f=$${p%%=*}; \
+		grep -qF "$$f" scripts/wschat.service || { echo "install: scripts/wschat.service never names $$f" >&2; exit 1; }; done
+	$(INSTALL) -d -m 755 "$(DESTDIR)$(SBINDIR)" "$(DESTDIR)$(WSCHAT_CONFDIR)" \
+		"$(DESTDIR)$(WSCHAT_WEBDIR)" "$(DESTDIR)$(SYSTEMDUNITDIR)"
+	$(INSTALL) -d -m 750 "$(DESTDIR)$(WSCHAT_STATEDIR)"
+	$(INSTALL) -m 755 $(B)/wsmaster "$(DESTDIR)$(SBINDIR)/wsmaster"
+	cd web && find . -type f | sort | while read -r f; do \
+		$(INSTALL) -D -m 644 "$$f" "$(DESTDIR)$(WSCHAT_WEBDIR)/$$f" || exit 1; done
+	$(INSTALL_GEN_UNIT) > "$(DESTDIR)$(SYSTEMDUNITDIR)/wschat.service.tmp"
+	chmod 644 "$(DESTDIR)$(SYSTEMDUNITDIR)/wschat.service.tmp"
+	mv -f "$(DESTDIR)$(SYSTEMDUNITDIR)/wschat.service.tmp" "$(DESTDIR)$(SYSTEMDUNITDIR)/wschat.service"
+	@c="$(DESTDIR)$(WSCHAT_CONFDIR)/wschat.conf"; \
+	$(INSTALL_GEN_CONF) > "$$c.tmp" && chmod 644 "$$c.tmp" || exit 1; \
+	if [ ! -e "$$c" ]; then mv -f "$$c.tmp" "$$c"; echo "installed $$c"; \
+	elif cmp -s "$$c.tmp" "$$c"; then rm -f "$$c.tmp"; echo "$$c is up to date"; \
+	else mv -f "$$c.tmp" "$$c.default"; \
+		echo "kept your $$c; the new default configuration is $$c.default"; fi
+
+# Removes what install put there, except a configuration that was edited and
+# anything in the state folder (folders go only when empty).
+uninstall:
+	rm -f "$(DESTDIR)$(SBINDIR)/wsmaster" "$(DESTDIR)$(SYSTEMDUNITDIR)/wschat.service"
+	cd web && find . -type f | while read -r f; do rm -f "$(DESTDIR)$(WSCHAT_WEBDIR)/$$f"; done
+	find "$(DESTDIR)$(WSCHAT_WEBDIR)" -depth -type d -empty -delete 2>/dev/null || true
+	rmdir "$(DESTDIR)$(DATADIR)/wschat" 2>/dev/null || true
+	@c="$(DESTDIR)$(WSCHAT_CONFDIR)/wschat.conf"; rm -f "$$c.default"; \
+	if [ -e "$$c" ]; then t=$$(mktemp) && $(INSTALL_GEN_CONF) > "$$t" || exit 1; \
+		if cmp -s "$$t" "$$c"; then rm -f "$$c"; else echo "kept $$c: it was edited"; fi; \
+		rm -f "$$t"; fi
+	rmdir "$(DESTDIR)$(WSCHAT_CONFDIR)" "$(DESTDIR)$(WSCHAT_STATEDIR)" 2>/dev/null || true
+
+# The install into temp dirs: layout, generated paths, a kept conf, `-t`, and
+# the installed server serving the installed web client (tests/install/run.sh).
+test-install: $(B)/wsmaster
+	MAKE="$(MAKE)" B=$(B) bash tests/install/run.sh
 
 clean:
 	rm -rf build wsmaster

@@ -7,13 +7,11 @@
  * created once the buffer of the previous one is on disk, and its header
  * travels in the buffer with its first record, so a crash leaves either
  * nothing, a torn header (removed at open) or a torn record (cut at open).
- * Reading (the recovery walk at open and the reader) goes through a cursor
- * that pread()s a segment in chunks into a buffer of at most one record
- * (or one chunk) and hands the bytes to the incremental decoder.
+ * Reading (the recovery walk at open and the reader) goes through the
+ * chunked segment cursor of journal_seg.c.
  */
 #include "journal_dir.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -27,199 +25,6 @@
 
 #define DEFAULT_BUFFER (256u * 1024)
 #define MIN_BUFFER     4096u
-#define READ_CHUNK     (64u * 1024)
-
-/* ---- the list of segments, oldest first */
-
-struct seg {
-    uint64_t id;            /* first id: the file's name */
-    uint64_t size;          /* bytes (the writer's newest: buffered ones included) */
-};
-
-struct seg_list {
-    struct seg *v;
-    size_t n, cap;
-};
-
-static int list_reserve(struct seg_list *l, size_t more)
-{
-    if (l->n + more <= l->cap)
-        return 0;
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    while (cap < l->n + more)
-        cap *= 2;
-    struct seg *v = realloc(l->v, cap * sizeof *v);
-    if (v == NULL)
-        return -ENOMEM;
-    l->v = v;
-    l->cap = cap;
-    return 0;
-}
-
-static void seg_name(char *out, uint64_t id)
-{
-    snprintf(out, JOURNAL_NAME_LEN + 1, "%020" PRIu64 ".wsj", id);
-}
-
-/* 1 with *id when NAME is a segment's ("%020llu.wsj", within 64 bits). */
-static int parse_name(const char *name, uint64_t *id)
-{
-    if (strlen(name) != JOURNAL_NAME_LEN || strcmp(name + 20, ".wsj") != 0)
-        return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return 0;
-        uint64_t d = (uint64_t)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    *id = v;
-    return v > 0;
-}
-
-static int seg_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const struct seg *)a)->id, y = ((const struct seg *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-/* Replace L with the regular files of DIRFD named like segments, sorted. */
-static int list_segments(int dirfd, struct seg_list *l)
-{
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    int rc = 0;
-    l->n = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *e = readdir(d);
-        if (e == NULL) {
-            rc = -errno;
-            break;
-        }
-        uint64_t id;
-        struct stat st;
-        if (!parse_name(e->d_name, &id))
-            continue;
-        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            if (errno == ENOENT)            /* deleted since readdir() saw it */
-                continue;
-            rc = -errno;
-            break;
-        }
-        if (!S_ISREG(st.st_mode))
-            continue;
-        if ((rc = list_reserve(l, 1)) < 0)
-            break;
-        l->v[l->n].id = id;
-        l->v[l->n++].size = (uint64_t)st.st_size;
-    }
-    closedir(d);
-    if (rc == 0 && l->n > 1)
-        qsort(l->v, l->n, sizeof *l->v, seg_cmp);
-    return rc;
-}
-
-/* Index of the first segment whose id is > ID (l->n when none). */
-static size_t first_after(const struct seg_list *l, uint64_t id)
-{
-    size_t lo = 0, hi = l->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (l->v[mid].id <= id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* ---- cursor: one segment through the decoder, in bounded chunks */
-
-enum { CUR_END = 0, CUR_ITEM = 1, CUR_BAD = 2 };
-
-struct cursor {
-    int            fd;
-    unsigned char *buf;
-    size_t         cap, len, pos, max;  /* unconsumed bytes: buf[pos..len) */
-    uint64_t       read_off;            /* file bytes read so far */
-    struct journal_decoder d;
-};
-
-static int cursor_init(struct cursor *c, int fd, uint32_t max_frame)
-{
-    memset(c, 0, sizeof *c);
-    uint64_t max = JOURNAL_RECORD_MAX(max_frame);
-    c->max = max > READ_CHUNK ? (size_t)max : READ_CHUNK;
-    c->cap = READ_CHUNK;
-    c->buf = malloc(c->cap);
-    c->fd = fd;
-    journal_decoder_init(&c->d, max_frame);
-    return c->buf != NULL ? 0 : -ENOMEM;
-}
-
-static void cursor_fini(struct cursor *c)
-{
-    free(c->buf);
-    if (c->fd >= 0)
-        close(c->fd);
-    c->buf = NULL;
-    c->fd = -1;
-}
-
-/*
- * CUR_ITEM with *rec (pointing into the cursor's buffer), CUR_END at the end
- * of the file (c->len - c->pos bytes of an unfinished item left; a later
- * call reads on from there), CUR_BAD at a decode error (c->d.err, at
- * c->d.offset), or -errno.
- */
-static int cursor_next(struct cursor *c, struct journal_record *rec)
-{
-    for (;;) {
-        ssize_t n = journal_decode(&c->d, c->buf + c->pos, c->len - c->pos, rec);
-        if (n > 0) {
-            c->pos += (size_t)n;
-            return CUR_ITEM;
-        }
-        if (n < 0)
-            return CUR_BAD;
-        if (c->pos > 0) {
-            memmove(c->buf, c->buf + c->pos, c->len - c->pos);
-            c->len -= c->pos;
-            c->pos = 0;
-        }
-        if (c->len == c->cap) {
-            /* the decoder bounds a record to c->max bytes, so this ends */
-            size_t cap = c->cap * 2 < c->max ? c->cap * 2 : c->max;
-            if (cap <= c->cap)
-                return -EOVERFLOW;
-            unsigned char *b = realloc(c->buf, cap);
-            if (b == NULL)
-                return -ENOMEM;
-            c->buf = b;
-            c->cap = cap;
-        }
-        ssize_t r = pread(c->fd, c->buf + c->len, c->cap - c->len, (off_t)c->read_off);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return CUR_END;
-        c->len += (size_t)r;
-        c->read_off += (uint64_t)r;
-    }
-}
 
 /* ---- the writer */
 
@@ -229,7 +34,7 @@ struct journal {
     int            dirfd;
     int            fd;          /* newest segment, -1 before the first append */
     int            prev_fd;     /* the one before it, until its data is synced */
-    struct seg_list segs;
+    struct journal_seg_list segs;
     uint64_t       seg_written; /* bytes of the newest segment on disk */
     uint64_t       seg_records;
     uint64_t       total;       /* all segments, buffered bytes included */
@@ -258,7 +63,7 @@ static void add_cut(struct journal_report *rep, uint64_t id, uint64_t offset, ui
 {
     if (rep->ncuts < JOURNAL_CUTS_MAX) {
         struct journal_cut *c = &rep->cut[rep->ncuts];
-        seg_name(c->file, id);
+        journal_seg_name(c->file, id);
         c->offset = offset;
         c->bytes = bytes;
         c->reason = reason;
@@ -327,13 +132,13 @@ static int all_zero(const unsigned char *p, size_t n)
  * a header but a valid start of one, or all zeros) when NEWEST allows it,
  * else a negative errno with rep->msg.
  */
-static int check_header(struct journal *j, const struct seg *s, int newest,
+static int check_header(struct journal *j, const struct journal_seg *s, int newest,
                         struct journal_report *rep)
 {
     char name[JOURNAL_NAME_LEN + 1];
     unsigned char h[JOURNAL_HEADER_LEN];
     struct journal_header hd;
-    seg_name(name, s->id);
+    journal_seg_name(name, s->id);
     int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return say(rep, -errno, "%s/%s: open() failed: %s", j->dir, name, strerror(errno));
@@ -365,8 +170,8 @@ static int check_header(struct journal *j, const struct seg *s, int newest,
 static int drop_newest(struct journal *j, struct journal_report *rep)
 {
     char name[JOURNAL_NAME_LEN + 1];
-    struct seg *s = &j->segs.v[j->segs.n - 1];
-    seg_name(name, s->id);
+    struct journal_seg *s = &j->segs.v[j->segs.n - 1];
+    journal_seg_name(name, s->id);
     if (unlinkat(j->dirfd, name, 0) != 0 && errno != ENOENT)
         return say(rep, -errno, "%s/%s: unlink() failed: %s", j->dir, name, strerror(errno));
     j->total -= s->size;
@@ -383,17 +188,17 @@ static int drop_newest(struct journal *j, struct journal_report *rep)
 static int walk_newest(struct journal *j, struct journal_report *rep)
 {
     char name[JOURNAL_NAME_LEN + 1];
-    struct seg *s = &j->segs.v[j->segs.n - 1];
-    struct cursor c;
+    struct journal_seg *s = &j->segs.v[j->segs.n - 1];
+    struct journal_seg_cursor c;
     struct journal_record rec;
     struct stat st;
-    seg_name(name, s->id);
+    journal_seg_name(name, s->id);
     int fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return say(rep, -errno, "%s/%s: open() failed: %s", j->dir, name, strerror(errno));
-    int rc = cursor_init(&c, fd, j->cfg.max_frame);
+    int rc = journal_seg_cursor_init(&c, fd, j->cfg.max_frame);
     uint64_t records = 0, last = 0, mark = 0;
-    while (rc == 0 && (rc = cursor_next(&c, &rec)) == CUR_ITEM) {
+    while (rc == 0 && (rc = journal_seg_cursor_next(&c, &rec)) == JOURNAL_SEG_ITEM) {
         rc = 0;
         if (rec.kind == JOURNAL_HEADER)
             continue;
@@ -403,12 +208,12 @@ static int walk_newest(struct journal *j, struct journal_report *rep)
             mark = rec.id;
     }
     c.fd = -1;
-    cursor_fini(&c);
+    journal_seg_cursor_fini(&c);
     if (rc < 0) {
         close(fd);
         return say(rep, rc, "%s/%s: read() failed: %s", j->dir, name, strerror(-rc));
     }
-    int reason = rc == CUR_BAD ? c.d.err : 0;
+    int reason = rc == JOURNAL_SEG_BAD ? c.d.err : 0;
     uint64_t good = c.d.offset;
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -448,7 +253,7 @@ static int trim(struct journal *j, uint64_t incoming, unsigned *deleted)
         return 0;
     while (j->segs.n > 1 && j->total + incoming > j->cfg.keep_bytes) {
         char name[JOURNAL_NAME_LEN + 1];
-        seg_name(name, j->segs.v[0].id);
+        journal_seg_name(name, j->segs.v[0].id);
         if (unlinkat(j->dirfd, name, 0) != 0 && errno != ENOENT)
             return -errno;
         j->total -= j->segs.v[0].size;
@@ -476,7 +281,7 @@ static int check_config(const struct journal_config *cfg, struct journal_report 
 
 static int open_segments(struct journal *j, struct journal_report *rep)
 {
-    int rc = list_segments(j->dirfd, &j->segs);
+    int rc = journal_seg_list(j->dirfd, &j->segs);
     if (rc < 0)
         return say(rep, rc, "journal directory \"%s\": listing failed: %s", j->dir,
                    strerror(-rc));
@@ -486,7 +291,7 @@ static int open_segments(struct journal *j, struct journal_report *rep)
         if ((rc = check_header(j, &j->segs.v[i], 0, rep)) < 0)
             return rc;
     while (j->segs.n > 0) {
-        struct seg *s = &j->segs.v[j->segs.n - 1];
+        struct journal_seg *s = &j->segs.v[j->segs.n - 1];
         rc = check_header(j, s, 1, rep);
         if (rc == 1) {
             add_cut(rep, s->id, 0, s->size, 0, 1);
@@ -611,9 +416,9 @@ static int rotate(struct journal *j, uint64_t id)
         close(j->prev_fd);
         j->prev_fd = -1;
     }
-    if ((rc = list_reserve(&j->segs, 1)) < 0)
+    if ((rc = journal_seg_reserve(&j->segs, 1)) < 0)
         return rc;
-    seg_name(name, id);
+    journal_seg_name(name, id);
     int fd = openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
@@ -640,7 +445,7 @@ int journal_append(struct journal *j, const struct journal_record *rec)
     if (rec->kind == JOURNAL_MESSAGE && rec->frame_len > j->cfg.max_frame)
         return -EMSGSIZE;
     int rc;
-    struct seg *cur = j->segs.n ? &j->segs.v[j->segs.n - 1] : NULL;
+    struct journal_seg *cur = j->segs.n ? &j->segs.v[j->segs.n - 1] : NULL;
     if (j->fd < 0 || (j->seg_records > 0 && cur->size + size > j->cfg.segment_bytes)) {
         if ((rc = rotate(j, rec->id)) < 0)
             return rc;
@@ -723,8 +528,8 @@ int journal_close(struct journal *j)
 
 struct journal_reader {
     int             dirfd;
-    struct seg_list segs;
-    struct cursor   cur;        /* cur.fd >= 0 while a segment is open */
+    struct journal_seg_list segs;
+    struct journal_seg_cursor   cur;        /* cur.fd >= 0 while a segment is open */
     uint64_t        cur_id;     /* the open segment's first id */
     uint64_t        seek_id;    /* none open: the next is the first with id >= this */
     uint64_t        from_id;
@@ -746,14 +551,14 @@ int journal_reader_open(const char *dir, uint64_t from_id, uint32_t max_frame,
     r->from_id = from_id;
     r->max_frame = max_frame < JOURNAL_FRAME_LIMIT ? max_frame : JOURNAL_FRAME_LIMIT;
     r->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = r->dirfd < 0 ? -errno : list_segments(r->dirfd, &r->segs);
+    int rc = r->dirfd < 0 ? -errno : journal_seg_list(r->dirfd, &r->segs);
     if (rc < 0) {
         journal_reader_close(r);
         return rc;
     }
     /* ids in a segment are >= its name and < the next one's: the newest
      * segment named <= from_id + 1 is the first that can hold from_id + 1 */
-    size_t k = first_after(&r->segs, from_id == UINT64_MAX ? from_id : from_id + 1);
+    size_t k = journal_seg_after(&r->segs, from_id == UINT64_MAX ? from_id : from_id + 1);
     r->seek_id = k > 0 ? r->segs.v[k - 1].id : 0;
     *out = r;
     return 0;
@@ -761,7 +566,7 @@ int journal_reader_open(const char *dir, uint64_t from_id, uint32_t max_frame,
 
 static void reader_close_seg(struct journal_reader *r)
 {
-    cursor_fini(&r->cur);
+    journal_seg_cursor_fini(&r->cur);
     r->recheck = 0;
     if (r->cur_id == UINT64_MAX)
         r->done = 1;
@@ -772,19 +577,19 @@ static void reader_close_seg(struct journal_reader *r)
 /* The segment after the open one is known, after listing again if needed. */
 static int reader_has_next(struct journal_reader *r)
 {
-    if (first_after(&r->segs, r->cur_id) < r->segs.n)
+    if (journal_seg_after(&r->segs, r->cur_id) < r->segs.n)
         return 1;
-    int rc = list_segments(r->dirfd, &r->segs);
+    int rc = journal_seg_list(r->dirfd, &r->segs);
     if (rc < 0)
         return rc;
-    return first_after(&r->segs, r->cur_id) < r->segs.n;
+    return journal_seg_after(&r->segs, r->cur_id) < r->segs.n;
 }
 
 static int reader_problem(struct journal_reader *r, int reason, uint64_t offset)
 {
     struct stat st;
     struct journal_cut *p = &r->problem;
-    seg_name(p->file, r->cur_id);
+    journal_seg_name(p->file, r->cur_id);
     p->offset = offset;
     p->bytes = fstat(r->cur.fd, &st) == 0 && (uint64_t)st.st_size > offset
                    ? (uint64_t)st.st_size - offset : 0;
@@ -798,17 +603,17 @@ static int reader_problem(struct journal_reader *r, int reason, uint64_t offset)
 static int reader_open_seg(struct journal_reader *r)
 {
     for (int relisted = 0;;) {
-        size_t k = r->seek_id ? first_after(&r->segs, r->seek_id - 1) : 0;
+        size_t k = r->seek_id ? journal_seg_after(&r->segs, r->seek_id - 1) : 0;
         if (k == r->segs.n) {
             if (relisted++)
                 return 0;
-            int rc = list_segments(r->dirfd, &r->segs);
+            int rc = journal_seg_list(r->dirfd, &r->segs);
             if (rc < 0)
                 return rc;
             continue;
         }
         char name[JOURNAL_NAME_LEN + 1];
-        seg_name(name, r->segs.v[k].id);
+        journal_seg_name(name, r->segs.v[k].id);
         int fd = openat(r->dirfd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {        /* deleted by the writer's trim */
             r->seek_id = r->segs.v[k].id + 1;
@@ -816,9 +621,9 @@ static int reader_open_seg(struct journal_reader *r)
         }
         if (fd < 0)
             return -errno;
-        int rc = cursor_init(&r->cur, fd, r->max_frame);
+        int rc = journal_seg_cursor_init(&r->cur, fd, r->max_frame);
         if (rc < 0) {
-            cursor_fini(&r->cur);
+            journal_seg_cursor_fini(&r->cur);
             return rc;
         }
         r->cur_id = r->segs.v[k].id;
@@ -834,8 +639,8 @@ int journal_reader_next(struct journal_reader *r, struct journal_record *rec)
             return 0;
         if (r->cur.fd < 0 && (rc = reader_open_seg(r)) <= 0)
             return rc;
-        rc = cursor_next(&r->cur, rec);
-        if (rc == CUR_ITEM) {
+        rc = journal_seg_cursor_next(&r->cur, rec);
+        if (rc == JOURNAL_SEG_ITEM) {
             if (rec->kind == JOURNAL_HEADER) {
                 if (rec->id != r->cur_id)
                     return reader_problem(r, JOURNAL_ERR_HEADER, 0);
@@ -850,7 +655,7 @@ int journal_reader_next(struct journal_reader *r, struct journal_record *rec)
                 return 1;
             continue;
         }
-        if (rc == CUR_BAD)
+        if (rc == JOURNAL_SEG_BAD)
             return reader_problem(r, r->cur.d.err, r->cur.d.offset);
         if (rc < 0)
             return rc;
@@ -878,7 +683,7 @@ void journal_reader_close(struct journal_reader *r)
 {
     if (r == NULL)
         return;
-    cursor_fini(&r->cur);
+    journal_seg_cursor_fini(&r->cur);
     if (r->dirfd >= 0)
         close(r->dirfd);
     free(r->segs.v);

@@ -19,8 +19,8 @@
 #include <stdint.h>
 
 #include "journal_format.h"
+#include "journal_seg.h"
 
-#define JOURNAL_NAME_LEN 24     /* 20 digits + ".wsj" */
 #define JOURNAL_CUTS_MAX 4
 
 struct journal_config {

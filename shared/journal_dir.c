@@ -226,14 +226,20 @@ static int walk_newest(struct journal *j, struct journal_report *rep)
         add_cut(rep, s->id, good, size - good, reason, 1);
         return drop_newest(j, rep);
     }
-    if (good < size) {
-        if (ftruncate(fd, (off_t)good) != 0 || fdatasync(fd) != 0) {
-            int e = errno;
-            close(fd);
-            return say(rep, -e, "%s/%s: cutting the torn tail at %" PRIu64 " failed: %s",
-                       j->dir, name, good, strerror(e));
-        }
+    if (good < size && ftruncate(fd, (off_t)good) != 0) {
+        int e = errno;
+        close(fd);
+        return say(rep, -e, "%s/%s: cutting the torn tail at %" PRIu64 " failed: %s",
+                   j->dir, name, good, strerror(e));
+    }
+    if (good < size)
         add_cut(rep, s->id, good, size - good, reason, 0);
+    /* What a crashed writer left may still be only in the page cache: make
+     * it (and the cut) durable, so synced_id starts out true. */
+    if (fdatasync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return say(rep, -e, "%s/%s: fdatasync() failed: %s", j->dir, name, strerror(e));
     }
     j->total = j->total - s->size + good;
     s->size = good;
@@ -495,6 +501,7 @@ int journal_sync(struct journal *j)
 
 void journal_stat(const struct journal *j, struct journal_stat *st)
 {
+    memset(st, 0, sizeof *st);
     st->first_id = j->segs.n ? j->segs.v[0].id : 0;
     st->last_id = j->last_id;
     st->flushed_id = j->flushed_id;
@@ -616,6 +623,10 @@ static int reader_open_seg(struct journal_reader *r)
         journal_seg_name(name, r->segs.v[k].id);
         int fd = openat(r->dirfd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {        /* deleted by the writer's trim */
+            if (r->segs.v[k].id == UINT64_MAX) {
+                r->done = 1;
+                return 0;
+            }
             r->seek_id = r->segs.v[k].id + 1;
             continue;
         }

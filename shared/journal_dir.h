@@ -8,9 +8,9 @@
  *
  * Invariants the writer keeps: ids strictly increase across all segments;
  * every segment but the newest is complete and no longer written; a
- * segment holds at least one record (an empty one left by a crash is
- * removed at open); the newest segment ends at a record boundary once
- * journal_open() has walked it.
+ * segment holds at least one record (one left empty by a crash: no bytes,
+ * a torn or all-zero header, no whole record, is removed at open); the
+ * newest segment ends at a record boundary once journal_open() walked it.
  */
 #ifndef WSM_JOURNAL_DIR_H
 #define WSM_JOURNAL_DIR_H

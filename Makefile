@@ -181,7 +181,7 @@ valgrind: deps $(B)/wsmaster $(B)/integration_tests
 #                                            goes beside it as wschat.conf.default
 #   $(WSCHAT_WEBDIR)/                        web/
 #   $(SYSTEMDUNITDIR)/wschat.service         scripts/wschat.service with this layout's paths
-#   $(WSCHAT_STATEDIR)/                      state (empty for now; the journal will live here)
+#   $(WSCHAT_STATEDIR)/                      state: the history journal (history/)
 # The pid file goes in $(WSCHAT_RUNDIR), which the master creates when it starts.
 PREFIX        ?= /usr/local
 EXEC_PREFIX   ?= $(PREFIX)
@@ -204,9 +204,9 @@ INSTALL       ?= install
 
 # Directives of conf/wschat.conf that hold a path, as NAME=VALUE: the installed
 # copy's line "NAME ..." becomes "NAME VALUE" (each must be in the file, not
-# commented out). A new path directive is one more word here, e.g.
-# history_file=$(WSCHAT_STATEDIR)/history.
-INSTALL_CONF_PATHS = web_root=$(WSCHAT_WEBDIR) pid_file=$(WSCHAT_RUNDIR)/wschat.pid
+# commented out). A new path directive is one more word here.
+INSTALL_CONF_PATHS = web_root=$(WSCHAT_WEBDIR) pid_file=$(WSCHAT_RUNDIR)/wschat.pid \
+                     history_file=$(WSCHAT_STATEDIR)/history
 # scripts/wschat.service is written for the default layout (PREFIX=/usr/local):
 # each FROM=TO below replaces that default path with this layout's.
 INSTALL_UNIT_PATHS = /usr/local/sbin/wsmaster=$(SBINDIR)/wsmaster \

@@ -16,6 +16,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "http.h"
+#include "journal.h"
 #include "json.h"
 #include "kick_table.h"
 #include "ring.h"
@@ -119,9 +120,12 @@ static int put_history(struct strbuf *o, struct shm_segment *seg, const char *ro
     if (!room_table_chain_complete(t, (uint32_t)idx, ring_tail(r)))
         gap = 1;
     uint64_t sent = 0, prev = RING_NO_POS;
+    uint64_t deliverable = journal_deliverable(seg);    /* history_fsync always */
     for (uint64_t at = back.start; sent < limit;) {
         struct ring_entry e;
         int got = chat_chain_peek(r, at, prev, room, len, &e);
+        if (got > 0 && e.id > deliverable)
+            break;
         uint64_t q = at;
         ssize_t n = got > 0 ? ring_read(r, &q, &e, frame, frame_cap) : got;
         if (n == RING_LAPPED) {
@@ -247,7 +251,7 @@ static int serve_publish(struct worker *w, const uint8_t *body, size_t len, stru
     int64_t mid = chat_publish(w, RING_KIND_MESSAGE, room->val, room->val_len, "message", event,
                                (size_t)bn);
     if (mid < 0)
-        return mid == -EMSGSIZE ? -413 : -500;
+        return mid == -EMSGSIZE ? -413 : mid == -EAGAIN ? -503 : -500;
     strbuf_puts(o, "{\"id\":");
     strbuf_put_u64(o, (uint64_t)mid);
     strbuf_puts(o, "}");

@@ -21,6 +21,7 @@
 #include "chat_auth.h"
 #include "chat_proto.h"
 #include "chat_publish.h"
+#include "journal.h"
 #include "chat_replay.h"
 #include "chat_limits.h"
 #include "chat_rooms.h"
@@ -285,6 +286,8 @@ static void on_presence_overrun(struct worker *w)
 static void drain(struct worker *w)
 {
     struct ring *r = ring_of(w), *pr = pring_of(w);
+    /* history_fsync always: nothing reaches anyone before it is on disk. */
+    uint64_t limit = journal_deliverable(w->ctx.seg);
     for (;;) {
         struct ring_entry e, pe;
         uint64_t next = cw->pos, pnext = cw->ppos;
@@ -307,9 +310,11 @@ static void drain(struct worker *w)
         }
         if (n < 0 && pn < 0)
             return;
-        int rc = pn >= 0 && (n < 0 || pe.id < e.id)
-               ? deliver(w, pr, &cw->ppos, pnext, &pe)
-               : deliver(w, r, &cw->pos, next, &e);
+        int presence = pn >= 0 && (n < 0 || pe.id < e.id);
+        if ((presence ? pe.id : e.id) > limit)
+            return;     /* the journal wakes us once it has synced this far */
+        int rc = presence ? deliver(w, pr, &cw->ppos, pnext, &pe)
+                          : deliver(w, r, &cw->pos, next, &e);
         if (rc == RING_LAPPED)
             continue;   /* the next round sees the ring's lap and handles it */
     }
@@ -929,9 +934,12 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
                                         mb->room->name_len, &mb->id, in.value, in.value_len);
     if (n >= 0 && !chat_limit_address(w, c, (size_t)n))
         return;
-    if (n < 0 || chat_publish(w, RING_KIND_MESSAGE, mb->room->name,
-                              mb->room->name_len, "message", (const char *)cw->frame,
-                              (size_t)n) < 0)
+    int64_t id = n < 0 ? -ENOMEM
+               : chat_publish(w, RING_KIND_MESSAGE, mb->room->name, mb->room->name_len,
+                              "message", (const char *)cw->frame, (size_t)n);
+    if (id == -EAGAIN)
+        send_error(w, c, "unavailable", "history cannot be written now: message not sent");
+    else if (id < 0)
         send_error(w, c, "internal", "the message could not be published");
 }
 

@@ -20,9 +20,23 @@ struct worker;
  * Publish event TYPE (a literal: "message", "join"...) whose BODY follows
  * its id and ts (a chat_proto_*_body() result), as a ring entry of KIND
  * (RING_KIND_*) for ROOM. Its id (> 0), or -EMSGSIZE when it is larger
- * than a ring entry may be, or the lock's -errno (logged).
+ * than a ring entry may be, -EAGAIN for a message while the history
+ * journal cannot write under history_fsync always (journal.h), or the
+ * lock's -errno (logged).
  */
 int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
                  const char *type, const char *body, size_t body_len);
+
+struct shm_segment;
+
+/*
+ * The master, before any worker runs: put back a message read from the
+ * history journal, as it was (its frame, id ID and time): on its room's
+ * chain and into the room table, as chat_publish would have. ID must be
+ * at least the ring's next id (the journal is in id order). ID, or
+ * -EINVAL, or -EMSGSIZE for a frame larger than this ring's entries.
+ */
+int64_t chat_publish_restore(struct shm_segment *seg, uint64_t id, int64_t ts_ms,
+                             const char *room, size_t room_len, const uint8_t *frame, size_t len);
 
 #endif

@@ -42,7 +42,7 @@
 enum dtype {
     D_LISTEN, D_WORKERS, D_INT, D_U32, D_SIZE, D_DURATION,
     D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG, D_AUTH, D_DURATION_OFF,
-    D_CIDR
+    D_CIDR, D_FSYNC
 };
 
 struct directive {
@@ -92,6 +92,9 @@ static const struct directive directives[] = {
     { "api_key_file",            D_PATH,      F(api_key_file), 0, 0 },
     { "api_allow",               D_CIDR,      F(api_allow), 0, 0 },
     { "max_api_body",            D_SIZE,      F(max_api_body), KIB, 4 * MIB },
+    { "history_file",            D_PATH,      F(history_file), 0, 0 },
+    { "history_fsync",           D_FSYNC,     F(history_fsync), 0, 0 },
+    { "history_keep",            D_SIZE,      F(history_keep), 4 * MIB, 1024 * GIB },
 };
 
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -447,6 +450,16 @@ static int set_value(struct parser *p, unsigned line,
         }
         return fail(p, line, "\"%s\" takes on or off, not \"%.*s\"", d->name,
                     CONF_ECHO_MAX, val[0]);
+    case D_FSYNC:
+        for (int k = CONFIG_FSYNC_NO; k <= CONFIG_FSYNC_ALWAYS; k++) {
+            static const char *const names[] = { "no", "everysec", "always" };
+            if (strcmp(val[0], names[k]) == 0) {
+                cfg->history_fsync = k;
+                return 0;
+            }
+        }
+        return fail(p, line, "\"history_fsync\" takes always, everysec or no, not \"%.*s\"",
+                    CONF_ECHO_MAX, val[0]);
     case D_AUTH:
         for (int k = CONFIG_AUTH_OFF; k <= CONFIG_AUTH_REQUIRED; k++) {
             static const char *const names[] = { "off", "optional", "required" };
@@ -720,6 +733,11 @@ static int finish(struct parser *p)
     if (strcmp(cfg->error_log, "stderr") != 0
         && resolve(p, seen_line(p, "error_log"), "error_log", cfg->error_log, dir, canonical) < 0)
         return -1;
+    if (strcmp(cfg->history_file, "off") == 0)
+        cfg->history_file[0] = '\0';
+    else if (resolve(p, seen_line(p, "history_file"), "history_file", cfg->history_file, dir,
+                     canonical) < 0)
+        return -1;
     if (cfg->auth != CONFIG_AUTH_OFF) {
         unsigned line = seen_line(p, "auth_secret_file");
         if (cfg->auth_secret_file[0] == '\0')
@@ -794,6 +812,9 @@ void config_defaults(struct config *cfg)
     cidr_parse_list(&cfg->stats_allow, stats_allow, sizeof stats_allow - 1, NULL, 0);
     cfg->api_allow = cfg->stats_allow;
     cfg->max_api_body = 64 * KIB;
+    strcpy(cfg->history_file, "../data/history");
+    cfg->history_fsync = CONFIG_FSYNC_EVERYSEC;
+    cfg->history_keep = 256 * MIB;
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

@@ -31,6 +31,8 @@ struct config_listen {
 
 /* Who may join /chat: anyone, a valid token when one is given, a valid token only. */
 enum config_auth { CONFIG_AUTH_OFF = 0, CONFIG_AUTH_OPTIONAL = 1, CONFIG_AUTH_REQUIRED = 2 };
+/* history_fsync, in Redis's appendfsync terms. */
+enum config_fsync { CONFIG_FSYNC_NO = 0, CONFIG_FSYNC_EVERYSEC = 1, CONFIG_FSYNC_ALWAYS = 2 };
 #define CONFIG_AUTH_KEY_MAX 1024
 #define CONFIG_AUTH_KEY_MIN 32      /* HS256 wants a key of at least the hash's size */
 #define CONFIG_API_KEY_MIN  16      /* a bearer key: long enough not to be guessed */
@@ -82,6 +84,9 @@ struct config {
     size_t   api_key_len;
     struct cidr_list api_allow;     /* client addresses /api/ answers */
     uint64_t max_api_body;          /* bytes of an /api/ request body */
+    char     history_file[PATH_MAX];    /* the journal's folder, absolute; "": off */
+    int      history_fsync;         /* enum config_fsync */
+    uint64_t history_keep;          /* bytes of journal segments kept */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "journal.h"
 #include "log.h"
 #include "master.h"
 
@@ -137,6 +138,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsmaster: %s\n", err);
         if (test_only)
             fprintf(stderr, "wsmaster: configuration file %s test failed\n", file);
+        return 1;
+    }
+    if (test_only && journal_check(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "wsmaster: %s: %s\nwsmaster: configuration file %s test failed\n",
+                cfg.path, err, cfg.path);
         return 1;
     }
     if (test_only) {

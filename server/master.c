@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "ip_limit.h"
+#include "journal.h"
 #include "lock.h"
 #include "log.h"
 #include "shm.h"
@@ -45,6 +46,7 @@
 #define BACKOFF_MAX_MS    5000
 #define CRASH_WINDOW_MS   5000      /* dying sooner than this after start counts as a crash */
 #define STOP_GRACE_MS     1500      /* SIGTERM: then SIGKILL, all gone within 2 s */
+#define JOURNAL_STOP_MS   5000      /* for the journal to write and sync the rest */
 #define MASTER_ERR_LEN    (PATH_MAX + 256)
 
 struct worker_proc {
@@ -73,9 +75,16 @@ struct master {
     uint64_t kill_at_ms;
     int pid_fd;             /* the pid file, open and locked; -1 = none held */
     char pid_path[PATH_MAX];    /* where pid_fd was opened */
+    /* The history journal's process (journal.h), when history_file is on. */
+    int journal_efd;        /* its wake-up eventfd, -1 = no journal */
+    pid_t journal_pid;      /* 0 = not running */
+    uint64_t journal_respawn_at_ms;
+    uint64_t journal_started_ms;
+    int journal_crashes;
+    int journal_told;       /* a stop was passed on to it */
 };
 
-static struct master M = { .sigfd = -1, .pid_fd = -1 };
+static struct master M = { .sigfd = -1, .pid_fd = -1, .journal_efd = -1 };
 
 /* ---- pid file ------------------------------------------------------------- */
 
@@ -366,7 +375,19 @@ static int make_shared_state(char *err, size_t errlen)
      */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    ring_start_ids(&M.seg->ring, ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) * 1000);
+    uint64_t clock_id = ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) * 1000;
+    /* With a journal, its messages go back into the ring first, and ids go on above them. */
+    int rc = journal_restore(&M.cfg, M.seg, clock_id, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (M.cfg.history_file[0] != '\0') {
+        M.journal_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (M.journal_efd < 0) {
+            int e = errno;
+            snprintf(err, errlen, "eventfd() for the history journal failed: %s", strerror(e));
+            return -e;
+        }
+    }
     for (int s = 0; s < SHM_MAX_SLOTS; s++) {
         M.eventfds[s] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         const char *failed = M.eventfds[s] < 0 ? "eventfd()" : NULL;
@@ -411,6 +432,7 @@ static void spawn(int slot)
             .cfg = &M.cfg, .slot = slot, .generation = p->generation,
             .listen_fds = M.listen_fds, .nlisten = M.nlisten,
             .seg = M.seg, .eventfds = M.eventfds, .handoff = M.handoff,
+            .journal_efd = M.journal_efd,
         };
         worker_loop_run(&ctx);
     }
@@ -421,6 +443,48 @@ static void spawn(int slot)
     __atomic_store_n(&M.seg->slots[slot].pid, (int32_t)pid, __ATOMIC_RELEASE);
     log_write(LOG_LVL_NOTICE, 0, "started worker %d (slot %d, generation %u)",
               (int)pid, slot, p->generation);
+}
+
+static void spawn_journal(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_write(LOG_LVL_ALERT, errno, "fork() of the history journal failed");
+        M.journal_respawn_at_ms = worker_clock_ms() + BACKOFF_MAX_MS;
+        return;
+    }
+    if (pid == 0) {
+        close(M.sigfd);
+        if (M.pid_fd >= 0)
+            close(M.pid_fd);
+        for (int i = 0; i < M.nlisten; i++)
+            close(M.listen_fds[i]);
+        journal_run(&M.cfg, M.seg, M.eventfds, M.journal_efd);
+    }
+    M.journal_pid = pid;
+    M.journal_started_ms = worker_clock_ms();
+    log_write(LOG_LVL_NOTICE, 0, "started history journal %d", (int)pid);
+}
+
+/* The journal process ended (STATUS): respawn it unless stopping, backing off if it keeps dying. */
+static void journal_reaped(int status)
+{
+    M.journal_pid = 0;
+    if (M.stopping) {
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+            log_write(LOG_LVL_ALERT, 0, "history journal exited with status %d while stopping",
+                      status);
+        return;
+    }
+    log_write(LOG_LVL_ALERT, 0, "history journal %s %d: respawning",
+              WIFSIGNALED(status) ? "killed by signal" : "exited with code",
+              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    uint64_t now = worker_clock_ms();
+    M.journal_crashes = now - M.journal_started_ms < CRASH_WINDOW_MS ? M.journal_crashes + 1 : 0;
+    uint64_t delay = M.journal_crashes > 1
+                   ? (uint64_t)BACKOFF_FIRST_MS << (M.journal_crashes < 8 ? M.journal_crashes - 2 : 6)
+                   : 0;
+    M.journal_respawn_at_ms = now + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
 }
 
 /* Claim N free slots for a new generation and fork into them. */
@@ -488,6 +552,10 @@ static void reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == M.journal_pid) {
+            journal_reaped(status);
+            continue;
+        }
         int slot = -1;
         for (int s = 0; s < SHM_MAX_SLOTS; s++)
             if (M.procs[s].pid == pid)
@@ -538,6 +606,8 @@ static void reap(void)
 static void respawn_due(void)
 {
     uint64_t now = worker_clock_ms();
+    if (M.journal_efd >= 0 && M.journal_pid == 0 && M.journal_respawn_at_ms <= now)
+        spawn_journal();
     for (int s = 0; s < SHM_MAX_SLOTS; s++) {
         struct worker_proc *p = &M.procs[s];
         if (p->in_use && p->pid == 0 && !p->retiring && p->respawn_at_ms <= now)
@@ -585,6 +655,8 @@ static int next_timeout_ms(void)
     }
     if (M.stopping && M.kill_at_ms < next)
         next = M.kill_at_ms;
+    if (!M.stopping && M.journal_efd >= 0 && M.journal_pid == 0 && M.journal_respawn_at_ms < next)
+        next = M.journal_respawn_at_ms;
     /* The watchdog looks every second (or every half limit, if shorter). */
     if (M.cfg.worker_watchdog_ms != 0) {
         uint64_t step = M.cfg.worker_watchdog_ms / 2 < 1000 ? M.cfg.worker_watchdog_ms / 2 : 1000;
@@ -625,6 +697,14 @@ static void reload(void)
     if (next.ring_size != M.cfg.ring_size) {
         log_write(LOG_LVL_WARN, 0, "ring_size changed: a restart is needed to apply it");
         next.ring_size = M.cfg.ring_size;
+    }
+    if (strcmp(next.history_file, M.cfg.history_file) != 0 ||
+        next.history_fsync != M.cfg.history_fsync || next.history_keep != M.cfg.history_keep) {
+        log_write(LOG_LVL_WARN, 0, "history_file, history_fsync or history_keep changed: "
+                  "a restart is needed to apply them");
+        memcpy(next.history_file, M.cfg.history_file, sizeof next.history_file);
+        next.history_fsync = M.cfg.history_fsync;
+        next.history_keep = M.cfg.history_keep;
     }
     if (next.max_rooms != M.cfg.max_rooms) {
         log_write(LOG_LVL_WARN, 0, "max_rooms changed: a restart is needed to apply it");
@@ -699,6 +779,8 @@ static void handle_signal(int sig)
         if (log_reopen() < 0)
             log_write(LOG_LVL_ALERT, errno, "reopening the log failed");
         signal_workers(SIGUSR1, 0);
+        if (M.journal_pid > 0)
+            kill(M.journal_pid, SIGUSR1);
         break;
     default:
         break;
@@ -723,11 +805,20 @@ static void supervise(void)
         reap();
         watchdog();
         if (M.stopping) {
-            if (live_workers() == 0)
+            if (live_workers() == 0 && M.journal_pid == 0)
                 cleanup_and_exit(0);
+            if (live_workers() == 0 && !M.journal_told) {
+                /* Nothing more can be published: the journal writes the rest, syncs, exits. */
+                kill(M.journal_pid, SIGTERM);
+                M.journal_told = 1;
+                M.kill_at_ms = worker_clock_ms() + JOURNAL_STOP_MS;
+            }
             if (worker_clock_ms() >= M.kill_at_ms) {
-                signal_workers(SIGKILL, 0);
-                M.kill_at_ms = UINT64_MAX;
+                if (live_workers() > 0)
+                    signal_workers(SIGKILL, 0);
+                else if (M.journal_pid > 0)
+                    kill(M.journal_pid, SIGKILL);
+                M.kill_at_ms = live_workers() > 0 ? worker_clock_ms() + STOP_GRACE_MS : UINT64_MAX;
             }
             continue;
         }
@@ -758,6 +849,8 @@ void master_run(const struct config *cfg)
         startup_fail(err);
     log_write(LOG_LVL_NOTICE, 0, "wschat %s starting: %d workers, ring %llu bytes, config %s",
               WSCHAT_VERSION, M.cfg.workers, (unsigned long long)M.cfg.ring_size, M.cfg.path);
+    if (M.journal_efd >= 0)
+        spawn_journal();
     start_generation(M.cfg.workers);
     supervise();
 }

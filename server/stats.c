@@ -86,11 +86,21 @@ ssize_t stats_render_json(const struct shm_segment *seg, char *dst, size_t cap)
     for (size_t f = 0; f < NFIELDS; f++)
         strbuf_printf(&b, ",\"%s\":%llu", fields[f].name, (unsigned long long)total[f]);
     strbuf_printf(&b, "},\"ring\":{\"capacity\":%llu,\"head\":%llu,\"tail\":%llu,"
-                  "\"last_id\":%llu}}\n",
+                  "\"last_id\":%llu}",
                   (unsigned long long)seg->ring.capacity,
                   (unsigned long long)ring_head(&seg->ring),
                   (unsigned long long)ring_tail(&seg->ring),
                   (unsigned long long)ring_last_id(&seg->ring));
+    const struct shm_journal *j = &seg->journal;
+    if (LOAD(j->on))
+        strbuf_printf(&b, ",\"journal\":{\"written_id\":%llu,\"durable_id\":%llu,"
+                      "\"records\":%llu,\"syncs\":%llu,\"write_errors\":%llu,\"lost\":%llu,"
+                      "\"failing\":%s}",
+                      (unsigned long long)LOAD(j->written_id), (unsigned long long)LOAD(j->durable_id),
+                      (unsigned long long)LOAD(j->records), (unsigned long long)LOAD(j->syncs),
+                      (unsigned long long)LOAD(j->write_errors), (unsigned long long)LOAD(j->lost),
+                      LOAD(j->failing) ? "true" : "false");
+    strbuf_puts(&b, "}\n");
     return strbuf_result(&b);
 }
 
@@ -116,6 +126,27 @@ ssize_t stats_render_metrics(const struct shm_segment *seg, char *dst, size_t ca
     strbuf_printf(&b, "# HELP wschat_ring_last_id Id of the newest chat event\n"
                   "# TYPE wschat_ring_last_id gauge\nwschat_ring_last_id %llu\n",
                   (unsigned long long)ring_last_id(&seg->ring));
+    const struct shm_journal *j = &seg->journal;
+    if (LOAD(j->on)) {
+        static const struct { const char *name, *help; size_t off; } jf[] = {
+            { "journal_records_total", "Records the history journal wrote",
+              offsetof(struct shm_journal, records) },
+            { "journal_syncs_total", "Syncs of the history journal to disk",
+              offsetof(struct shm_journal, syncs) },
+            { "journal_write_errors_total", "Failed writes or syncs of the history journal",
+              offsetof(struct shm_journal, write_errors) },
+            { "journal_lost_total", "Times the ring overwrote messages the journal had not read",
+              offsetof(struct shm_journal, lost) },
+        };
+        for (size_t i = 0; i < sizeof jf / sizeof jf[0]; i++)
+            strbuf_printf(&b, "# HELP wschat_%s %s\n# TYPE wschat_%s counter\nwschat_%s %llu\n",
+                          jf[i].name, jf[i].help, jf[i].name, jf[i].name,
+                          (unsigned long long)LOAD(*(const uint64_t *)(const void *)
+                                                   ((const char *)j + jf[i].off)));
+        strbuf_printf(&b, "# HELP wschat_journal_failing 1 while the history journal cannot "
+                      "write\n# TYPE wschat_journal_failing gauge\nwschat_journal_failing %u\n",
+                      (unsigned)LOAD(j->failing));
+    }
     return strbuf_result(&b);
 }
 

@@ -58,6 +58,24 @@ struct shm_slot {
     struct shm_counters counters;
 };
 
+/*
+ * The history journal's state (server/journal.c): written by the journal
+ * process, read by workers (delivery under history_fsync always, refusals)
+ * and by /stats.
+ */
+struct shm_journal {
+    uint32_t on;                /* a journal process follows the ring */
+    uint32_t wake_pending;      /* 1 while an eventfd wake of it is outstanding */
+    uint32_t failing;           /* writes fail (disk full, EIO): always refuses */
+    uint32_t always;            /* history_fsync always: deliver up to durable_id */
+    uint64_t durable_id;        /* every id up to this is on disk (atomic) */
+    uint64_t written_id;        /* the newest message handed to the file */
+    uint64_t records;           /* records written (journal process only) */
+    uint64_t write_errors;      /* failed writes and syncs */
+    uint64_t lost;              /* times the ring lapped the journal */
+    uint64_t syncs;
+};
+
 struct shm_segment {
     uint64_t magic;
     uint32_t version;
@@ -73,6 +91,7 @@ struct shm_segment {
                                                accepts must not wait on publishers) */
     struct ip_limit ips;                    /* connections per client address */
     struct kick_table kicks;                /* POST /api/disconnect (under lock) */
+    _Alignas(64) struct shm_journal journal;
     _Alignas(64) struct ring ring;    /* must stay last: data[] follows */
 };
 _Static_assert(KICK_SLOT_WORDS * 64 >= SHM_MAX_SLOTS, "a pending bit per worker slot");

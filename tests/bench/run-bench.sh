@@ -100,6 +100,7 @@ listen 127.0.0.1:$PORT
 workers $WORKERS
 max_connections 19000
 pid_file $TMP/wschat.pid
+history_file $TMP/history
 error_log $TMP/error.log
 log_level warn
 web_root $ROOT/web

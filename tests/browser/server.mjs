@@ -27,6 +27,7 @@ export class Server {
       `listen 127.0.0.1:${this.port}`,
       'workers 2',
       `pid_file ${path.join(this.dir, 'wschat.pid')}`,
+      `history_file ${path.join(this.dir, 'history')}`,
       `error_log ${this.log}`,
       'log_level info',
       `web_root ${WEB}`,

@@ -5,6 +5,7 @@
  * from RFC 6455 alone so a codec bug cannot hide behind a shared mistake.
  */
 #include "harness.h"
+#include "journal.h"
 
 #include <check.h>
 #include <ctype.h>
@@ -293,7 +294,8 @@ static int group_scan(pid_t master, unsigned long long start, const char *comm, 
         char st, name[32];
         unsigned long long t;
         if (proc_stat4(pid, &st, NULL, &pg, &t, name, sizeof name) < 0 || pg != master
-            || t < start || st == 'Z' || st == 'X' || (!held && strcmp(name, comm) != 0))
+            || t < start || st == 'Z' || st == 'X' ||
+            (!held && strcmp(name, comm) != 0 && strcmp(name, JOURNAL_COMM) != 0))
             continue;
         n++;
         if (kill_them)
@@ -323,11 +325,34 @@ static int kill_tree(pid_t master, unsigned long long start, const char *comm)
     return n;
 }
 
-int srv_workers(const struct server *s, pid_t *out, int max)
+/* The master's children, workers or (IS_JOURNAL) the history journal's process. */
+static int children_named(const struct server *s, pid_t *out, int max, int is_journal)
 {
     if (!s->running)
         return 0;
-    return children_of(s->pid, out, NULL, max);
+    pid_t all[SRV_MAX_WORKERS + 1];
+    int n = children_of(s->pid, all, NULL, SRV_MAX_WORKERS + 1), k = 0;
+    for (int i = 0; i < n && k < max; i++) {
+        char st, name[32];
+        pid_t pg;
+        unsigned long long t;
+        if (proc_stat4(all[i], &st, NULL, &pg, &t, name, sizeof name) < 0)
+            continue;
+        if ((strcmp(name, JOURNAL_COMM) == 0) == is_journal)
+            out[k++] = all[i];
+    }
+    return k;
+}
+
+int srv_workers(const struct server *s, pid_t *out, int max)
+{
+    return children_named(s, out, max, 0);
+}
+
+pid_t srv_journal_pid(const struct server *s)
+{
+    pid_t p;
+    return children_named(s, &p, 1, 1) == 1 ? p : -1;
 }
 
 int srv_wait_worker_count(const struct server *s, int n, int timeout_ms)
@@ -343,6 +368,7 @@ static const char *const tmpl_names[] = {
     "error_log", "log_level", "handshake_timeout", "idle_timeout",
     "close_timeout", "worker_shutdown_timeout", "max_request_head",
     "max_message", "max_send_queue", "history_size", "ring_size", "ip_publish_rate",
+    "history_file",
 };
 
 static void tmpl_value(const struct server *s, const char *name, char *out, size_t n)
@@ -371,6 +397,8 @@ static void tmpl_value(const struct server *s, const char *name, char *out, size
         snprintf(out, n, "%s", s->pid_file);
     else if (strcmp(name, "error_log") == 0)
         snprintf(out, n, "%s", s->log);
+    else if (strcmp(name, "history_file") == 0)
+        snprintf(out, n, "%s/history", s->dir);     /* on, as by default, but the test's own */
     else
         out[0] = '\0';
 }

@@ -114,6 +114,8 @@ void srv_stop(struct server *s);
 
 /* Children of the master (ppid == master, not zombies), up to MAX. */
 int  srv_workers(const struct server *s, pid_t *out, int max);
+/* The history journal's process (comm JOURNAL_COMM), -1 if none. */
+pid_t srv_journal_pid(const struct server *s);
 /* Wait until exactly N workers exist; 1 on success. */
 int  srv_wait_worker_count(const struct server *s, int n, int timeout_ms);
 /* 1 while PID exists and is not a zombie. */

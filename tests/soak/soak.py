@@ -193,7 +193,7 @@ class Server:
         lines = ["# written by tests/soak/soak.py", "listen 127.0.0.1:%d" % self.port]
         if self.v6:
             lines.append("listen [::1]:%d" % self.port)
-        lines += ["pid_file %s" % self.pid_file, "error_log %s" % self.error_log,
+        lines += ["pid_file %s" % self.pid_file, "history_file %s" % os.path.join(os.path.dirname(self.pid_file), "history"), "error_log %s" % self.error_log,
                   "web_root %s" % os.path.join(self.root, "web")]
         lines += ["%s %s" % kv for kv in CONF.items()]
         if per_ip:

@@ -90,6 +90,7 @@ async function startWschat() {
     'listen 127.0.0.1:0',
     'workers 2',
     `pid_file ${TMP}/wschat.pid`,
+    `history_file ${TMP}/history`,
     `error_log ${TMP}/wschat.log`,
     `web_root ${ROOT}/web`,
     'real_ip_from 127.0.0.1/32',

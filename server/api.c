@@ -16,7 +16,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "http.h"
-#include "journal.h"
+#include "journal_gate.h"
 #include "json.h"
 #include "kick_table.h"
 #include "ring.h"

@@ -21,7 +21,7 @@
 #include "chat_auth.h"
 #include "chat_proto.h"
 #include "chat_publish.h"
-#include "journal.h"
+#include "journal_gate.h"
 #include "chat_replay.h"
 #include "chat_limits.h"
 #include "chat_rooms.h"

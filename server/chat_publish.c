@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "chat_proto.h"
-#include "journal.h"
+#include "journal_gate.h"
 #include "lock.h"
 #include "log.h"
 #include "notify.h"

@@ -5,8 +5,8 @@
  */
 #include "journal.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,13 +14,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "chat_publish.h"
 #include "config.h"
 #include "journal_dir.h"
+#include "journal_seg.h"
 #include "log.h"
 #include "notify.h"
 #include "ring.h"
@@ -89,41 +89,22 @@ int journal_check(const struct config *cfg, char *err, size_t errlen)
  */
 static uint64_t restore_from(const char *dir, uint64_t ring_bytes)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return 0;
-    enum { MAX_SEGS = 4096 };
-    static uint64_t first[MAX_SEGS], size[MAX_SEGS];
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL && n < MAX_SEGS) {
-        char *end;
-        unsigned long long id = strtoull(de->d_name, &end, 10);
-        if (end != de->d_name + 20 || strcmp(end, ".wsj") != 0 || id == 0)
-            continue;
-        char path[PATH_MAX];
-        struct stat st;
-        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path ||
-            stat(path, &st) < 0)
-            continue;
-        first[n] = id;
-        size[n] = (uint64_t)st.st_size;
-        n++;
-    }
-    closedir(d);
-    /* Newest first: insertion sort by id, descending (a few dozen files). */
-    for (int i = 1; i < n; i++)
-        for (int k = i; k > 0 && first[k] > first[k - 1]; k--) {
-            uint64_t t = first[k]; first[k] = first[k - 1]; first[k - 1] = t;
-            t = size[k]; size[k] = size[k - 1]; size[k - 1] = t;
+    struct journal_seg_list l = { 0 };
+    uint64_t from = 0, sum = 0;
+    if (journal_seg_list(fd, &l) == 0)
+        for (size_t i = l.n; i-- > 0;) {
+            sum += l.v[i].size;
+            if (sum >= ring_bytes) {
+                from = l.v[i].id - 1;
+                break;
+            }
         }
-    uint64_t sum = 0;
-    for (int i = 0; i < n; i++) {
-        sum += size[i];
-        if (sum >= ring_bytes)
-            return first[i] - 1;
-    }
-    return 0;
+    free(l.v);
+    close(fd);
+    return from;
 }
 
 int journal_restore(const struct config *cfg, struct shm_segment *seg, uint64_t clock_id,
@@ -207,27 +188,6 @@ int journal_restore(const struct config *cfg, struct shm_segment *seg, uint64_t 
     seg->journal.always = cfg->history_fsync == CONFIG_FSYNC_ALWAYS;
     __atomic_store_n(&seg->journal.on, 1u, __ATOMIC_RELEASE);
     return 0;
-}
-
-void journal_notify(struct shm_segment *seg, int efd)
-{
-    if (efd < 0 || __atomic_exchange_n(&seg->journal.wake_pending, 1u, __ATOMIC_SEQ_CST) != 0)
-        return;
-    uint64_t one = 1;
-    ssize_t rc = write(efd, &one, sizeof one);
-    (void)rc;       /* EAGAIN: the counter is saturated, a wake is pending anyway */
-}
-
-uint64_t journal_deliverable(const struct shm_segment *seg)
-{
-    if (!seg->journal.always)
-        return UINT64_MAX;
-    return __atomic_load_n(&seg->journal.durable_id, __ATOMIC_ACQUIRE);
-}
-
-int journal_refuses(const struct shm_segment *seg)
-{
-    return seg->journal.always && __atomic_load_n(&seg->journal.failing, __ATOMIC_RELAXED);
 }
 
 /* ---- the journal process ----------------------------------------------------- */
@@ -522,7 +482,7 @@ void journal_run(const struct config *cfg, struct shm_segment *seg, const int *e
         if (round_trip(&f, stop_by != 0)) {
             journal_close(f.j);
             log_write(LOG_LVL_NOTICE, 0, "history journal %s: synced up to id %llu, exiting",
-                      cfg->history_file, (unsigned long long)f.seen);
+                      cfg->history_file, (unsigned long long)seg->journal.durable_id);
             exit(0);
         }
         if (stop_by != 0 && worker_clock_ms() >= stop_by) {

@@ -53,13 +53,5 @@ int journal_check(const struct config *cfg, char *err, size_t errlen);
 void journal_run(const struct config *cfg, struct shm_segment *seg, const int *eventfds,
                  int wakefd) __attribute__((noreturn));
 
-/* A publisher committed a message: wake the journal process (EFD: its eventfd, -1: none). */
-void journal_notify(struct shm_segment *seg, int efd);
-
-/* Under history_fsync always: the newest id workers may deliver, else UINT64_MAX. */
-uint64_t journal_deliverable(const struct shm_segment *seg);
-
-/* 1 when new messages must be refused (always, and the journal cannot write). */
-int journal_refuses(const struct shm_segment *seg);
 
 #endif

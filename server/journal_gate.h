@@ -1,0 +1,23 @@
+/*
+ * journal_gate: what workers ask of the history journal (journal.h), which
+ * runs in its own process and shares its state through the shm segment
+ * (struct shm_journal): wake it after a commit, how far delivery may go
+ * under history_fsync always, and whether new messages must be refused.
+ */
+#ifndef WSM_JOURNAL_GATE_H
+#define WSM_JOURNAL_GATE_H
+
+#include <stdint.h>
+
+struct shm_segment;
+
+/* A publisher committed an event: wake the journal process (EFD: its eventfd, -1: none). */
+void journal_notify(struct shm_segment *seg, int efd);
+
+/* Under history_fsync always: the newest id workers may deliver, else UINT64_MAX. */
+uint64_t journal_deliverable(const struct shm_segment *seg);
+
+/* 1 when new messages must be refused (always, and the journal cannot write). */
+int journal_refuses(const struct shm_segment *seg);
+
+#endif

@@ -10,6 +10,7 @@ command -v gcc >/dev/null        || pkgs+=(gcc)
 command -v make >/dev/null       || pkgs+=(make)
 command -v pkg-config >/dev/null || pkgs+=(pkg-config)
 command -v clang >/dev/null      || pkgs+=(clang)      # libFuzzer targets
+command -v python3 >/dev/null    || pkgs+=(python3)    # README's token example, run by make test
 # libFuzzer's runtime is only a Recommends of clang on Debian: check it links.
 fuzz_links() {
     printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |

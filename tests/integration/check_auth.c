@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -200,6 +201,71 @@ START_TEST(token_names_the_member)
 }
 END_TEST
 
+/*
+ * README's "Deploying" token example, run as it is printed (python3, the
+ * standard library only) in a folder with secrets/auth.key: its token joins
+ * the room it names, as the user it names, and no other room.
+ */
+START_TEST(readme_token_example)
+{
+    const char *root = getenv("WSCHAT_ROOT");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/README.md", root != NULL ? root : ".");
+    char *readme = it_file_read(path, NULL);
+    ck_assert_ptr_nonnull(readme);
+    const char *mark = strstr(readme, "<!-- token-example -->\n```python\n");
+    ck_assert_msg(mark != NULL, "no token example in %s", path);
+    const char *code = strchr(strchr(mark, '\n') + 1, '\n') + 1;
+    const char *end = strstr(code, "\n```\n");
+    ck_assert_ptr_nonnull(end);
+
+    char dir[] = "/tmp/wschat-readme-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char file[128];
+    snprintf(file, sizeof file, "%s/mint.py", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fwrite(code, 1, (size_t)(end - code) + 1, f);
+    fclose(f);
+    snprintf(file, sizeof file, "%s/secrets", dir);
+    ck_assert_int_eq(mkdir(file, 0700), 0);
+    snprintf(file, sizeof file, "%s/secrets/auth.key", dir);
+    f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(KEY "\n", f);
+    fclose(f);
+    chmod(file, 0600);
+
+    char cmd[256], tok[2048] = "";
+    snprintf(cmd, sizeof cmd, "cd %s && python3 mint.py", dir);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(fgets(tok, sizeof tok, p));
+    ck_assert_int_eq(pclose(p), 0);
+    tok[strcspn(tok, "\n")] = '\0';
+
+    struct server s;
+    start(&s, "required", NULL);
+    char url[2300], text[2048];
+    snprintf(url, sizeof url, "/chat/lobby?token=%s", tok);
+    struct client a;
+    join(&a, s.port, url, text, sizeof text);
+    ck_assert_msg(strstr(text, "\"user\":\"alice\"") && strstr(text, "\"nick\":\"Alice\""),
+                  "welcome: %s", text);
+    cli_close(&a);
+    snprintf(url, sizeof url, "/chat/elsewhere?token=%s", tok);
+    ck_assert_int_eq(status_of(s.port, url, NULL, 0), 403);
+    stop(&s);
+    unlink(file);
+    snprintf(file, sizeof file, "%s/secrets", dir);
+    rmdir(file);
+    snprintf(file, sizeof file, "%s/mint.py", dir);
+    unlink(file);
+    rmdir(dir);
+    free(readme);
+}
+END_TEST
+
 START_TEST(optional_guests_and_bad_tokens)
 {
     struct server s;
@@ -268,6 +334,7 @@ Suite *auth_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, required_refuses_bad_tokens);
     tcase_add_test(tc, token_names_the_member);
+    tcase_add_test(tc, readme_token_example);
     tcase_add_test(tc, optional_guests_and_bad_tokens);
     tcase_add_test(tc, expiry_closes_with_1008);
     tcase_add_test(tc, off_ignores_tokens);

@@ -4,7 +4,8 @@
  * upgrade) and one per ended WebSocket session (a chat member named by its
  * token's sub, a guest, an echo session closed with 4001, one dropped
  * without a close: 1006), with exact byte counts where the client can know
- * them, no query string (tokens) ever written, and every line one clean
+ * them, no query string (tokens) ever written, the client a trusted proxy
+ * names as the address, and every line one clean
  * line whatever the client sent. Then rotation: SIGUSR1 to the master
  * makes every worker write to a fresh file at the path (checked through
  * /proc/PID/fd), and a path that cannot be reopened keeps the old file. A
@@ -379,6 +380,29 @@ START_TEST(session_lines)
 }
 END_TEST
 
+/* Behind a trusted proxy the line names the client its headers give, for requests and sessions. */
+START_TEST(forwarded_client)
+{
+    struct server s;
+    start(&s, "real_ip_from 127.0.0.1/32");
+    char log[PATH_MAX + 16];
+    path_in(&s, "access.log", log, sizeof log);
+    size_t got;
+    ck_assert_int_eq(http_exchange(s.port, "GET /fwd HTTP/1.1\r\nHost: x\r\n"
+                                   "X-Forwarded-For: 198.51.100.7, 127.0.0.1\r\n"
+                                   "Connection: close\r\n\r\n", &got), 404);
+    struct client c;
+    ck_assert_int_eq(cli_connect(&c, s.port), 0);
+    ck_assert_int_eq(wsc_handshake(&c, "/echo", "X-Real-IP: 2001:db8::9\r\n", NULL, 0), 101);
+    wsc_echo_check(&c, WS_OP_TEXT, "hi", 2);
+    close_with(&c, 1000);
+    ck_assert(WAIT_FOR(count_lines(log) >= 2, 3000));
+    ck_assert_str_eq(find_one(log, "GET", "/fwd").addr, "198.51.100.7");
+    ck_assert_str_eq(find_one(log, "WS", "/echo").addr, "2001:db8::9");
+    stop(&s);
+}
+END_TEST
+
 /* 1 when PID holds an fd on WANT and none on NOT. */
 static int fds_on(pid_t pid, const char *want, const char *not)
 {
@@ -535,6 +559,7 @@ Suite *access_log_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, http_lines);
     tcase_add_test(tc, session_lines);
+    tcase_add_test(tc, forwarded_client);
     tcase_add_test(tc, sigusr1_reopens);
     tcase_add_test(tc, reload_logs_moved_sessions_once);
     tcase_add_test(tc, unopenable_path_is_a_config_error);

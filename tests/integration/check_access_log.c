@@ -5,8 +5,8 @@
  * token's sub, a guest, an echo session closed with 4001, one dropped
  * without a close: 1006), with exact byte counts where the client can know
  * them, no query string (tokens) ever written, the client a trusted proxy
- * names as the address, and every line one clean
- * line whatever the client sent. Then rotation: SIGUSR1 to the master
+ * names as the address, and every line one clean line whatever the client
+ * sent. Then rotation: SIGUSR1 to the master
  * makes every worker write to a fresh file at the path (checked through
  * /proc/PID/fd), and a path that cannot be reopened keeps the old file. A
  * reload moves idle sessions to the new generation, which logs them once,

@@ -315,9 +315,9 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
 {
     const char *path, *query;
     size_t path_len, query_len;
-    split_target(req, &path, &path_len, &query, &query_len);
     if (c->via != CONN_VIA_DIRECT && !forwarded_client(w, c, req, rn))
         return 0;
+    split_target(req, &path, &path_len, &query, &query_len);
 
     const char *sub;
     size_t sub_len;

@@ -147,6 +147,22 @@ static int identify(struct worker *w, struct chat_member *mb, const char *room, 
     return 0;
 }
 
+/* The access log names a member's session by its room and, with a token, its user. */
+static void access_name(struct worker *w, struct conn *c, const struct chat_member *mb,
+                        const char *room, size_t room_len)
+{
+    _Static_assert(6 + RING_ROOM_MAX <= ACCESS_SESSION_PATH_MAX, "/chat/<room> fits");
+    _Static_assert(JWT_SUB_MAX <= ACCESS_SESSION_USER_MAX, "a token's sub fits");
+    char path[6 + RING_ROOM_MAX];
+    if (worker_alog(w, c) == NULL)
+        return;
+    if (room_len > RING_ROOM_MAX)
+        room_len = RING_ROOM_MAX;
+    memcpy(path, "/chat/", 6);
+    memcpy(path + 6, room, room_len);
+    worker_access_session_name(w, c, path, 6 + room_len, mb->id.user, mb->id.user_len);
+}
+
 static void close_expired(void *owner, void *ctx)
 {
     struct chat_member *mb = owner;
@@ -718,6 +734,7 @@ static int chat_open(struct worker *w, struct conn *c, const char *sub, size_t s
             ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
         return rc;
     }
+    access_name(w, c, mb, room, room_len);
     struct chat_room_head head;
     int online = attach(w, c, mb, room, room_len, -1, &head);
     if (online < 0)
@@ -835,6 +852,7 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
         mb->id.user_len = mb->token->user_len;
     }
     mb->announced = 1;
+    access_name(w, c, mb, h.room, h.room_len);
     struct chat_room_head head;
     int rc = attach(w, c, mb, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len,
                     (int)h.room_epoch, &head);

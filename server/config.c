@@ -24,6 +24,7 @@
 
 #include "room_table.h"
 
+#include "access_log.h"
 #include "log.h"
 
 #define CONF_LINE_MAX   4096
@@ -63,6 +64,7 @@ static const struct directive directives[] = {
     { "web_root",                D_PATH,      F(web_root), 0, 0 },
     { "pid_file",                D_PATH,      F(pid_file), 0, 0 },
     { "error_log",               D_PATH,      F(error_log), 0, 0 },
+    { "access_log",              D_PATH,      F(access_log), 0, 0 },
     { "log_level",               D_LOG_LEVEL, F(log_level), 0, 0 },
     { "handshake_timeout",       D_DURATION,  F(handshake_timeout_ms), 1, 24 * HOUR },
     { "idle_timeout",            D_DURATION,  F(idle_timeout_ms), SEC, 24 * HOUR },
@@ -738,6 +740,18 @@ static int finish(struct parser *p)
     else if (resolve(p, seen_line(p, "history_file"), "history_file", cfg->history_file, dir,
                      canonical) < 0)
         return -1;
+    if (strcmp(cfg->access_log, "off") == 0)
+        cfg->access_log[0] = '\0';
+    if (cfg->access_log[0] != '\0') {
+        unsigned line = seen_line(p, "access_log");
+        if (resolve(p, line, "access_log", cfg->access_log, dir, canonical) < 0)
+            return -1;
+        /* Opened (and created) here, as the workers will, so -t and a reload catch it. */
+        int fd = access_log_open(cfg->access_log);
+        if (fd < 0)
+            return fail(p, line, "\"access_log\" \"%s\": %s", cfg->access_log, strerror(-fd));
+        close(fd);
+    }
     if (cfg->auth != CONFIG_AUTH_OFF) {
         unsigned line = seen_line(p, "auth_secret_file");
         if (cfg->auth_secret_file[0] == '\0')

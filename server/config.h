@@ -49,6 +49,7 @@ struct config {
     char     web_root[PATH_MAX];
     char     pid_file[PATH_MAX];
     char     error_log[PATH_MAX];   /* absolute path, or "stderr" */
+    char     access_log[PATH_MAX];  /* absolute path, or "" (off) */
     int      log_level;         /* enum log_level (log.h) */
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;

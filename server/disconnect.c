@@ -20,6 +20,7 @@ struct wait {
     uint64_t deadline_ms;
     uint32_t closed_here;
     int keep;
+    uint64_t req_bytes;
 };
 
 static struct wait waits[DISCONNECT_WAITS];
@@ -77,7 +78,8 @@ static void live_slots(const struct shm_segment *seg, int except, struct kick_sl
             kick_slots_add(out, s);
 }
 
-int disconnect_start(struct worker *w, struct conn *c, const char *user, size_t len, int keep)
+int disconnect_start(struct worker *w, struct conn *c, const char *user, size_t len, int keep,
+                     uint64_t req_bytes)
 {
     struct shm_segment *seg = w->ctx.seg;
     int at = -1;
@@ -98,6 +100,7 @@ int disconnect_start(struct worker *w, struct conn *c, const char *user, size_t 
         return idx == -EBUSY ? -503 : -500;
     notify_all_except(seg, w->ctx.eventfds, w->ctx.slot);
     waits[at] = (struct wait){ .c = c, .idx = idx, .seq = seq, .closed_here = here, .keep = keep,
+                               .req_bytes = req_bytes,
                                .deadline_ms = w->now_ms + DISCONNECT_WAIT_MS };
     nwaits++;
     nparked++;
@@ -149,7 +152,8 @@ int disconnect_poll(struct worker *w, struct disconnect_done *out, int max)
             if (!gone) {
                 c->api_wait = 0;
                 out[n++] = (struct disconnect_done){ .c = c, .closed = wt->closed_here + closed,
-                                                     .complete = settled == 1, .keep = wt->keep };
+                                                     .complete = settled == 1, .keep = wt->keep,
+                                                     .req_bytes = wt->req_bytes };
             }
             wt->c = NULL;
             nparked--;

@@ -35,15 +35,18 @@ void disconnect_init(struct worker *w);
  * Close this worker's connections of USER, tell the others, and park C
  * until they have. 0: C is parked (its answer comes from disconnect_poll);
  * -503 when too many calls are outstanding; -500 when the lock failed.
- * KEEP: whether C stays open after its answer.
+ * KEEP: whether C stays open after its answer; REQ_BYTES: the request's
+ * size, for the access log line written with the answer.
  */
-int disconnect_start(struct worker *w, struct conn *c, const char *user, size_t len, int keep);
+int disconnect_start(struct worker *w, struct conn *c, const char *user, size_t len, int keep,
+                     uint64_t req_bytes);
 
 struct disconnect_done {
     struct conn *c;
     uint32_t closed;            /* connections closed, every worker */
     int complete;               /* 0: the wait ran out before every worker acted */
     int keep;
+    uint64_t req_bytes;
 };
 
 /*

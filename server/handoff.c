@@ -26,6 +26,8 @@ struct handoff_rec {
     uint32_t len;               /* bytes of data used */
     uint8_t  peer[16];          /* the client address (a proxy's client, if forwarded) */
     uint8_t  via;               /* enum conn_via */
+    uint8_t  logged;            /* the sender keeps an access log: alog is its */
+    struct access_conn alog;    /* the session so far, for its one access log line */
     uint8_t  data[WS_HANDOFF_MAX];
 };
 
@@ -98,6 +100,11 @@ int handoff_send(struct worker *w, struct conn *c)
     if (len < 0)
         return -EAGAIN;
     rec.len = (uint32_t)len;
+    struct access_conn *a = worker_alog(w, c);
+    if (a != NULL) {
+        rec.logged = 1;
+        rec.alog = *a;
+    }
     if (send_fd(w->ctx.handoff[target][1], c->fd, &rec) < 0) {
         /*
          * Channel full (or gone): this one closes with 1012 and resumes by
@@ -113,6 +120,8 @@ int handoff_send(struct worker *w, struct conn *c)
      * leave it registered in our epoll set: remove it explicitly.
      */
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (a != NULL)
+        a->done = 1;    /* the session goes on: its line is the adopter's to write */
     worker_close_now(w, c);
     return 0;
 }
@@ -128,6 +137,20 @@ static void adopt(struct worker *w, int fd, const struct ws_endpoint *ep,
     }
     memcpy(c->peer, rec->peer, sizeof c->peer);
     c->via = rec->via;
+    struct access_conn *a = worker_alog(w, c);
+    if (a != NULL) {
+        /*
+         * The session's start and bytes come with it; from a generation
+         * without an access log only its path is known, and its time and
+         * bytes count from here.
+         */
+        if (rec->logged) {
+            *a = rec->alog;
+            a->done = 0;
+        } else {
+            worker_access_session_begin(w, c, ep->path, strlen(ep->path), 0);
+        }
+    }
     worker_ip_take(w, c, 0);        /* it was within the limit where it came from */
     if (ws_conn_adopt(w, c, ep, rec->data, rec->len) < 0)
         return;

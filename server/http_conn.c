@@ -35,13 +35,28 @@
 #include "ws_conn.h"
 #include "ws_handshake.h"
 
+/* The request being answered, as its access log line names it. */
+struct req_note {
+    const char *method;         /* NULL: no request line could be read */
+    size_t      method_len;
+    const char *path;           /* the target's path: never its query (tokens) */
+    size_t      path_len;
+    uint64_t    in;             /* bytes of the request, head and body */
+};
+
+static const struct req_note no_request = { NULL, 0, NULL, 0, 0 };
+
 /* Queue a complete error response with STATUS and linger-close. */
-static void answer_error(struct worker *w, struct conn *c, int status, const char *extra)
+static void answer_error(struct worker *w, struct conn *c, const struct req_note *rn,
+                         int status, const char *extra)
 {
     char buf[1024];
     ssize_t n = http_error_response(buf, sizeof buf, status, extra);
     log_at(LOG_LVL_INFO, 0, "conn %u: answering %d", c->id, status);
-    if (n < 0 || conn_out_append(&w->conns, c, buf, (size_t)n) < 0) {
+    int queued = n >= 0 && conn_out_append(&w->conns, c, buf, (size_t)n) == 0;
+    worker_access_request(w, c, rn->method, rn->method_len, rn->path, rn->path_len, status,
+                          rn->in, queued ? (uint64_t)n : 0);
+    if (!queued) {
         worker_close_now(w, c);
         return;
     }
@@ -125,7 +140,8 @@ static const char *xff_value(const struct http_request *req, char *buf, size_t c
  * 1 to go on; 0 when that client is over max_connections_per_ip (503 with
  * Retry-After queued, as a direct client gets at accept).
  */
-static int forwarded_client(struct worker *w, struct conn *c, const struct http_request *req)
+static int forwarded_client(struct worker *w, struct conn *c, const struct http_request *req,
+                            const struct req_note *rn)
 {
     uint8_t proxy[16], client[16];
     char xff[XFF_JOIN_MAX];
@@ -152,7 +168,7 @@ static int forwarded_client(struct worker *w, struct conn *c, const struct http_
     log_at(LOG_LVL_INFO, 0, "conn %u: client %s over max_connections_per_ip (%u): "
            "answering 503", c->id, addr_text(client, a, sizeof a),
            w->cfg->max_connections_per_ip);
-    answer_error(w, c, 503, "Retry-After: 10\r\n");
+    answer_error(w, c, rn, 503, "Retry-After: 10\r\n");
     return 0;
 }
 
@@ -160,15 +176,20 @@ static int forwarded_client(struct worker *w, struct conn *c, const struct http_
  * Queue RESP's head and, unless HEAD_ONLY, its body; free what it owns.
  * 0, or -ENOMEM / -ENOSPC with C closed.
  */
-static int answer(struct worker *w, struct conn *c, struct http_response *resp,
-                  int head_only, int keep)
+static int answer(struct worker *w, struct conn *c, const struct req_note *rn,
+                  struct http_response *resp, int head_only, int keep)
 {
     char head[HTTP_RESPONSE_HEADERS_MAX + 512];
     ssize_t n = http_response_head(head, sizeof head, resp->status, resp->ctype,
                                    resp->length, keep, resp->headers);
     int rc = n < 0 ? (int)n : conn_out_append(&w->conns, c, head, (size_t)n);
-    if (rc == 0 && !head_only && resp->body != NULL && resp->length > 0)
+    uint64_t out = rc == 0 ? (uint64_t)n : 0;
+    if (rc == 0 && !head_only && resp->body != NULL && resp->length > 0) {
         rc = conn_out_append(&w->conns, c, resp->body, resp->length);
+        out += rc == 0 ? resp->length : 0;
+    }
+    worker_access_request(w, c, rn->method, rn->method_len, rn->path, rn->path_len,
+                          resp->status, rn->in, out);
     free(resp->owned);
     resp->owned = NULL;
     if (rc < 0) {
@@ -223,13 +244,13 @@ static int wants_keepalive(const struct http_request *req)
 }
 
 /*
- * Upgrade to EP (SUB: the path after the endpoint's, NULL for its own).
- * Returns 1 when the connection is now a WebSocket, 0 when an error
- * response was queued or C was closed.
+ * Upgrade to EP (SUB: the path after the endpoint's, NULL for its own);
+ * REST bytes came after the request. Returns 1 when the connection is now
+ * a WebSocket, 0 when an error response was queued or C was closed.
  */
 static int upgrade(struct worker *w, struct conn *c, const struct http_request *req,
-                   const struct ws_endpoint *ep, const char *sub, size_t sub_len,
-                   const char *query, size_t query_len)
+                   const struct req_note *rn, size_t rest, const struct ws_endpoint *ep,
+                   const char *sub, size_t sub_len, const char *query, size_t query_len)
 {
     struct ws_origins origins = { w->cfg->origins, w->cfg->norigins };
     char accept[WS_ACCEPT_LEN + 1];
@@ -237,7 +258,7 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
     int status = ep->check != NULL ? ep->check(w, sub, sub_len, query, query_len) : 0;
     if (status != 0) {
         /* No such resource, or not for this client: not a failed handshake. */
-        answer_error(w, c, status, status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL);
+        answer_error(w, c, rn, status, status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL);
         return 0;
     }
     status = ws_handshake_check(req, &origins, accept);
@@ -245,7 +266,7 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
         status = 400;
     if (status != 0) {
         STAT_ADD(w, handshakes_failed, 1);
-        answer_error(w, c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        answer_error(w, c, rn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
         return 0;
     }
     size_t n = ws_handshake_response(head, sizeof head, accept);
@@ -254,6 +275,8 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
         return 0;
     }
     STAT_ADD(w, handshakes_ok, 1);
+    /* From here on the connection's bytes and time are the session's (one line at its end). */
+    worker_access_session_begin(w, c, rn->path, rn->path_len, rn->in + rest);
     return ws_conn_open(w, c, ep, sub, sub_len, query, query_len) == 0 && c->state == CONN_WS;
 }
 
@@ -288,11 +311,12 @@ static long api_body_len(struct worker *w, const struct http_request *req)
 }
 
 static int dispatch(struct worker *w, struct conn *c, const struct http_request *req,
-                    const uint8_t *body, size_t body_len, uint8_t *rest, size_t rest_len)
+                    const struct req_note *rn, const uint8_t *body, size_t body_len,
+                    uint8_t *rest, size_t rest_len)
 {
     const char *path, *query;
     size_t path_len, query_len;
-    if (c->via != CONN_VIA_DIRECT && !forwarded_client(w, c, req))
+    if (c->via != CONN_VIA_DIRECT && !forwarded_client(w, c, req, rn))
         return 0;
     split_target(req, &path, &path_len, &query, &query_len);
 
@@ -300,7 +324,7 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     size_t sub_len;
     const struct ws_endpoint *ep = endpoints_route(path, path_len, &sub, &sub_len);
     if (ep != NULL) {
-        if (upgrade(w, c, req, ep, sub, sub_len, query, query_len))
+        if (upgrade(w, c, req, rn, rest_len, ep, sub, sub_len, query, query_len))
             ws_conn_input(w, c, rest, rest_len);
         return 0;
     }
@@ -313,7 +337,7 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
         int rc = api_serve(w, req, c->peer, path, path_len, query, query_len, body, body_len,
                            &resp, &call);
         if (rc == API_DISCONNECT) {
-            rc = disconnect_start(w, c, call.user, call.user_len, keep);
+            rc = disconnect_start(w, c, call.user, call.user_len, keep, rn->in);
             if (rc == 0) {
                 /* Parked: what follows waits for the answer (reads paused). */
                 if (conn_in_keep(c, rest, rest_len) < 0)
@@ -324,11 +348,11 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
             }
         }
         if (rc < 0) {
-            answer_error(w, c, -rc, -rc == 401 ? "WWW-Authenticate: Bearer\r\n"
+            answer_error(w, c, rn, -rc, -rc == 401 ? "WWW-Authenticate: Bearer\r\n"
                                   : -rc == 405 ? "Allow: GET, POST\r\n" : NULL);
             return 0;
         }
-        if (answer(w, c, &resp, 0, keep) < 0)
+        if (answer(w, c, rn, &resp, 0, keep) < 0)
             return 0;
         if (!keep) {
             worker_linger(w, c);
@@ -338,11 +362,11 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
     }
     int head_only = http_slice_ieq(req->method, req->method_len, "HEAD");
     if (!head_only && !http_slice_ieq(req->method, req->method_len, "GET")) {
-        answer_error(w, c, 405, "Allow: GET, HEAD\r\n");
+        answer_error(w, c, rn, 405, "Allow: GET, HEAD\r\n");
         return 0;
     }
     if (has_body(req) || body_len > 0) {
-        answer_error(w, c, 400, NULL);
+        answer_error(w, c, rn, 400, NULL);
         return 0;
     }
     int keep = wants_keepalive(req) && !w->stopping;
@@ -351,7 +375,7 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
         char a[INET6_ADDRSTRLEN];
         log_at(LOG_LVL_INFO, 0, "conn %u: %.*s refused to %s (not in stats_allow)", c->id,
                (int)path_len, path, addr_text(c->peer, a, sizeof a));
-        answer_error(w, c, 403, NULL);
+        answer_error(w, c, rn, 403, NULL);
         return 0;
     }
     struct http_response resp;
@@ -359,10 +383,10 @@ static int dispatch(struct worker *w, struct conn *c, const struct http_request 
            ? stats_serve(w->ctx.seg, path, path_len, &resp)
            : static_files_serve(w->cfg->web_root, req, path, path_len, head_only, &resp);
     if (rc < 0) {
-        answer_error(w, c, -rc, -rc == 405 ? "Allow: GET, HEAD\r\n" : NULL);
+        answer_error(w, c, rn, -rc, -rc == 405 ? "Allow: GET, HEAD\r\n" : NULL);
         return 0;
     }
-    if (answer(w, c, &resp, head_only, keep) < 0)
+    if (answer(w, c, rn, &resp, head_only, keep) < 0)
         return 0;
     if (!keep) {
         worker_linger(w, c);
@@ -377,7 +401,7 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
     if (c->api_wait) {
         /* The answer to an earlier request is not out yet: keep the rest for after it. */
         if (conn_in_keep(c, data, len) < 0)
-            answer_error(w, c, 500, NULL);
+            answer_error(w, c, &no_request, 500, NULL);
         else if (len > 0)
             c->flags |= CONN_F_INPUT_HELD;
         return;
@@ -399,12 +423,19 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
         if (n == 0)
             break;
         if (n < 0) {
-            answer_error(w, c, http_error_status(n), NULL);
+            /* No request line to name: the line says "- -" and what was read. */
+            struct req_note bad = no_request;
+            bad.in = len - off;
+            answer_error(w, c, &bad, http_error_status(n), NULL);
             return;
         }
         long body = api_body_len(w, &req);
+        const char *path, *query;
+        size_t path_len, query_len;
+        split_target(&req, &path, &path_len, &query, &query_len);
+        struct req_note note = { req.method, req.method_len, path, path_len, (uint64_t)n };
         if (body < 0) {
-            answer_error(w, c, (int)-body, NULL);
+            answer_error(w, c, &note, (int)-body, NULL);
             return;
         }
         /*
@@ -418,25 +449,27 @@ void http_conn_input(struct worker *w, struct conn *c, uint8_t *data, size_t len
         const uint8_t *body_at = data + off + n;
         off += (size_t)n + (size_t)body;
         prev_len = 0;
-        if (!dispatch(w, c, &req, body_at, (size_t)body, data + off, len - off))
+        note.in += (uint64_t)body;
+        if (!dispatch(w, c, &req, &note, body_at, (size_t)body, data + off, len - off))
             return;     /* upgraded (rest consumed by ws) or closing */
         c->flags |= CONN_F_SERVED;
         /* Keep-alive: the next request gets a fresh handshake_timeout. */
         worker_timer_set(w, c, TIMER_HANDSHAKE, w->cfg->handshake_timeout_ms);
     }
     if (c->state == CONN_HTTP && conn_in_keep(c, data + off, len - off) < 0)
-        answer_error(w, c, 500, NULL);
+        answer_error(w, c, &no_request, 500, NULL);
 }
 
 void http_conn_disconnect_done(struct worker *w, const struct disconnect_done *d)
 {
     struct conn *c = d->c;
+    const struct req_note rn = { "POST", 4, "/api/disconnect", 15, d->req_bytes };
     struct http_response resp;
     if (api_disconnect_answer(d->closed, d->complete, &resp) < 0) {
-        answer_error(w, c, 500, NULL);
+        answer_error(w, c, &rn, 500, NULL);
         return;
     }
-    if (answer(w, c, &resp, 0, d->keep) < 0)
+    if (answer(w, c, &rn, &resp, 0, d->keep) < 0)
         return;
     if (!d->keep) {
         worker_linger(w, c);

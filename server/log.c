@@ -55,7 +55,9 @@ int log_open(const char *path, int level)
         close(log_fd_current);
     log_fd_current = fd;
     log_level_current = level;
-    snprintf(log_path, sizeof log_path, "%s", path ? path : "stderr");
+    /* log_reopen() passes log_path itself: copying it onto itself is undefined. */
+    if (path != log_path)
+        snprintf(log_path, sizeof log_path, "%s", path ? path : "stderr");
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -40,6 +41,8 @@ struct conn *worker_register(struct worker *w, int fd)
         return NULL;
     }
     STAT_ADD(w, conns_current, 1);
+    if (w->alog != NULL)
+        memset(&w->alog[c->id], 0, sizeof w->alog[c->id]);
     return c;
 }
 
@@ -273,6 +276,8 @@ void worker_flush(struct worker *w, struct conn *c)
             return;
         }
         STAT_ADD(w, bytes_out, wr);
+        if (w->alog != NULL)
+            w->alog[c->id].bytes_out += (uint64_t)wr;
         size_t priv = c->cursor != NULL
                       ? stream_consumed(c->cursor, conn_out_pending(c), (size_t)wr) : (size_t)wr;
         conn_out_consume(&w->conns, c, priv);
@@ -283,4 +288,133 @@ void worker_flush(struct worker *w, struct conn *c)
         shutdown(c->fd, SHUT_WR);
         c->flags |= CONN_F_WR_SHUT;
     }
+}
+
+/* ---- access log ---- */
+
+int worker_access_open(struct worker *w)
+{
+    w->alog_fd = -1;
+    if (w->cfg->access_log[0] == '\0')
+        return 0;
+    w->alog = calloc(w->conns.cap, sizeof *w->alog);
+    if (w->alog == NULL)
+        return -1;
+    int fd = access_log_open(w->cfg->access_log);
+    if (fd < 0)
+        log_write(LOG_LVL_ERR, -fd, "opening access_log \"%s\" failed", w->cfg->access_log);
+    else
+        w->alog_fd = fd;
+    return 0;
+}
+
+void worker_access_reopen(struct worker *w)
+{
+    if (w->alog == NULL)
+        return;
+    int rc = access_log_reopen(&w->alog_fd, w->cfg->access_log);
+    if (rc < 0)
+        log_write(LOG_LVL_ERR, -rc, "reopening access_log \"%s\" failed%s",
+                  w->cfg->access_log, w->alog_fd >= 0 ? "; still writing the old file" : "");
+}
+
+/* The wall clock and its UTC offset, looked up once per second. */
+static void wall_clock(int64_t *unix_s, int32_t *off_s)
+{
+    static int64_t cached_s = -1;
+    static int32_t cached_off;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if ((int64_t)ts.tv_sec != cached_s) {
+        struct tm tm;
+        time_t t = ts.tv_sec;
+        cached_off = localtime_r(&t, &tm) != NULL ? (int32_t)tm.tm_gmtoff : 0;
+        cached_s = (int64_t)ts.tv_sec;
+    }
+    *unix_s = cached_s;
+    *off_s = cached_off;
+}
+
+static void access_write(struct worker *w, struct access_entry *e, uint64_t start_ms)
+{
+    char line[ACCESS_LINE_MAX];
+    if (w->alog_fd < 0)
+        return;
+    wall_clock(&e->unix_s, &e->utc_offset_s);
+    e->duration_ms = start_ms != 0 && w->now_ms > start_ms ? w->now_ms - start_ms : 0;
+    ssize_t n = access_log_format(line, sizeof line, e);
+    int rc = n < 0 ? (int)n : access_log_write(w->alog_fd, line, (size_t)n);
+    if (rc < 0)
+        log_at(LOG_LVL_WARN, -rc, "writing access_log \"%s\" failed", w->cfg->access_log);
+}
+
+void worker_access_request(struct worker *w, struct conn *c, const char *method,
+                           size_t method_len, const char *path, size_t path_len, int status,
+                           uint64_t in, uint64_t out)
+{
+    struct access_conn *a = worker_alog(w, c);
+    if (a == NULL)
+        return;
+    struct access_entry e = {
+        .addr = c->peer, .method = method, .method_len = method_len,
+        .path = path, .path_len = path_len, .status = (unsigned)status,
+        .bytes_in = in, .bytes_out = out,
+    };
+    access_write(w, &e, a->start_ms);
+    a->start_ms = 0;
+}
+
+static void copy_name(char *dst, uint8_t *dst_len, size_t cap, const char *s, size_t len)
+{
+    if (len > cap)
+        len = cap;
+    memcpy(dst, s, len);
+    *dst_len = (uint8_t)len;
+}
+
+void worker_access_session_begin(struct worker *w, struct conn *c, const char *path,
+                                 size_t path_len, uint64_t in)
+{
+    struct access_conn *a = worker_alog(w, c);
+    if (a == NULL)
+        return;
+    if (a->start_ms == 0)
+        a->start_ms = w->now_ms;
+    a->bytes_in = in;
+    a->bytes_out = 0;
+    a->code = 0;
+    a->done = 0;
+    a->user_len = 0;
+    copy_name(a->path, &a->path_len, sizeof a->path, path, path_len);
+}
+
+void worker_access_session_name(struct worker *w, struct conn *c, const char *path,
+                                size_t path_len, const char *user, size_t user_len)
+{
+    _Static_assert(sizeof ((struct access_conn *)0)->user < 256 &&
+                   sizeof ((struct access_conn *)0)->path < 256, "lengths fit in uint8_t");
+    struct access_conn *a = worker_alog(w, c);
+    if (a == NULL)
+        return;
+    if (path != NULL)
+        copy_name(a->path, &a->path_len, sizeof a->path, path, path_len);
+    a->user_len = 0;
+    if (user != NULL)
+        copy_name(a->user, &a->user_len, sizeof a->user, user, user_len);
+}
+
+void worker_access_session_end(struct worker *w, struct conn *c)
+{
+    struct access_conn *a = worker_alog(w, c);
+    if (a == NULL || a->done)
+        return;
+    /* No close frame either way: 1006, as RFC 6455 §7.1.5 names it. */
+    struct access_entry e = {
+        .addr = c->peer, .user = a->user, .user_len = a->user_len,
+        .method = "WS", .method_len = 2, .path = a->path, .path_len = a->path_len,
+        .status = a->code != 0 ? a->code : 1006,
+        .bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
+    };
+    access_write(w, &e, a->start_ms);
+    a->done = 1;    /* one line per session, whoever calls again */
 }

@@ -12,7 +12,9 @@
 #ifndef WSM_WORKER_H
 #define WSM_WORKER_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include "access_log.h"
 #include "config.h"
 #include "conn.h"
 #include "shm.h"
@@ -64,6 +66,8 @@ struct worker {
     struct shm_counters *stats; /* this worker's counters in shm */
     uint32_t ip_epoch;          /* ip_limit epoch this worker's counts belong to */
     uint64_t ip_swept_ms;       /* last ip_limit_sweep() */
+    struct access_conn *alog;   /* by conn id while access_log is on, else NULL */
+    int alog_fd;                /* the access log, -1 when off or not open */
 };
 
 /*
@@ -136,6 +140,51 @@ void worker_close_now(struct worker *w, struct conn *c);
  * last bytes are not destroyed by a reset.
  */
 void worker_linger(struct worker *w, struct conn *c);
+
+/* ---- access log (access_log.h): nothing is kept or written while it is off ---- */
+
+/* C's access log bookkeeping, or NULL when the access log is off. */
+static inline struct access_conn *worker_alog(const struct worker *w, const struct conn *c)
+{
+    return w->alog != NULL ? &w->alog[c->id] : NULL;
+}
+
+/* The first close code C's session sent or received is the one its line shows. */
+static inline void worker_access_code(const struct worker *w, const struct conn *c, uint16_t code)
+{
+    struct access_conn *a = worker_alog(w, c);
+    if (a != NULL && a->code == 0)
+        a->code = code;
+}
+
+/*
+ * Worker start: the bookkeeping array and the file of cfg->access_log.
+ * 0, or -1 (ENOMEM) when the array cannot be had; a file that does not
+ * open is logged and retried at the next reopen.
+ */
+int  worker_access_open(struct worker *w);
+/* SIGUSR1: reopen the access log; on failure (logged) the old file stays in use. */
+void worker_access_reopen(struct worker *w);
+/*
+ * One HTTP request of C answered with STATUS: IN bytes of request, OUT
+ * queued in answer. METHOD/PATH are NULL when no request line was read (a
+ * malformed head, a refusal at accept). The next request's clock starts
+ * at its first byte.
+ */
+void worker_access_request(struct worker *w, struct conn *c, const char *method,
+                           size_t method_len, const char *path, size_t path_len, int status,
+                           uint64_t in, uint64_t out);
+/*
+ * C's upgrade request (PATH, IN bytes with what came after it) starts a
+ * WebSocket session; what it reads and writes from now on is the session's.
+ */
+void worker_access_session_begin(struct worker *w, struct conn *c, const char *path,
+                                 size_t path_len, uint64_t in);
+/* Name C's session: PATH (NULL: keep it) and its USER (NULL: a guest). */
+void worker_access_session_name(struct worker *w, struct conn *c, const char *path,
+                                size_t path_len, const char *user, size_t user_len);
+/* C's session ends (its release): its line, unless it moved to another worker. */
+void worker_access_session_end(struct worker *w, struct conn *c);
 
 /* Relaxed counter bump on this worker's shm counters. */
 #define STAT_ADD(w, field, n) __atomic_fetch_add(&(w)->stats->field, (uint64_t)(n), __ATOMIC_RELAXED)

@@ -203,6 +203,12 @@ static void on_readable(struct worker *w, struct conn *c)
         return;
     }
     STAT_ADD(w, bytes_in, n);
+    struct access_conn *a = worker_alog(w, c);
+    if (a != NULL) {
+        if (a->start_ms == 0)
+            a->start_ms = w->now_ms;    /* a request's time runs from its first byte */
+        a->bytes_in += (uint64_t)n;
+    }
     if ((c->state == CONN_WS || c->state == CONN_WS_CLOSING) && c->tlist == TIMER_IDLE + 1) {
         c->flags &= (uint8_t)~CONN_F_PING_SENT;
         worker_timer_set(w, c, TIMER_IDLE, w->cfg->idle_timeout_ms / 2);
@@ -243,6 +249,7 @@ static void refuse_over_ip_limit(struct worker *w, struct conn *c)
         worker_close_now(w, c);
         return;
     }
+    worker_access_request(w, c, NULL, 0, NULL, 0, 503, 0, (uint64_t)n);
     worker_linger(w, c);
 }
 
@@ -340,6 +347,7 @@ static int handle_signals(struct worker *w)
         case SIGUSR1:
             if (log_reopen() < 0)
                 log_write(LOG_LVL_ALERT, errno, "reopening the log failed");
+            worker_access_reopen(w);
             break;
         default:
             break;
@@ -379,6 +387,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     w->ctx = *ctx;
     w->cfg = ctx->cfg;
     w->reserve_fd = -1;
+    w->alog_fd = -1;
     w->now_ms = worker_clock_ms();
     w->stats = &ctx->seg->slots[ctx->slot].counters;
     w->wakefd = ctx->eventfds[ctx->slot];
@@ -401,7 +410,8 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     if (w->rbuf_cap < w->cfg->max_request_head + w->cfg->max_api_body + 4096)
         w->rbuf_cap = w->cfg->max_request_head + w->cfg->max_api_body + 4096;
     w->rbuf = malloc(w->rbuf_cap);
-    if (w->rbuf == NULL || conn_table_init(&w->conns, (uint32_t)w->cfg->max_connections) < 0) {
+    if (w->rbuf == NULL || conn_table_init(&w->conns, (uint32_t)w->cfg->max_connections) < 0 ||
+        worker_access_open(w) < 0) {
         log_write(LOG_LVL_ALERT, errno, "allocating the connection table failed");
         return -1;
     }

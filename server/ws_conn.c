@@ -59,6 +59,7 @@ void ws_conn_release(struct worker *w, struct conn *c)
         return;
     if (c->ep->close != NULL)
         c->ep->close(w, c);
+    worker_access_session_end(w, c);
     STAT_SUB(w, ws_current, 1);
     c->ep = NULL;
 }
@@ -89,6 +90,7 @@ static int send_close(struct worker *w, struct conn *c, uint16_t code, const cha
     if (c->ep->close != NULL)
         c->ep->close(w, c);
     c->flags |= CONN_F_CLOSE_SENT;
+    worker_access_code(w, c, code);
     return ws_conn_send(w, c, WS_OP_CLOSE, payload, n);
 }
 
@@ -157,6 +159,7 @@ static void on_close_frame(struct worker *w, struct conn *c, uint8_t *data, size
                      "close reason is not UTF-8" : "invalid close frame");
         return;
     }
+    worker_access_code(w, c, code);
     if (c->state == CONN_WS) {
         /* Echo the peer's code (§5.5.1), then let it see our FIN. */
         if (send_close(w, c, code, "") < 0)

@@ -753,6 +753,46 @@ START_TEST(paths_folding)
 }
 END_TEST
 
+/* access_log: off by default and with "off"; relative to the file; opened (created, 0640) at load. */
+START_TEST(paths_access_log)
+{
+    char conf[PATH_MAX], file[PATH_MAX + 16], want[PATH_MAX + 32];
+    make_tmpdir();
+    parse_ok(&cfg, "");
+    ck_assert_str_eq(cfg.access_log, "");
+    parse_ok(&cfg, "access_log off\n");
+    ck_assert_str_eq(cfg.access_log, "");
+
+    join(conf, sizeof(conf), tmpdir, "conf");
+    ck_assert_int_eq(mkdir(conf, 0700), 0);
+    static const char text[] = "access_log ../access.log\n";
+    write_temp(file, sizeof(file), conf, text, sizeof(text) - 1);
+    mode_t old = umask(022);
+    int rc = config_load(&cfg, file, err, sizeof(err));
+    umask(old);
+    ck_assert_msg(rc == 0, "%s", err);
+    join(want, sizeof(want), tmpdir, "access.log");
+    ck_assert_str_eq(cfg.access_log, want);
+    struct stat st;
+    ck_assert_int_eq(stat(want, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640);
+
+    /* A file that cannot be opened is the directive's line, with the reason. */
+    static const char bad[] = "# log\n\naccess_log missing/dir/a.log\n";
+    write_temp(file, sizeof(file), conf, bad, sizeof(bad) - 1);
+    static char prefix[3 * PATH_MAX];
+    snprintf(prefix, sizeof(prefix), "%s:3: \"access_log\" \"%s/missing/dir/a.log\": ", file, conf);
+    ck_assert_int_eq(config_load(&cfg, file, err, sizeof(err)), -1);
+    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "error \"%s\"", err);
+    ck_assert_ptr_nonnull(strstr(err, strerror(ENOENT)));
+    static const char dir[] = "access_log .\n";
+    write_temp(file, sizeof(file), conf, dir, sizeof(dir) - 1);
+    ck_assert_int_eq(config_load(&cfg, file, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, ":1: \"access_log\""));
+    ck_assert_ptr_nonnull(strstr(err, strerror(EISDIR)));
+}
+END_TEST
+
 START_TEST(paths_error_log_stderr)
 {
     parse_ok(&cfg, "error_log stderr\n");
@@ -1157,6 +1197,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, paths_relative_to_file);
     tcase_add_loop_test(tc, paths_folding, 0, (int)NELEM(path_vectors));
     tcase_add_test(tc, paths_error_log_stderr);
+    tcase_add_test(tc, paths_access_log);
     tcase_add_test(tc, paths_in_memory_file);
     tcase_add_test(tc, paths_too_long);
     tcase_add_test(tc, load_missing_file);

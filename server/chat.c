@@ -484,6 +484,7 @@ static struct chat_replay_src replay_src(struct worker *w)
 {
     return (struct chat_replay_src){
         .ring = ring_of(w), .scratch = cw->hist, .drained = cw->pos,
+        .journal_dir = w->cfg->history_file[0] != '\0' ? w->cfg->history_file : NULL,
     };
 }
 
@@ -596,6 +597,7 @@ static void replay_unlink(struct chat_member *mb)
     mb->rp_prev = mb->rp_next = NULL;
     mb->replaying = 0;
     mb->room->replaying--;
+    chat_replay_fini(&mb->replay);
 }
 
 /*

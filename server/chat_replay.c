@@ -10,6 +10,7 @@
 
 #include "chat_chain.h"
 #include "chat_proto.h"
+#include "chat_replay_journal.h"
 #include "conn.h"
 #include "ring.h"
 #include "worker.h"
@@ -96,6 +97,27 @@ static int queue_gap(struct worker *w, struct conn *c, const char *room, size_t 
 }
 
 /*
+ * Ids LO..HI of ROOM are no longer in the ring: read what the journal keeps
+ * of them first, and a gap for the rest; without a journal, a gap for all.
+ */
+static int older(const struct chat_replay_src *src, struct chat_replay *rp, struct worker *w,
+                 struct conn *c, const char *room, size_t room_len, uint64_t lo, uint64_t hi)
+{
+    if (lo > hi)
+        return 0;
+    if (src->journal_dir != NULL && rp->journal == NULL) {
+        uint64_t missing;
+        int rc = chat_replay_journal_open(src->journal_dir, room, room_len, lo - 1, hi,
+                                          &rp->journal, &missing);
+        if (rc == 0)
+            return queue_gap(w, c, room, room_len, lo, missing);
+        if (rc == -ENOMEM)
+            return rc;
+    }
+    return queue_gap(w, c, room, room_len, lo, hi);
+}
+
+/*
  * Scan mode: the room's chain may not reach all of its messages. Start at
  * the oldest of its last history_size messages the ring holds (found by a
  * walk of the whole ring) or, for since=, at the tail; gap when the ring
@@ -120,7 +142,7 @@ static int start_scan(const struct chat_replay_src *src, struct chat_replay *rp,
      */
     uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
     uint64_t oldest = ring_oldest_id(r);
-    return oldest > lo ? queue_gap(w, c, room, room_len, lo, oldest - 1) : 0;
+    return oldest > lo ? older(src, rp, w, c, room, room_len, lo, oldest - 1) : 0;
 }
 
 int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
@@ -132,6 +154,7 @@ int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
     rp->after = have_since ? since : 0;
     rp->prev = RING_NO_POS;
     rp->scan = 0;
+    rp->journal = NULL;
     rp->pos = RING_NO_POS;
     if (!have_since && want == 0)
         return 0;
@@ -150,11 +173,11 @@ int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
         return 0;
     uint64_t lo = since == 0 ? ring_first_id(r) : since + 1;
     if (back.lost != 0)
-        return queue_gap(w, c, room, room_len, lo, back.lost);
+        return older(src, rp, w, c, room, room_len, lo, back.lost);
     /* Before the room's first message here, ids below the ring's first are
      * from before a restart: that history is gone. */
     if (back.first_reached && lo < ring_first_id(r))
-        return queue_gap(w, c, room, room_len, lo, ring_first_id(r) - 1);
+        return older(src, rp, w, c, room, room_len, lo, ring_first_id(r) - 1);
     return 0;
 }
 
@@ -189,6 +212,15 @@ int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
                      struct worker *w, struct conn *c, const char *room, size_t room_len,
                      size_t budget)
 {
+    if (rp->journal != NULL) {
+        uint64_t lo, hi;
+        int rc = chat_replay_journal_step(rp->journal, w, c, budget, &lo, &hi);
+        if (rc == 0 || rc == -ENOMEM)
+            return rc;
+        chat_replay_fini(rp);
+        if (rc == -EIO && queue_gap(w, c, room, room_len, lo, hi) < 0)
+            return -ENOMEM;
+    }
     if (rp->scan)
         return step_scan(src, rp, w, c, room, room_len, budget);
     struct ring *r = src->ring;
@@ -209,4 +241,10 @@ int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
         rp->pos = e.next_pos;
     }
     return 0;
+}
+
+void chat_replay_fini(struct chat_replay *rp)
+{
+    chat_replay_journal_close(rp->journal);
+    rp->journal = NULL;
 }

@@ -3,7 +3,8 @@
  * its connection's output as the member drains it: its room's last
  * history_size messages, or with since= every message after that id,
  * preceded by a gap event when messages of the room after since are no
- * longer kept.
+ * longer kept. With a history journal, the part of a since= the ring no
+ * longer holds is read from the journal first (chat_replay_journal.h).
  *
  * The room's messages are chained through the ring (ring.h): the join
  * walks back from the room's newest message (room_table.h) to where its
@@ -29,6 +30,7 @@
 
 #include "result.h"
 
+struct chat_replay_journal;
 struct conn;
 struct ring;
 struct worker;
@@ -39,6 +41,7 @@ struct chat_replay_src {
     uint64_t *scratch;                  /* history_size ring positions (scan mode) */
     uint64_t drained;                   /* the worker's ring position: the stream
                                            carries everything from here on */
+    const char *journal_dir;            /* history_file: older history, NULL: none */
 };
 
 /* Where a room's history ends, read from the room table under the lock. */
@@ -54,6 +57,7 @@ struct chat_replay {
     uint64_t after;                     /* only messages with a higher id are sent */
     uint64_t prev;                      /* chain: the entry sent last, RING_NO_POS */
     int      scan;                      /* 1: walk every entry, not the chain */
+    struct chat_replay_journal *journal; /* older than the ring, being read first */
 };
 
 /*
@@ -73,5 +77,8 @@ int chat_replay_start(const struct chat_replay_src *src, struct chat_replay *rp,
 int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
                      struct worker *w, struct conn *c, const char *room, size_t room_len,
                      size_t budget);
+
+/* Let go of what a replay that will not be stepped again holds (idempotent). */
+void chat_replay_fini(struct chat_replay *rp);
 
 #endif

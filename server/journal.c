@@ -20,6 +20,7 @@
 #include "chat_publish.h"
 #include "config.h"
 #include "journal_dir.h"
+#include "journal_gate.h"
 #include "journal_seg.h"
 #include "log.h"
 #include "notify.h"
@@ -27,12 +28,6 @@
 #include "shm.h"
 #include "worker.h"
 
-/*
- * The largest frame a record may carry, fixed so that a journal written
- * under one ring_size reads under another: a chat event is at most
- * max_text (1 MiB) escaped six times over, plus its JSON.
- */
-#define FRAME_MAX      (16u * 1024 * 1024)
 #define RETRY_MS       1000
 #define STOP_RETRY_MS  3000     /* a stop waits this long for failing writes */
 #define SEGMENT_MAX    (64ull * 1024 * 1024)
@@ -46,7 +41,7 @@ static void dir_config(const struct config *cfg, struct journal_config *jc)
     uint64_t seg = cfg->history_keep / 8;
     jc->segment_bytes = seg > SEGMENT_MAX ? SEGMENT_MAX : seg < SEGMENT_MIN ? SEGMENT_MIN : seg;
     jc->keep_bytes = cfg->history_keep;
-    jc->max_frame = FRAME_MAX;
+    jc->max_frame = JOURNAL_FRAME_MAX;
 }
 
 static void log_cuts(const struct journal_report *rep, const char *dir)
@@ -130,7 +125,7 @@ int journal_restore(const struct config *cfg, struct shm_segment *seg, uint64_t 
 
     uint64_t from = restore_from(cfg->history_file, r->capacity);
     struct journal_reader *rd;
-    rc = journal_reader_open(cfg->history_file, from, FRAME_MAX, &rd);
+    rc = journal_reader_open(cfg->history_file, from, JOURNAL_FRAME_MAX, &rd);
     if (rc < 0) {
         snprintf(err, errlen, "history_file %s: reading failed: %s", cfg->history_file,
                  strerror(-rc));

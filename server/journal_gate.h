@@ -11,6 +11,13 @@
 
 struct shm_segment;
 
+/*
+ * The largest frame a journal record may carry, fixed so that a journal
+ * written under one ring_size reads under another: a chat event is at
+ * most max_text (1 MiB) escaped six times over, plus its JSON.
+ */
+#define JOURNAL_FRAME_MAX (16u * 1024 * 1024)
+
 /* A publisher committed an event: wake the journal process (EFD: its eventfd, -1: none). */
 void journal_notify(struct shm_segment *seg, int efd);
 

@@ -15,7 +15,9 @@
  *    -t fails for a folder that cannot be made;
  *  - a file size limit on the journal process (disk full): under always new
  *    messages are refused as unavailable, an alert is logged once, and once
- *    the limit is lifted messages are taken again.
+ *    the limit is lifted messages are taken again;
+ *  - ?since= older than the ring: the rest is read from the journal, in
+ *    order and without a gap, before and after a restart.
  */
 #include <check.h>
 #include <dirent.h>
@@ -316,6 +318,93 @@ START_TEST(refuses_another_version_and_an_unwritable_folder)
 }
 END_TEST
 
+/*
+ * A resume from before what the ring holds: the rest comes from the
+ * journal, in order, once each, with no gap; the same after a restart,
+ * when the ring holds only the newest part again.
+ */
+#define OLD_N 400
+static void expect_all_since(int port, unsigned long long since, unsigned long long first,
+                             unsigned long long last)
+{
+    struct client c;
+    char path[128];
+    snprintf(path, sizeof path, "/chat/old?nick=late&since=%llu", since);
+    ck_assert_int_eq(cli_connect(&c, port), 0);
+    ck_assert_int_eq(wsc_handshake(&c, path, NULL, NULL, 0), 101);
+    int n = 0, gaps = 0;
+    unsigned long long prev = 0;
+    int64_t end = it_now_ms() + 20000;
+    for (;;) {
+        struct wsc_msg m;
+        ck_assert_msg(wsc_recv(&c, &m, (int)(end - it_now_ms())) == 1, "after %d messages", n);
+        const char *t = (const char *)m.data;
+        int done = strstr(t, "\"type\":\"history_end\"") != NULL;
+        gaps += strstr(t, "\"type\":\"gap\"") != NULL;
+        if (strstr(t, "\"type\":\"message\"")) {
+            unsigned long long id = num_of(t, "\"id\":");
+            char want[32];
+            snprintf(want, sizeof want, "\"text\":\"o%d ", n);
+            ck_assert_msg(strstr(t, want) != NULL, "message %d out of order: %.60s", n, t);
+            ck_assert_uint_gt(id, prev);
+            prev = id;
+            if (n == 0)
+                ck_assert_uint_eq(id, first);
+            n++;
+        }
+        wsc_msg_free(&m);
+        if (done)
+            break;
+    }
+    ck_assert_int_eq(gaps, 0);
+    ck_assert_int_eq(n, OLD_N);
+    ck_assert_uint_eq(prev, last);
+    cli_close(&c);
+}
+
+START_TEST(since_older_than_the_ring_comes_from_the_journal)
+{
+    journal_dir_make();
+    struct server s;
+    start(&s, "ring_size 1m\nworkers 1\n");
+    struct client a;
+    struct seen sa;
+    join(&a, s.port, "/chat/old?nick=alice", &sa);
+    /* 400 messages of 3.5 KiB: the 1 MiB ring turns over. */
+    static char buf[4096], text[3600];
+    memset(text, 'y', sizeof text - 100);
+    text[sizeof text - 100] = '\0';
+    unsigned long long first = 0, last = 0;
+    for (int i = 0; i < OLD_N; i++) {
+        int n = snprintf(buf, sizeof buf, "{\"type\":\"message\",\"text\":\"o%d %s\"}", i, text);
+        ck_assert_int_eq(wsc_send(&a, WS_FIN | WS_OP_TEXT, buf, (size_t)n), 0);
+        char want[32];
+        snprintf(want, sizeof want, "\"text\":\"o%d ", i);
+        int64_t end = it_now_ms() + 5000;
+        for (;;) {
+            struct wsc_msg m;
+            ck_assert(wsc_recv(&a, &m, (int)(end - it_now_ms())) == 1);
+            int hit = strstr((char *)m.data, want) != NULL;
+            if (hit) {
+                last = num_of((char *)m.data, "\"id\":");
+                if (i == 0)
+                    first = last;
+            }
+            wsc_msg_free(&m);
+            if (hit)
+                break;
+        }
+    }
+    cli_close(&a);
+    expect_all_since(s.port, first - 1, first, last);
+    srv_stop(&s);
+    start(&s, "ring_size 1m\nworkers 1\n");
+    expect_all_since(s.port, first - 1, first, last);
+    srv_stop(&s);
+    journal_dir_remove();
+}
+END_TEST
+
 /* GET PATH: the body (malloc'd). */
 static char *get_body(int port, const char *path)
 {
@@ -421,6 +510,7 @@ Suite *history_suite(void)
     tcase_add_test(tc, kill9_always_keeps_every_delivered_message);
     tcase_add_test(tc, refuses_another_version_and_an_unwritable_folder);
     tcase_add_test(tc, disk_full_refuses_under_always_and_recovers);
+    tcase_add_test(tc, since_older_than_the_ring_comes_from_the_journal);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,8 +1,9 @@
 /*
  * echo: the RFC 6455 echo endpoint at /echo. Every complete message comes
  * back with the same opcode and payload as one frame. It keeps no state of
- * its own, so its connections always qualify for hand-over at reload (with
- * an empty record) when ws_conn finds them idle. A row of endpoints.c.
+ * its own, so its connections always move at reload with an empty record
+ * of theirs (what ws_conn and the connection hold travels in handoff.c's).
+ * A row of endpoints.c.
  */
 #include "ws_conn.h"
 

@@ -439,7 +439,8 @@ void worker_loop_run(const struct worker_ctx *ctx)
             uint64_t tag = events[i].data.u64;
             if (tag >= CONN_TAG_BASE) {
                 struct conn *c = &w->conns.conns[tag - CONN_TAG_BASE];
-                if (c->state == CONN_DEAD || c->state == CONN_FREE)
+                /* In flight to a new worker since this batch was fetched: not ours to read. */
+                if (c->state == CONN_DEAD || c->state == CONN_FREE || c->state == CONN_HANDOFF)
                     continue;
                 if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
                     on_readable(w, c);

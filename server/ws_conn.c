@@ -124,7 +124,7 @@ void ws_conn_close(struct worker *w, struct conn *c, uint16_t code, const char *
 
 void ws_conn_fail(struct worker *w, struct conn *c, uint16_t code, const char *reason)
 {
-    if (c->state == CONN_DEAD || c->state == CONN_LINGER)
+    if (c->state == CONN_DEAD || c->state == CONN_LINGER || c->state == CONN_HANDOFF)
         return;
     log_at(LOG_LVL_INFO, 0, "conn %u: failing the connection with %u (%s)", c->id, code, reason);
     if (code == WS_CLOSE_PROTOCOL_ERROR || code == WS_CLOSE_INVALID_DATA || code == WS_CLOSE_TOO_BIG)

@@ -5,6 +5,8 @@
  * of theirs (what ws_conn and the connection hold travels in handoff.c's).
  * A row of endpoints.c.
  */
+#include <errno.h>
+
 #include "ws_conn.h"
 
 static void echo_message(struct worker *w, struct conn *c, int opcode, const uint8_t *data,
@@ -20,9 +22,17 @@ static ssize_t echo_handoff_take(struct worker *w, struct conn *c, void *rec, si
     return 0;
 }
 
+/* An echo connection has nothing of its own to carry. */
+static int echo_handoff_check(struct worker *w, const void *rec, size_t len)
+{
+    (void)w, (void)rec;
+    return len == 0 ? 0 : -EINVAL;
+}
+
 const struct ws_endpoint echo_endpoint = {
     .name = "echo",
     .path = "/echo",
     .message = echo_message,
     .handoff_take = echo_handoff_take,
+    .handoff_check = echo_handoff_check,
 };

@@ -171,6 +171,10 @@ int handoff_send(struct worker *w, struct conn *c)
      * the socket open, so it must leave our epoll set explicitly.
      */
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    log_at(LOG_LVL_DEBUG, 0, "conn %u: handed to slot %d with %llu bytes of input, %llu of an "
+           "open message%s, %llu of output", c->id, target, (unsigned long long)h.in_len,
+           (unsigned long long)h.reasm_len, h.parser.in_frame ? " (inside a frame)" : "",
+           (unsigned long long)h.out_len);
     worker_timer_clear(w, c);
     c->flags &= (uint8_t)~(CONN_F_WANT_WRITE | CONN_F_READ_PAUSED | CONN_F_PING_SENT);
     c->state = CONN_HANDOFF;

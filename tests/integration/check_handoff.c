@@ -272,7 +272,10 @@ END_TEST
 
 /* ---- chat ---------------------------------------------------------------- */
 
-/* A chat event's "id" and "text" (our texts are plain ASCII); 0 when not a message. */
+/*
+ * A chat event's "id" and "text" (our texts are plain ASCII; a run of '~'
+ * pads some and is cut off here); 0 when not a message.
+ */
 static int chat_message(const struct wsc_msg *m, uint64_t *id, char *text, size_t cap)
 {
     const char *d = (const char *)m->data;
@@ -282,16 +285,17 @@ static int chat_message(const struct wsc_msg *m, uint64_t *id, char *text, size_
     ck_assert_msg(i != NULL && t != NULL, "message without id or text: %s", d);
     *id = strtoull(i + 5, NULL, 10);
     t += 8;
-    size_t n = strcspn(t, "\"");
+    size_t n = strcspn(t, "\"~");
     ck_assert_uint_lt(n, cap);
     memcpy(text, t, n);
     text[n] = '\0';
     return 1;
 }
 
-static void chat_open(struct client *c, int port, const char *path)
+/* A chat client on PATH; RCVBUF > 0: with a receive buffer that small. */
+static void chat_open(struct client *c, int port, const char *path, int rcvbuf)
 {
-    ck_assert_int_eq(cli_connect(c, port), 0);
+    ck_assert_int_eq(cli_connect_rcvbuf(c, port, rcvbuf), 0);
     ck_assert_int_eq(wsc_handshake(c, path, NULL, NULL, 0), 101);
 }
 
@@ -337,26 +341,26 @@ static void chat_until_type(struct client *c, const char *type)
 }
 
 #define CH_N     2000
+#define CH_PAD   3500           /* 7 MB in all: more than the kernel buffers take */
 #define CH_AFTER 100
 
 /*
  * A member that reads nothing while another publishes CH_N messages (its
- * receive buffer made small, so most of them wait in the server: stream
- * bytes, one frame possibly half written), and that has sent half of a
- * message of its own. Reload; it finishes its message and reads: every
- * message once, in id order, its own among those published after.
+ * receive buffer made small; past what the kernel's buffers take, they
+ * wait in the server: stream bytes, one frame possibly half written), and
+ * that has sent half of a message of its own. Reload; it finishes its
+ * message and reads: every message once, in id order, its own among those
+ * published after.
  */
 START_TEST(chat_backlog_crosses_reload)
 {
     struct server s;
-    srv_start(&s, "workers 2\nrate_limit 0");
+    srv_start(&s, "workers 2\nrate_limit 0\nmax_send_queue 64m");
     ck_assert(srv_wait_worker_count(&s, 2, 3000));
     struct client slow, pub;
-    chat_open(&slow, s.port, "/chat/q?nick=slow");
-    int small = 4096;
-    ck_assert_int_eq(setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    chat_open(&slow, s.port, "/chat/q?nick=slow", 4096);
     chat_until_type(&slow, "history_end");
-    chat_open(&pub, s.port, "/chat/q?nick=pub");
+    chat_open(&pub, s.port, "/chat/q?nick=pub", 0);
     chat_until_type(&pub, "history_end");
 
     static const char own[] = "{\"type\":\"message\",\"text\":\"slow-final\"}";
@@ -366,11 +370,14 @@ START_TEST(chat_backlog_crosses_reload)
 
     size_t cap = 0, len = 0;
     uint8_t *all = NULL;
+    char *body = malloc(CH_PAD + 96);
     for (int k = 0; k < CH_N; k++) {
-        char body[96];
-        int n = snprintf(body, sizeof body, "{\"type\":\"message\",\"text\":\"m-%d\"}", k);
-        wsc_frame_append(&all, &len, &cap, WS_FIN | WS_OP_TEXT, body, (size_t)n);
+        int n = snprintf(body, 96, "{\"type\":\"message\",\"text\":\"m-%d", k);
+        memset(body + n, '~', CH_PAD);
+        memcpy(body + n + CH_PAD, "\"}", 2);
+        wsc_frame_append(&all, &len, &cap, WS_FIN | WS_OP_TEXT, body, (size_t)n + CH_PAD + 2);
     }
+    free(body);
     ck_assert_int_eq(cli_send_t(&pub, all, len, 10000), 0);
     free(all);
     char last[32];
@@ -636,11 +643,7 @@ START_TEST(load_ten_reloads)
         lc[i].idx = i;
         char path[64];
         snprintf(path, sizeof path, "/chat/load?nick=m%d", i);
-        chat_open(&lc[i].c, s.port, path);
-        if (i < L_LAZY) {
-            int small = 8192;
-            setsockopt(lc[i].c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-        }
+        chat_open(&lc[i].c, s.port, path, i < L_LAZY ? 8192 : 0);
         chat_until_type(&lc[i].c, "history_end");
     }
     for (int i = L_CHAT; i < L_CHAT + L_ECHO; i++) {

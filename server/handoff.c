@@ -12,10 +12,12 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "conn.h"
 #include "endpoints.h"
@@ -29,6 +31,7 @@ _Static_assert(CONN_VIA_FORWARDED == HANDOFF_VIA_MAX, "via's range");
 
 #define BODY_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define MAX_FDS    2                /* the socket and the body */
+#define CHANNEL_MARGIN (64 * 1024)  /* send buffer kept free: dozens of records */
 
 static uint32_t next_seq;
 
@@ -38,7 +41,25 @@ static void count(struct worker *w, int failed)
     __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
 }
 
-/* A live slot of the newest generation other than ours, round robin; -1 if none. */
+/*
+ * Room for one more record on slot T's channel. Its send buffer is one
+ * socket shared by every sender, so the margin covers the others' records
+ * sent between this look and our sendmsg; a rare EAGAIN past it fails.
+ */
+static int channel_has_room(const struct worker *w, int t)
+{
+    int fd = w->ctx.handoff[t][1], queued = 0, cap = 0;
+    socklen_t len = sizeof cap;
+    if (ioctl(fd, SIOCOUTQ, &queued) < 0 || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cap, &len) < 0)
+        return 1;       /* cannot tell: sendmsg will */
+    return (int64_t)queued + CHANNEL_MARGIN <= cap;
+}
+
+/*
+ * A live slot of the newest generation other than ours whose channel has
+ * room, round robin: the slot, -EBUSY when every one is full for now, or
+ * -ENOENT when there is none.
+ */
 static int pick_target(const struct worker *w)
 {
     static unsigned turn;
@@ -49,13 +70,21 @@ static int pick_target(const struct worker *w)
             seg->slots[s].generation > newest)
             newest = seg->slots[s].generation;
     if (newest == w->ctx.generation)
-        return -1;
+        return -ENOENT;
     int live[SHM_MAX_SLOTS], n = 0;
     for (int s = 0; s < SHM_MAX_SLOTS; s++)
         if (__atomic_load_n(&seg->slots[s].pid, __ATOMIC_ACQUIRE) != 0 &&
             seg->slots[s].generation == newest)
             live[n++] = s;
-    return n ? live[turn++ % (unsigned)n] : -1;
+    if (n == 0)
+        return -ENOENT;
+    unsigned first = turn++;
+    for (int i = 0; i < n; i++) {
+        int t = live[(first + (unsigned)i) % (unsigned)n];
+        if (channel_has_room(w, t))
+            return t;
+    }
+    return -EBUSY;
 }
 
 /* One datagram BUF[0..len) with NFDS descriptors. 0 or -errno. */
@@ -128,6 +157,8 @@ int handoff_send(struct worker *w, struct conn *c)
     if (c->state != CONN_WS)
         return -EPIPE;
     int target = pick_target(w);
+    if (target == -EBUSY)
+        return -EBUSY;      /* it stays open here; handoff_retry() tries again */
     if (target < 0)
         return send_failed(w, c, "no new worker", 0);
     struct handoff_conn h;
@@ -197,15 +228,33 @@ static int take_back(struct worker *w, struct conn *c)
 
 void handoff_expire(struct worker *w, struct conn *c)
 {
-    log_write(LOG_LVL_WARN, 0, "conn %u: handed over but never answered: closing with 1012",
-              c->id);
+    int in_flight = c->state == CONN_HANDOFF;
+    log_write(LOG_LVL_WARN, 0, "conn %u: %s: closing with 1012", c->id,
+              in_flight ? "handed over but never answered" : "the new workers' channels stayed full");
     count(w, 1);
-    if (take_back(w, c) < 0)
+    if (in_flight && take_back(w, c) < 0)
         return;
     ws_conn_fail(w, c, WS_CLOSE_SERVICE_RESTART, "server reloading");
     /* An adopter that took it after all must not write after our close. */
-    if (c->state != CONN_DEAD)
+    if (in_flight && c->state != CONN_DEAD)
         shutdown(c->fd, SHUT_RDWR);
+}
+
+void handoff_retry(struct worker *w)
+{
+    uint32_t waiting = 0;
+    /* Retiring after a reload, every connection still open was put off. */
+    for (uint32_t i = 0; i < w->conns.fresh; i++) {
+        struct conn *c = &w->conns.conns[i];
+        if (c->state != CONN_WS)
+            continue;
+        int rc = handoff_send(w, c);
+        if (rc == -EBUSY)
+            waiting++;
+        else if (rc == -EAGAIN)
+            ws_conn_close(w, c, WS_CLOSE_SERVICE_RESTART, "server reloading");
+    }
+    w->handoff_waiting = waiting;
 }
 
 /* An answer about one of ours. Stale ones (another pid, seq or state) match nothing. */

@@ -47,12 +47,21 @@ struct conn;
 
 /*
  * Retiring worker: pass C (CONN_WS) to a worker of the newest generation.
- * 0 when C is in flight (CONN_HANDOFF: the answer decides); -EAGAIN when it
- * stays here and the caller closes it with 1012 (counted as a failure
- * unless reload_handoff is off); -EPIPE when C is no longer open (its
- * endpoint closed it, e.g. a chat member over max_send_queue gets 1013).
+ * 0 when C is in flight (CONN_HANDOFF: the answer decides); -EBUSY when
+ * every new worker's channel is full for now: C stays open and served
+ * here, the caller counts it in w->handoff_waiting for handoff_retry();
+ * -EAGAIN when it stays here and the caller closes it with 1012 (counted
+ * as a failure unless reload_handoff is off); -EPIPE when C is no longer
+ * open (its endpoint closed it, e.g. a chat member over max_send_queue
+ * gets 1013).
  */
 int  handoff_send(struct worker *w, struct conn *c);
+
+/*
+ * Retiring worker, each loop pass while w->handoff_waiting: try again the
+ * connections put off by -EBUSY (every CONN_WS one left); sets the count.
+ */
+void handoff_retry(struct worker *w);
 
 /*
  * Every message waiting on this slot's channel: connections handed to us
@@ -61,9 +70,11 @@ int  handoff_send(struct worker *w, struct conn *c);
 void handoff_receive(struct worker *w);
 
 /*
- * C (CONN_HANDOFF) got no answer by the shutdown deadline: best-effort 1012
- * from here, then cut the socket for whoever might still hold a copy.
- * Counted as a failure. The caller closes C.
+ * The shutdown deadline came for C, in flight without an answer
+ * (CONN_HANDOFF), or still waiting for room in a channel (CONN_WS):
+ * best-effort 1012 from here and, if it was in flight, the socket cut for
+ * whoever might still hold a copy. Counted as a failure. The caller
+ * closes C.
  */
 void handoff_expire(struct worker *w, struct conn *c);
 

@@ -291,6 +291,7 @@ static void begin_stop(struct worker *w, uint16_t code)
             if (code == WS_CLOSE_SERVICE_RESTART) {
                 int rc = handoff_send(w, c);
                 moved += rc == 0;
+                w->handoff_waiting += rc == -EBUSY;
                 if (rc != -EAGAIN)
                     continue;
             }
@@ -307,7 +308,8 @@ static void begin_stop(struct worker *w, uint16_t code)
         }
     }
     log_write(LOG_LVL_NOTICE, 0, "stopping: %u of %u connections handed to new workers, "
-              "the rest closed with %u or closing", moved, before, code);
+              "%u waiting for room in a channel, the rest closed with %u or closing", moved, before,
+              w->handoff_waiting, code);
 }
 
 static int handle_signals(struct worker *w)
@@ -340,7 +342,7 @@ static void stop_now(struct worker *w)
     /* Fast stop: one best-effort close frame each, no waiting. */
     for (uint32_t i = 0; i < w->conns.fresh; i++) {
         struct conn *c = &w->conns.conns[i];
-        if (c->state == CONN_HANDOFF)
+        if (c->state == CONN_HANDOFF || (c->state == CONN_WS && w->handoff_waiting > 0))
             handoff_expire(w, c);
         if (c->state == CONN_WS)
             ws_conn_fail(w, c, WS_CLOSE_GOING_AWAY, "server stopping");
@@ -474,6 +476,8 @@ void worker_loop_run(const struct worker_ctx *ctx)
          */
         if (w->stopping && w->conns.used == 0)
             handoff_receive(w);
+        if (w->handoff_waiting > 0)
+            handoff_retry(w);
         do
             endpoints_pass_end(w);
         while (release_closed(w));

@@ -424,12 +424,15 @@ static void adopt(struct worker *w, const uint8_t *buf, size_t len, int *fds, in
         return;
     if (w->stopping == WS_CLOSE_SERVICE_RESTART) {
         /* Retiring too: on to the newest generation, or 1012 from here. */
-        if (handoff_send(w, c) == -EAGAIN)
+        int sent = handoff_send(w, c);
+        if (sent == -EAGAIN)
             ws_conn_close(w, c, WS_CLOSE_SERVICE_RESTART, "server reloading");
-        return;
+        if (sent != -EBUSY)
+            return;
+        w->handoff_waiting++;       /* served here until a channel has room */
     }
     resume_input(w, c);
-    if (w->stopping)
+    if (w->stopping && w->stopping != WS_CLOSE_SERVICE_RESTART)
         ws_conn_close(w, c, (uint16_t)w->stopping, "server restarting");
 }
 

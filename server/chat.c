@@ -53,6 +53,7 @@ struct chat_member {
      * only) and the member is on the worker's replay list. */
     uint8_t  replaying;
     uint8_t  greeting;          /* a fresh join: history_end and a join event follow */
+    uint8_t  since_given;       /* its replay is of everything after an id (since=) */
     struct chat_replay replay;
     struct chat_member *rp_prev, *rp_next;
     struct chat_token *token;   /* an authenticated member's (its id.user points into it) */
@@ -698,6 +699,7 @@ static int greet(struct worker *w, struct conn *c, struct chat_member *mb,
         return rc;
     mb->greeting = 1;
     mb->announced = 0;
+    mb->since_given = q->since_present && q->since_ok;
     struct chat_replay_src src = replay_src(w);
     if (chat_replay_start(&src, &mb->replay, w, c, head, lr->name, lr->name_len,
                           q->since_present && q->since_ok, q->since) < 0) {
@@ -769,26 +771,84 @@ static struct chat_member *detach(struct worker *w, struct conn *c, int keep_cou
     return mb;
 }
 
-/* What a retiring worker passes on with a chat connection (same binary on both ends). */
+/*
+ * What a retiring worker passes on with a chat connection (same binary on
+ * both ends; the adopter checks every field, chat_handoff_check).
+ * Everything up to resume_id is in the connection's queued output, or was
+ * written: the adopter replays the room's messages after it.
+ */
 struct chat_handoff {
     struct chat_identity identity;  /* its user pointer is not used: user[] is */
     uint8_t  room_len;
     char     room[RING_ROOM_MAX];
-    uint64_t resume_id;         /* every entry up to this id has been written */
+    uint64_t resume_id;         /* every entry up to this id has been written or queued */
     uint32_t room_epoch;        /* room table epoch it stayed counted in */
     uint8_t  user_len;          /* 0: a guest */
     char     user[JWT_SUB_MAX];
     int64_t  expires_s;         /* its token's end, with user_len */
+    uint8_t  have_since;        /* 0: a join whose history had not begun: the room's
+                                   last history_size messages, not those after an id */
+    uint8_t  greeting;          /* its history_end and join event are still to come */
+    uint8_t  announced;         /* its join was published: a leave follows */
 };
 
-/* Only a member with nothing of its stream pending moves: it has seen every entry drained here. */
+/*
+ * MB's stream bytes not yet written join its connection's private output,
+ * in the order worker_flush() writes them: the rest of a frame under way
+ * in front of everything, the frames after it at the end. 0 or -ENOMEM.
+ */
+static int stream_to_output(struct worker *w, struct chat_member *mb)
+{
+    struct conn *c = mb->conn;
+    struct iovec rest[2], all[4];
+    int k = stream_rest_of_frame(&mb->cur, rest);
+    int n = stream_iov(&mb->cur, NULL, 0, all, 4);   /* the same rest first, then the frames */
+    size_t at = 0;
+    for (int i = 0; i < k; at += rest[i].iov_len, i++)
+        if (conn_out_insert(&w->conns, c, at, rest[i].iov_base, rest[i].iov_len) < 0)
+            return -ENOMEM;
+    for (int i = k; i < n; i++)
+        if (conn_out_append(&w->conns, c, all[i].iov_base, all[i].iov_len) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+/*
+ * Any member moves: a live one with what its stream still had for it
+ * moved into its output (resuming after the newest id drained here), one
+ * whose history is under way after the last message it was given.
+ */
 static ssize_t chat_handoff_take(struct worker *w, struct conn *c, void *rec, size_t cap)
 {
     struct chat_member *mb = member_of(c);
     struct chat_handoff h;
-    if (mb == NULL || mb->replaying || stream_pending(&mb->cur) != 0 || cap < sizeof h)
+    if (mb == NULL || cap < sizeof h)
         return -EAGAIN;
+    if (!mb->replaying && backlog(mb) > w->cfg->max_send_queue) {
+        /* What the end of this pass would do to it (chat_pass_end). */
+        STAT_ADD(w, drops_slow, 1);
+        log_at(LOG_LVL_WARN, 0, "conn %u: send queue over %llu bytes: closing with 1013",
+               c->id, (unsigned long long)w->cfg->max_send_queue);
+        ws_conn_close(w, c, WS_CLOSE_TRY_AGAIN, "send queue full");
+        return -EPIPE;
+    }
     memset(&h, 0, sizeof h);
+    if (mb->replaying) {
+        /* Messages go out in id order: the last one given is where to go on. */
+        h.resume_id = mb->replay.after;
+        h.have_since = mb->since_given || mb->replay.after != 0;
+    } else {
+        if (stream_to_output(w, mb) < 0) {
+            log_write(LOG_LVL_ALERT, ENOMEM, "conn %u: moving its stream to its output failed",
+                      c->id);
+            worker_close_now(w, c);     /* the peer would see a cut frame */
+            return -ENOMEM;
+        }
+        h.resume_id = cw->last_id;
+        h.have_since = 1;
+    }
+    h.greeting = mb->greeting;
+    h.announced = (uint8_t)(mb->announced != 0);
     h.identity = mb->id;
     h.identity.user = NULL;
     if (mb->token != NULL) {
@@ -798,7 +858,6 @@ static ssize_t chat_handoff_take(struct worker *w, struct conn *c, void *rec, si
     }
     h.room_len = mb->room->name_len;
     memcpy(h.room, mb->room->name, h.room_len);
-    h.resume_id = cw->last_id;
     /*
      * It stays counted in its room while in flight: the room must not read
      * empty (and lose its entry to a new name) between the two workers.
@@ -823,14 +882,40 @@ static void chat_handoff_abort(struct worker *w, const void *rec, size_t len)
     lock_release(&w->ctx.seg->lock);
 }
 
+/* A uuid4 as new_uid() writes it: 36 characters, dashes at 8, 13, 18, 23, NUL. */
+static int uid_valid(const char uid[37])
+{
+    for (int i = 0; i < 36; i++) {
+        char ch = uid[i];
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? ch != '-' : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return 0;
+    }
+    return uid[36] == '\0';
+}
+
+/* Every field of a record from another process, before its connection is taken. */
+static int chat_handoff_check(struct worker *w, const void *rec, size_t len)
+{
+    struct chat_handoff h;
+    (void)w;
+    if (len != sizeof h)
+        return -EINVAL;
+    memcpy(&h, rec, sizeof h);
+    const struct chat_identity *id = &h.identity;
+    int ok = h.room_len <= RING_ROOM_MAX && chat_room_name_valid(h.room, h.room_len) &&
+             uid_valid(id->uid) && id->nick_len <= CHAT_NICK_MAX_BYTES &&
+             chat_nick_valid(id->nick, id->nick_len) && h.user_len <= JWT_SUB_MAX &&
+             id->user_len == h.user_len && (h.user_len > 0 || h.expires_s == 0) &&
+             h.have_since <= 1 && h.greeting <= 1 && h.announced <= 1 &&
+             (h.have_since || h.resume_id == 0);
+    return ok ? 0 : -EINVAL;
+}
+
 static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec, size_t len)
 {
     struct chat_handoff h;
-    if (len != sizeof h) {
-        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "bad handoff record");
-        return -EINVAL;
-    }
-    memcpy(&h, rec, sizeof h);
+    memcpy(&h, rec, len < sizeof h ? len : sizeof h);   /* chat_handoff_check()ed */
     struct chat_member *mb = calloc(1, sizeof *mb);
     if (mb == NULL) {
         chat_handoff_abort(w, rec, len);
@@ -841,9 +926,7 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
     mb->id.user = NULL;
     mb->id.user_len = 0;
     if (h.user_len > 0) {
-        mb->token = chat_token_restore(&cw->tokens, mb, h.user,
-                                       h.user_len > JWT_SUB_MAX ? JWT_SUB_MAX : h.user_len,
-                                       h.expires_s);
+        mb->token = chat_token_restore(&cw->tokens, mb, h.user, h.user_len, h.expires_s);
         if (mb->token == NULL) {
             free(mb);
             chat_handoff_abort(w, rec, len);
@@ -853,21 +936,22 @@ static int chat_handoff_adopt(struct worker *w, struct conn *c, const void *rec,
         mb->id.user = mb->token->user;
         mb->id.user_len = mb->token->user_len;
     }
-    mb->announced = 1;
+    mb->announced = h.announced;
+    mb->greeting = h.greeting;
+    mb->since_given = h.have_since;
     access_name(w, c, mb, h.room, h.room_len);
     struct chat_room_head head;
-    int rc = attach(w, c, mb, h.room, h.room_len > RING_ROOM_MAX ? RING_ROOM_MAX : h.room_len,
-                    (int)h.room_epoch, &head);
+    int rc = attach(w, c, mb, h.room, h.room_len, (int)h.room_epoch, &head);
     if (rc < 0)
         return rc;
     /*
-     * The old worker had sent everything up to resume_id; attach() drained
+     * The old worker had queued everything up to resume_id; attach() drained
      * this worker to the ring head, which is at least that far, so what the
      * member misses in between is exactly the history after resume_id.
      */
     struct chat_replay_src src = replay_src(w);
     if (chat_replay_start(&src, &mb->replay, w, c, &head, mb->room->name,
-                          mb->room->name_len, 1, h.resume_id) < 0) {
+                          mb->room->name_len, h.have_since, h.resume_id) < 0) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
         return -ENOMEM;
     }
@@ -980,6 +1064,7 @@ const struct ws_endpoint chat_endpoint = {
     .message = chat_message,
     .close = chat_close,
     .handoff_take = chat_handoff_take,
+    .handoff_check = chat_handoff_check,
     .handoff_adopt = chat_handoff_adopt,
     .handoff_abort = chat_handoff_abort,
     .of_user = chat_of_user,

@@ -214,7 +214,7 @@ int chat_replay_step(const struct chat_replay_src *src, struct chat_replay *rp,
 {
     if (rp->journal != NULL) {
         uint64_t lo, hi;
-        int rc = chat_replay_journal_step(rp->journal, w, c, budget, &lo, &hi);
+        int rc = chat_replay_journal_step(rp->journal, w, c, budget, &rp->after, &lo, &hi);
         if (rc == 0 || rc == -ENOMEM)
             return rc;
         chat_replay_fini(rp);

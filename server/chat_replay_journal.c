@@ -68,8 +68,8 @@ int chat_replay_journal_open(const char *dir, const char *room, size_t room_len,
     return 0;
 }
 
-int chat_replay_journal_step(struct chat_replay_journal *jr, struct worker *w, struct conn *c,
-                             size_t budget, uint64_t *lost_lo, uint64_t *lost_hi)
+static int step(struct chat_replay_journal *jr, struct worker *w, struct conn *c,
+                size_t budget, uint64_t *lost_lo, uint64_t *lost_hi)
 {
     size_t scanned = 0;
     while (conn_out_pending(c) < budget) {
@@ -113,6 +113,16 @@ int chat_replay_journal_step(struct chat_replay_journal *jr, struct worker *w, s
             return -ENOMEM;
     }
     return 0;
+}
+
+int chat_replay_journal_step(struct chat_replay_journal *jr, struct worker *w, struct conn *c,
+                             size_t budget, uint64_t *after, uint64_t *lost_lo, uint64_t *lost_hi)
+{
+    int rc = step(jr, w, c, budget, lost_lo, lost_hi);
+    /* Every id up to jr->after was sent, or is another room's. */
+    if (jr->after > *after)
+        *after = rc == -EIO ? jr->upto : jr->after;
+    return rc;
 }
 
 void chat_replay_journal_close(struct chat_replay_journal *jr)

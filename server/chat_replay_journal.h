@@ -45,14 +45,18 @@ int chat_replay_journal_open(const char *dir, const char *room, size_t room_len,
                              uint64_t *missing_hi);
 
 /*
- * Copy the next messages into C's output until it holds BUDGET bytes.
+ * Copy the next messages into C's output until it holds BUDGET bytes;
+ * *AFTER moves to the newest id this member no longer needs (sent, another
+ * room's, or covered by the gap the caller sends for -EIO): where a
+ * hand-over resumes.
  * 1 when the range is done (or the journal ends), 0 to be called again,
  * -ENOMEM, or -EIO (the journal could not be read, or has not caught up
  * within JOURNAL_WAIT_MS: the ids from *LOST_LO to *LOST_HI were not sent,
  * the caller sends a gap for them).
  */
 int chat_replay_journal_step(struct chat_replay_journal *jr, struct worker *w, struct conn *c,
-                             size_t budget, uint64_t *lost_lo, uint64_t *lost_hi);
+                             size_t budget, uint64_t *after, uint64_t *lost_lo,
+                             uint64_t *lost_hi);
 
 void chat_replay_journal_close(struct chat_replay_journal *jr);
 

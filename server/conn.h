@@ -25,6 +25,8 @@ enum conn_state {
     CONN_WS,            /* WebSocket open */
     CONN_WS_CLOSING,    /* we sent a close frame; waiting for the peer's */
     CONN_LINGER,        /* nothing more to read: flush `out`, then close */
+    CONN_HANDOFF,       /* sent to a new worker at reload, awaiting its answer:
+                           out of epoll, on no timer, no I/O (handoff.c) */
     CONN_DEAD           /* on the close list, freed after this loop pass */
 };
 
@@ -69,6 +71,7 @@ struct conn {
     uint8_t *out; uint32_t out_off, out_len, out_cap;
     uint8_t *msg; uint64_t msg_len, msg_cap;
     uint32_t msg_since_s;       /* monotonic seconds when the open message began */
+    uint32_t handoff_seq;       /* CONN_HANDOFF: the number the answer must name */
     uint8_t  peer[16];          /* client address, IPv4 as ::ffff:a.b.c.d: the TCP
                                    peer, or the client a trusted proxy named */
     struct ws_parser parser;

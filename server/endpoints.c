@@ -62,6 +62,11 @@ const struct ws_endpoint *endpoints_at(unsigned idx)
     return idx < NENDPOINTS ? table[idx] : NULL;
 }
 
+unsigned endpoints_count(void)
+{
+    return (unsigned)NENDPOINTS;
+}
+
 int endpoints_init(struct worker *w)
 {
     for (size_t i = 0; i < NENDPOINTS; i++) {

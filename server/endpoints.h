@@ -23,6 +23,8 @@ const struct ws_endpoint *endpoints_route(const char *path, size_t len,
 /* Position of EP in the table (what a hand-over record names), and back (NULL if out of range). */
 unsigned endpoints_index(const struct ws_endpoint *ep);
 const struct ws_endpoint *endpoints_at(unsigned idx);
+/* How many endpoints the table has. */
+unsigned endpoints_count(void);
 
 /* Every endpoint's init hook, in table order. 0, or the first failure (< 0). */
 int  endpoints_init(struct worker *w);

@@ -8,8 +8,9 @@
  * a reload starts the new generation in free slots before the old one is
  * told (SIGUSR2) to retire, so some worker is always accepting on the
  * listen sockets, which stay open in the master throughout. Retiring
- * workers pass idle WebSockets to the new ones over the socket pairs
- * (handoff.c); every worker inherits all of them, as with the eventfds.
+ * workers pass their WebSockets to the new ones over the socket pairs
+ * (handoff.c), and the answers come back the same way; every worker
+ * inherits all of them, as with the eventfds.
  * The pid file stays open and flock()ed for the master's life: the lock,
  * not the number in it, is what says a master is running.
  */

@@ -48,6 +48,22 @@ static const struct field fields[] = {
 #undef F
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
+/* Counters of the whole segment, not of a slot: no slot label in /metrics. */
+#define G(n, p, h) { #n, p, h, offsetof(struct shm_segment, n), 0 }
+static const struct field seg_fields[] = {
+    G(handoffs, "handoffs_total", "WebSocket connections handed to a new worker at reload"),
+    G(handoff_failures, "handoff_failures_total",
+      "WebSocket connections closed with 1012 at reload: the new worker could not take them"),
+};
+#undef G
+#define NSEG_FIELDS (sizeof seg_fields / sizeof seg_fields[0])
+
+static uint64_t seg_counter(const struct shm_segment *seg, size_t f)
+{
+    const uint64_t *p = (const uint64_t *)((const char *)seg + seg_fields[f].off);
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 int stats_route(const char *path, size_t len)
 {
     return (len == 6 && memcmp(path, "/stats", 6) == 0) ||
@@ -85,6 +101,10 @@ ssize_t stats_render_json(const struct shm_segment *seg, char *dst, size_t cap)
     strbuf_printf(&b, "],\"total\":{\"workers\":%d", workers);
     for (size_t f = 0; f < NFIELDS; f++)
         strbuf_printf(&b, ",\"%s\":%llu", fields[f].name, (unsigned long long)total[f]);
+    /* Server-wide only: counted by retiring workers, which are gone soon after. */
+    for (size_t f = 0; f < NSEG_FIELDS; f++)
+        strbuf_printf(&b, ",\"%s\":%llu", seg_fields[f].name,
+                      (unsigned long long)seg_counter(seg, f));
     strbuf_printf(&b, "},\"ring\":{\"capacity\":%llu,\"head\":%llu,\"tail\":%llu,"
                   "\"last_id\":%llu}",
                   (unsigned long long)seg->ring.capacity,
@@ -122,6 +142,10 @@ ssize_t stats_render_metrics(const struct shm_segment *seg, char *dst, size_t ca
                           (unsigned long long)counter(sl, f));
         }
     }
+    for (size_t f = 0; f < NSEG_FIELDS; f++)
+        strbuf_printf(&b, "# HELP wschat_%s %s\n# TYPE wschat_%s counter\nwschat_%s %llu\n",
+                      seg_fields[f].prom, seg_fields[f].help, seg_fields[f].prom,
+                      seg_fields[f].prom, (unsigned long long)seg_counter(seg, f));
     /* An id, not a count of events: a gauge (that happens only to grow). */
     strbuf_printf(&b, "# HELP wschat_ring_last_id Id of the newest chat event\n"
                   "# TYPE wschat_ring_last_id gauge\nwschat_ring_last_id %llu\n",

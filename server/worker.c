@@ -249,7 +249,7 @@ static void update_events(struct worker *w, struct conn *c, int pending)
 
 void worker_flush(struct worker *w, struct conn *c)
 {
-    if (c->state == CONN_DEAD)
+    if (c->state == CONN_DEAD || c->state == CONN_HANDOFF)
         return;
     for (;;) {
         struct iovec iov[FLUSH_IOV];

@@ -56,6 +56,7 @@ struct worker {
     int reserve_fd;             /* spare fd, given up to shed a connection on EMFILE */
     int accepting;              /* listen fds registered in epoll */
     int stopping;               /* 0, or the close code being sent to everyone */
+    uint32_t handoff_waiting;   /* retiring: WebSockets put off until a channel has room */
     uint64_t stop_deadline_ms;
     uint64_t now_ms;            /* monotonic, refreshed once per loop pass */
     struct conn_table conns;

@@ -309,10 +309,13 @@ static void begin_stop(struct worker *w, uint16_t code)
     for (uint32_t i = 0; i < w->conns.fresh; i++) {
         struct conn *c = &w->conns.conns[i];
         if (c->state == CONN_WS) {
-            /* On reload, an idle WebSocket moves to a new worker unseen. */
-            if (code == WS_CLOSE_SERVICE_RESTART && handoff_send(w, c) == 0) {
-                moved++;
-                continue;
+            /* On reload, a WebSocket moves to a new worker unseen, busy or not. */
+            if (code == WS_CLOSE_SERVICE_RESTART) {
+                int rc = handoff_send(w, c);
+                moved += rc == 0;
+                w->handoff_waiting += rc == -EBUSY;
+                if (rc != -EAGAIN)
+                    continue;
             }
             ws_conn_close(w, c, code, code == WS_CLOSE_SERVICE_RESTART ?
                           "server reloading" : "server stopping");
@@ -327,7 +330,8 @@ static void begin_stop(struct worker *w, uint16_t code)
         }
     }
     log_write(LOG_LVL_NOTICE, 0, "stopping: %u of %u connections handed to new workers, "
-              "the rest closed with %u", moved, before, code);
+              "%u waiting for room in a channel, the rest closed with %u or closing", moved, before,
+              w->handoff_waiting, code);
 }
 
 static int handle_signals(struct worker *w)
@@ -361,6 +365,8 @@ static void stop_now(struct worker *w)
     /* Fast stop: one best-effort close frame each, no waiting. */
     for (uint32_t i = 0; i < w->conns.fresh; i++) {
         struct conn *c = &w->conns.conns[i];
+        if (c->state == CONN_HANDOFF || (c->state == CONN_WS && w->handoff_waiting > 0))
+            handoff_expire(w, c);
         if (c->state == CONN_WS)
             ws_conn_fail(w, c, WS_CLOSE_GOING_AWAY, "server stopping");
         if (c->state != CONN_FREE && c->state != CONN_DEAD)
@@ -461,7 +467,8 @@ void worker_loop_run(const struct worker_ctx *ctx)
             uint64_t tag = events[i].data.u64;
             if (tag >= CONN_TAG_BASE) {
                 struct conn *c = &w->conns.conns[tag - CONN_TAG_BASE];
-                if (c->state == CONN_DEAD || c->state == CONN_FREE)
+                /* In flight to a new worker since this batch was fetched: not ours to read. */
+                if (c->state == CONN_DEAD || c->state == CONN_FREE || c->state == CONN_HANDOFF)
                     continue;
                 if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
                     on_readable(w, c);
@@ -489,6 +496,15 @@ void worker_loop_run(const struct worker_ctx *ctx)
             }
         }
         finish_disconnects(w);
+        /*
+         * Retiring with nothing left: a connection handed to us just before
+         * the new generation existed may still wait in our channel. Adopt
+         * (and pass on) what is there before leaving.
+         */
+        if (w->stopping && w->conns.used == 0)
+            handoff_receive(w);
+        if (w->handoff_waiting > 0)
+            handoff_retry(w);
         do
             endpoints_pass_end(w);
         while (release_closed(w));

@@ -47,10 +47,28 @@ int ws_conn_open(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
 }
 
 int ws_conn_adopt(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
-                  const void *rec, size_t len)
+                  const struct ws_parser *parser, const void *rec, size_t len)
 {
     begin(w, c, ep);
+    c->parser = *parser;
     return ep->handoff_adopt != NULL ? ep->handoff_adopt(w, c, rec, len) : 0;
+}
+
+int ws_conn_msg_age(const struct worker *w, const struct conn *c, uint32_t *age_s)
+{
+    *age_s = 0;
+    if (c->msg_since_s == 0)
+        return 0;
+    uint64_t now_s = w->now_ms / 1000 + 1;
+    *age_s = now_s > c->msg_since_s ? (uint32_t)(now_s - c->msg_since_s) : 0;
+    return 1;
+}
+
+void ws_conn_msg_age_set(struct worker *w, struct conn *c, uint32_t age_s)
+{
+    uint64_t now_s = w->now_ms / 1000 + 1;     /* never 0, as in reassemble() */
+    c->msg_since_s = now_s > age_s ? (uint32_t)(now_s - age_s) : 1;
+    w->conns.msg_open++;
 }
 
 void ws_conn_release(struct worker *w, struct conn *c)
@@ -108,7 +126,7 @@ void ws_conn_close(struct worker *w, struct conn *c, uint16_t code, const char *
 
 void ws_conn_fail(struct worker *w, struct conn *c, uint16_t code, const char *reason)
 {
-    if (c->state == CONN_DEAD || c->state == CONN_LINGER)
+    if (c->state == CONN_DEAD || c->state == CONN_LINGER || c->state == CONN_HANDOFF)
         return;
     log_at(LOG_LVL_INFO, 0, "conn %u: failing the connection with %u (%s)", c->id, code, reason);
     if (code == WS_CLOSE_PROTOCOL_ERROR || code == WS_CLOSE_INVALID_DATA || code == WS_CLOSE_TOO_BIG)

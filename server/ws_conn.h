@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "result.h"
+#include "ws_frame.h"
 
 struct worker;
 struct conn;
@@ -57,7 +58,16 @@ struct ws_endpoint {
      * NULL: the endpoint's connections never move.
      */
     ssize_t (*handoff_take)(struct worker *w, struct conn *c, void *rec, size_t cap);
-    /* The adopting side of handoff_take (NULL: nothing to restore). 0, or < 0 (C failed). */
+    /*
+     * The adopting side, before it takes C: is REC[0..len) a record
+     * handoff_take could have written (every field in range)? 0, or < 0:
+     * C is refused and stays with its sender (NULL: any record is).
+     */
+    int (*handoff_check)(struct worker *w, const void *rec, size_t len);
+    /*
+     * The adopting side of handoff_take, once C is ours (NULL: nothing to
+     * restore). It may queue output but not write it. 0, or < 0 (C failed).
+     */
     int (*handoff_adopt)(struct worker *w, struct conn *c, const void *rec, size_t len);
     /*
      * A record from handoff_take that no worker will adopt (the channel was
@@ -83,9 +93,18 @@ struct ws_endpoint {
 int  ws_conn_open(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
                   const char *sub, size_t sub_len, const char *query, size_t query_len);
 
-/* Adopting worker: C is a WebSocket of EP handed over with REC. 0 or < 0 (C failed). */
+/*
+ * Adopting worker: C is a WebSocket of EP handed over with its decoder
+ * state PARSER (buffers already restored) and the endpoint's REC. 0 or < 0
+ * (C failed).
+ */
 int  ws_conn_adopt(struct worker *w, struct conn *c, const struct ws_endpoint *ep,
-                   const void *rec, size_t len);
+                   const struct ws_parser *parser, const void *rec, size_t len);
+
+/* Retiring worker: 1 with *age_s set when C's open message has its clock running, else 0. */
+int  ws_conn_msg_age(const struct worker *w, const struct conn *c, uint32_t *age_s);
+/* Adopting worker: C's reassembled data is restored; its clock started AGE_S seconds ago. */
+void ws_conn_msg_age_set(struct worker *w, struct conn *c, uint32_t age_s);
 
 /* The worker releases C (closed): tell its endpoint, uncount it. */
 void ws_conn_release(struct worker *w, struct conn *c);

@@ -87,6 +87,9 @@ struct shm_segment {
     uint64_t pring_off;         /* where the presence ring starts (after the rooms) */
     _Alignas(64) struct shm_lock lock;
     struct shm_slot slots[SHM_MAX_SLOTS];
+    /* Reload hand-overs, server-wide: they outlive the retiring workers that count them. */
+    _Alignas(64) uint64_t handoffs;         /* connections adopted by a new worker */
+    uint64_t handoff_failures;              /* closed with 1012 instead */
     _Alignas(64) struct shm_lock ip_lock;   /* guards ips (not the publish lock:
                                                accepts must not wait on publishers) */
     struct ip_limit ips;                    /* connections per client address */

@@ -776,6 +776,11 @@ void srv_stop(struct server *s)
 
 int cli_connect(struct client *c, int port)
 {
+    return cli_connect_rcvbuf(c, port, 0);
+}
+
+int cli_connect_rcvbuf(struct client *c, int port, int rcvbuf)
+{
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
@@ -783,6 +788,9 @@ int cli_connect(struct client *c, int port)
     c->port = port;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Before connect(), so the window offered matches it (shrinking it later drops data). */
+    if (rcvbuf > 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {

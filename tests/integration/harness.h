@@ -155,6 +155,8 @@ struct client {
 
 /* TCP connect to 127.0.0.1:PORT within 3 s; 0, or -1 with errno. */
 int  cli_connect(struct client *c, int port);
+/* The same with SO_RCVBUF set to RCVBUF bytes first (0: the default). */
+int  cli_connect_rcvbuf(struct client *c, int port, int rcvbuf);
 void cli_close(struct client *c);
 /* Close with SO_LINGER 0, so the peer sees a reset. */
 void cli_abort(struct client *c);

@@ -82,6 +82,8 @@ static void seg_setup(void)
     seg->ring.head = 640;
     seg->ring.tail = 128;
     seg->ring.last_id = 7;
+    seg->handoffs = 11;
+    seg->handoff_failures = 3;
 }
 
 static void seg_teardown(void)
@@ -199,11 +201,14 @@ START_TEST(json_document)
     object_at(out, "\"total\":{", obj, sizeof obj);
     ck_assert(has(obj, "\"total\":{\"workers\":2,"));
     for (size_t f = 0; f < NCOUNTERS; f++) {
-        snprintf(want, sizeof want, "\"%s\":%llu%c", names[f].name,
-                 (unsigned long long)(value(0, f) + value(1, f)),
-                 f + 1 < NCOUNTERS ? ',' : '}');
+        snprintf(want, sizeof want, "\"%s\":%llu,", names[f].name,
+                 (unsigned long long)(value(0, f) + value(1, f)));
         ck_assert_msg(has(obj, want), "total lacks %s", want);
     }
+    /* The segment's own counters close the totals (no worker holds them). */
+    ck_assert(has(obj, ",\"rejects_limit\":"));
+    ck_assert(has(obj, ",\"handoffs\":11,\"handoff_failures\":3}"));
+    ck_assert(!has(out, "\"slot\":3,\"pid\":4242,\"generation\":2,\"handoffs\""));
     const char ring[] = ",\"ring\":{\"capacity\":4096,\"head\":640,\"tail\":128,"
                         "\"last_id\":7}}\n";
     ck_assert_uint_gt((size_t)n, sizeof ring - 1);
@@ -254,9 +259,12 @@ START_TEST(metrics_document)
     }
     ck_assert(!has(out, "{slot=\"5\"}"));
     ck_assert(has(out, "# TYPE wschat_ring_last_id gauge\nwschat_ring_last_id 7\n"));
+    ck_assert(has(out, "\n# TYPE wschat_handoffs_total counter\nwschat_handoffs_total 11\n"));
+    ck_assert(has(out, "\n# TYPE wschat_handoff_failures_total counter\n"
+                  "wschat_handoff_failures_total 3\n"));
     /* HELP + TYPE + one line per live slot, per counter; three each for
-     * build_info and ring_last_id. */
-    ck_assert_uint_eq(count_lines(out), NCOUNTERS * 4 + 6);
+     * build_info, ring_last_id and the two server-wide hand-over counters. */
+    ck_assert_uint_eq(count_lines(out), NCOUNTERS * 4 + 12);
     ck_assert(has(out, "# HELP wschat_build_info "));
     ck_assert_mem_eq(out, "# HELP wschat_build_info ", 25);
     snprintf(want, sizeof want, "\n# TYPE wschat_build_info gauge\n"
@@ -303,7 +311,7 @@ START_TEST(metrics_conventions)
         ck_assert_msg(len == strlen(family) && strncmp(line, family, len) == 0,
                       "sample \"%s\" outside family %s", line, family);
     }
-    ck_assert_int_eq(families, (int)NCOUNTERS + 2);
+    ck_assert_int_eq(families, (int)NCOUNTERS + 4);
 }
 END_TEST
 
@@ -411,7 +419,7 @@ START_TEST(serve_worst_case)
     ck_assert(has(out, "{\"slot\":127,\"pid\":2147483647,\"generation\":4294967295,"));
     n = stats_render_metrics(seg, out, sizeof out);
     out[n] = '\0';
-    ck_assert_uint_eq(count_lines(out), NCOUNTERS * (2 + SHM_MAX_SLOTS) + 6);
+    ck_assert_uint_eq(count_lines(out), NCOUNTERS * (2 + SHM_MAX_SLOTS) + 12);
 }
 END_TEST
 

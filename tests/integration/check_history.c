@@ -3,7 +3,8 @@
  * across full restarts of the whole process tree. A journal folder outside
  * the server's temp dir survives each srv_stop; every start reads it back.
  *
- *  - a graceful stop and start: the room's history replays identically
+ *  - a graceful stop (SIGQUIT) and start, then a fast one (SIGTERM): the
+ *    room's history replays identically
  *    (ids, texts, order), ?since= resumes with no gap and nothing twice,
  *    and new ids are above every id sent before, presence events included;
  *  - kill -9 of the whole tree under everysec, with a torn record appended:
@@ -192,6 +193,9 @@ START_TEST(restart_keeps_history_and_ids)
     say(&e, &got, "after");
     ck_assert_uint_gt(got.ids[0], max_before);
     cli_close(&e);
+    /* This time a fast stop (SIGTERM): the journal still writes and syncs the rest. */
+    ck_assert_int_eq(kill(s.pid, SIGTERM), 0);
+    ck_assert(srv_wait_exit(&s, 5000));
     srv_stop(&s);
 
     /* And once more: the message of the second run is kept too. */

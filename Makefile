@@ -26,7 +26,7 @@ FUZZ_SECONDS ?= 5
 HEADERS = $(wildcard server/*.h shared/*.h)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
-        headers check-includes clean bench bench-smoke test-browser test-tls soak valgrind \
+        headers check-includes clean bench bench-journal bench-smoke test-browser test-tls soak valgrind \
         install uninstall test-install
 
 all: wsmaster
@@ -147,6 +147,11 @@ BENCH_ENV = WSCHAT_BIN=$(CURDIR)/$(B)/wsmaster WSBENCH=$(CURDIR)/$(B)/wsbench WS
 bench: deps
 	$(MAKE) $(B)/wsmaster $(B)/wsbench
 	$(BENCH_ENV) bash tests/bench/run-bench.sh $(if $(filter 1,$(PIN)),--pin)
+
+# Only the journal's part of `make bench`: the fanout ramp with history_file
+# off, history_fsync everysec and always, each on a fresh server (PIN=1 too).
+bench-journal: $(B)/wsmaster $(B)/wsbench
+	$(BENCH_ENV) bash tests/bench/run-bench.sh --journal-only $(if $(filter 1,$(PIN)),--pin)
 
 # The same scenarios at tiny scale: asserts correctness only, never a time.
 bench-smoke: $(B)/wsmaster $(B)/wsbench

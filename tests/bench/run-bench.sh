@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# run-bench.sh [--smoke] [--pin]: start wsmaster from a throwaway config, run
-# the wsbench scenarios against it, print one summary table, stop the server.
-# The full run then starts the uWebSockets.js peer (tests/bench/uws/, npm
-# package `uwebsockets`, installed on first use) and runs join, echo and
-# rooms against it the same way, for the wschat/uWS ratios in the table.
+# run-bench.sh [--smoke] [--pin] [--journal-only]: start wsmaster from a
+# throwaway config, run the wsbench scenarios against it, print one summary
+# table, stop the server. The full run then starts the uWebSockets.js peer
+# (tests/bench/uws/, npm package `uwebsockets`, installed on first use) and
+# runs join, echo and rooms against it the same way, for the wschat/uWS
+# ratios in the table; last, it runs the fanout ramp three times, each on a
+# fresh server with `history_file off`, `history_fsync everysec` and
+# `history_fsync always`, for the journal's cost as ratios to `off`.
 #
 # Builds nothing: the Makefile passes WSCHAT_BIN (server binary) and
 # WSBENCH (load generator) in the environment; WSCHAT_ROOT (repo root,
@@ -12,23 +15,30 @@
 #
 # --smoke: small figures, every scenario with --check, never the peer; exit
 # 1 if any check fails, the server dies, or its log has [alert]/[crit]
-# lines. Full: the figures in the design (fanout ramp 1000 members, echo
+# lines; a second server with `history_fsync always` runs a small fanout
+# check (delivery waits for the disk there). Full: the figures in the design (fanout ramp 1000 members, echo
 # 100, conns 10000, rooms 8000 x 2), report only; exit non-zero only if a
 # scenario could not run at all.
 #
 # --pin (make bench PIN=1): the server (wsmaster with `workers 1`, or the
 # peer) on CPU 0 and wsbench on CPU 1, with taskset; unpinned by default.
+# The journal process inherits the mask: pinned, it shares CPU 0.
+#
+# --journal-only (make bench-journal): only the three fanout ramps above.
 set -u
 
 MODE=full
 PIN=0
+JOURNAL_ONLY=0
 for arg in "$@"; do
     case "$arg" in
         --smoke) MODE=smoke ;;
         --pin) PIN=1 ;;
-        *) echo "usage: $0 [--smoke] [--pin]" >&2; exit 2 ;;
+        --journal-only) JOURNAL_ONLY=1 ;;
+        *) echo "usage: $0 [--smoke] [--pin] [--journal-only]" >&2; exit 2 ;;
     esac
 done
+[ "$MODE" = smoke ] && JOURNAL_ONLY=0
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=${WSCHAT_ROOT:-$(cd "$HERE/../.." && pwd)}
@@ -79,7 +89,7 @@ stop_server() {
 cleanup() {
     stop_server
     if [ -n "${BENCH_OUT:-}" ]; then
-        mkdir -p "$BENCH_OUT" && cp "$TMP"/*.json "$TMP"/error.log "$TMP"/*.out "$BENCH_OUT"/ 2>/dev/null
+        mkdir -p "$BENCH_OUT" && cp "$TMP"/*.json "$TMP"/*.log "$TMP"/*.out "$BENCH_OUT"/ 2>/dev/null
     fi
     rm -rf "$TMP"
 }
@@ -94,14 +104,17 @@ PORT=$("$WSBENCH" freeport) || { echo "run-bench: no free port" >&2; exit 2; }
 if [ "$PIN" = 1 ]; then WORKERS=1
 elif [ "$MODE" = smoke ]; then WORKERS=2
 else WORKERS=auto; fi
-cat > "$TMP/wschat.conf" <<EOF
+# write_conf NAME HISTORY-LINES: $TMP/NAME.conf, logging to $TMP/NAME.log
+# (the main server's is error.log), with the journal lines given.
+write_conf() {
+    cat > "$TMP/$1.conf" <<EOF
 # written by tests/bench/run-bench.sh
 listen 127.0.0.1:$PORT
 workers $WORKERS
 max_connections 19000
 pid_file $TMP/wschat.pid
-history_file $TMP/history
-error_log $TMP/error.log
+$2
+error_log $TMP/$([ "$1" = wschat ] && echo error || echo "$1").log
 log_level warn
 web_root $ROOT/web
 history_size 10
@@ -113,6 +126,8 @@ rate_limit 0
 max_connections_per_ip 0
 ip_publish_rate 0
 EOF
+}
+write_conf wschat "history_file $TMP/history"
 
 # Ready means: the process lives, the pid file (if any) exists and a TCP
 # connect succeeds (bounded: 10 s). $1 port, $2 pid file or "".
@@ -128,14 +143,18 @@ wait_ready() {
     return 1
 }
 
+# start_wschat NAME: wsmaster -c $TMP/NAME.conf, ready or exit 2.
 # taskset execs the server, so $! is the server's own pid either way.
-"${SRV_PFX[@]}" "$WSCHAT_BIN" -c "$TMP/wschat.conf" > "$TMP/server.out" 2>&1 &
-SERVER_PID=$!
-if ! wait_ready "$PORT" "$TMP/wschat.pid"; then
-    echo "run-bench: server did not come up on 127.0.0.1:$PORT within 10 s" >&2
-    tail -20 "$TMP/server.out" "$TMP/error.log" 2>/dev/null >&2
-    exit 2
-fi
+start_wschat() {
+    rm -f "$TMP/wschat.pid"
+    "${SRV_PFX[@]}" "$WSCHAT_BIN" -c "$TMP/$1.conf" > "$TMP/$1-server.out" 2>&1 &
+    SERVER_PID=$!
+    if ! wait_ready "$PORT" "$TMP/wschat.pid"; then
+        echo "run-bench: server ($1.conf) did not come up on 127.0.0.1:$PORT within 10 s" >&2
+        tail -20 "$TMP/$1-server.out" "$TMP/$1.log" "$TMP/error.log" 2>/dev/null >&2
+        exit 2
+    fi
+}
 
 COMMON=(--host 127.0.0.1 --port "$PORT" --pid-file "$TMP/wschat.pid" --json)
 if [ "$MODE" = smoke ]; then
@@ -153,6 +172,17 @@ else
     # of one worker (pinned), 19,000 per worker in the config above.
     ROOMS=(--rooms 8000 --duration 10 --hold 1)
 fi
+# The journal's cost: the fanout ramp once per setting, each on a fresh
+# server. Steps of x1.1 from 2500 msg/s (the doubling ramp above passes
+# 4000 and stops at 8000), so that a 10 % difference is a step apart.
+if [ "$MODE" = smoke ]; then
+    JSETTINGS=(always)
+    JFANOUT=(--members 20 --publishers 4 --rate 50 --bytes 100 --duration 1 --check)
+else
+    JSETTINGS=(off everysec always)
+    JFANOUT=(--members 1000 --publishers 10 --rate 2500 --ramp --ramp-factor 1.1
+             --max-steps 16 --bytes 100 --duration 3)
+fi
 
 declare -A RC
 # run_scenario REPORT SCENARIO ARGS...: its JSON lands in $TMP/REPORT.json.
@@ -165,22 +195,29 @@ run_scenario() {
 # A warm-up first, not reported: 200 connections make every worker finish
 # starting and fault in its code and first pages, which would otherwise be
 # counted as the cost of the connections measured next.
-echo "== warm-up" >&2
-"$WSBENCH" conns "${COMMON[@]}" --conns 200 --hold 1 > /dev/null 2>&1
-# conns next: memory per idle connection is measured on a fresh server,
-# before the other scenarios have grown its heap (which would flatter it).
-run_scenario conns conns "${CONNS[@]}"
-# join right after, with as many members as conns had connections: the
-# ratio of the two handshake rates is the cost of joining a room.
-run_scenario join join "${JOIN[@]}"
-run_scenario fanout fanout "${FANOUT[@]}"
-run_scenario echo echo "${ECHO[@]}"
-run_scenario rooms rooms "${ROOMS[@]}"
-
+warm_up() {
+    echo "== warm-up" >&2
+    "$WSBENCH" conns "${COMMON[@]}" --conns 200 --hold 1 > /dev/null 2>&1
+}
 server_alive=1
-kill -0 "$SERVER_PID" 2>/dev/null || server_alive=0
-stop_server
-alerts=$(grep -cE '\[(alert|crit|emerg)\]' "$TMP/error.log" 2>/dev/null)
+alerts=0
+if [ "$JOURNAL_ONLY" = 0 ]; then
+    start_wschat wschat
+    warm_up
+    # conns next: memory per idle connection is measured on a fresh server,
+    # before the other scenarios have grown its heap (which would flatter it).
+    run_scenario conns conns "${CONNS[@]}"
+    # join right after, with as many members as conns had connections: the
+    # ratio of the two handshake rates is the cost of joining a room.
+    run_scenario join join "${JOIN[@]}"
+    run_scenario fanout fanout "${FANOUT[@]}"
+    run_scenario echo echo "${ECHO[@]}"
+    run_scenario rooms rooms "${ROOMS[@]}"
+
+    kill -0 "$SERVER_PID" 2>/dev/null || server_alive=0
+    stop_server
+    alerts=$(grep -cE '\[(alert|crit|emerg)\]' "$TMP/error.log" 2>/dev/null)
+fi
 
 # ---- the uWebSockets.js peer (full run only) ---------------------------------
 
@@ -218,7 +255,7 @@ start_peer() {
 
 peer_ran=0
 peer_alive=0
-if [ "$MODE" = full ]; then
+if [ "$MODE" = full ] && [ "$JOURNAL_ONLY" = 0 ]; then
     if start_peer; then
         peer_ran=1
         COMMON=(--host 127.0.0.1 --port "$UWS_PORT" --server-pid "$SERVER_PID" --json)
@@ -229,6 +266,28 @@ if [ "$MODE" = full ]; then
         stop_server
     fi
 fi
+
+# ---- the history journal: fanout per history setting -------------------------
+
+# One fresh server per setting, in this order, each with a new journal
+# folder on the same file system as $TMP; the reports are journal_<setting>.
+declare -A JALIVE JALERTS
+COMMON=(--host 127.0.0.1 --port "$PORT" --pid-file "$TMP/wschat.pid" --json)
+for js in "${JSETTINGS[@]}"; do
+    case "$js" in
+        off) jlines="history_file off" ;;
+        *) jlines="history_file $TMP/history-$js
+history_fsync $js" ;;
+    esac
+    write_conf "journal-$js" "$jlines"
+    start_wschat "journal-$js"
+    [ "$MODE" = smoke ] || warm_up
+    run_scenario "journal_$js" fanout "${JFANOUT[@]}"
+    JALIVE[$js]=1
+    kill -0 "$SERVER_PID" 2>/dev/null || JALIVE[$js]=0
+    stop_server
+    JALERTS[$js]=$(grep -cE '\[(alert|crit|emerg)\]' "$TMP/journal-$js.log" 2>/dev/null)
+done
 
 # ---- summary ----------------------------------------------------------------
 
@@ -295,28 +354,14 @@ else
 fi
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo
-echo "wschat benchmark ($MODE, $pin_mode)   $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "wschat benchmark ($MODE$([ "$JOURNAL_ONLY" = 1 ] && echo ", journal only"), $pin_mode)   $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine   $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), workers $WORKERS"
-printf '%-9s %-8s %s\n' scenario result figures
-fx="best $(num "$(jv fanout best_rate)" 0) msg/s = $(num "$(jv fanout best_deliveries_per_s)" 0) deliveries/s, p99 $(num "$(jv fanout best_p99_ms)" 2) ms"
-if [ "$(jv fanout ramp)" = 1 ]; then
-    fx="$fx; ramp stopped at $(num "$(jv fanout stop_rate)" 0) msg/s: $(jv fanout stop_reason)"
-else
-    fx="$fx; lost $(jv fanout lost), dup $(jv fanout duplicates), reordered $(jv fanout reorders)+$(jv fanout id_reorders)"
-fi
-printf '%-9s %-8s %s (%s members, %s publishers, %s B)\n' fanout "$(verdict fanout)" \
-    "$fx" "$(jv fanout members)" "$(jv fanout publishers)" "$(jv fanout bytes)"
 echo_row() {
     printf '%-9s %-8s %s round trips/s, p50 %s ms, p99 %s ms (%s conns, %s B)\n' \
         "$1" "$(verdict "$2")" "$(num "$(jv "$2" round_trips_per_s)" 0)" \
         "$(num "$(jv "$2" p50_ms)" 3)" "$(num "$(jv "$2" p99_ms)" 3)" \
         "$(jv "$2" conns)" "$(jv "$2" bytes)"
 }
-echo_row echo echo
-printf '%-9s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn (%s B without code pages)\n' \
-    conns "$(verdict conns)" "$(jv conns opened)" "$(jv conns conns)" \
-    "$(num "$(jv conns handshakes_per_s)" 0)" "$(jv conns total)" \
-    "$(num "$(jv conns rss_per_conn_bytes)" 0)" "$(num "$(jv conns mem_per_conn_bytes)" 0)"
 join_row() {
     local extra=$3
     printf '%-9s %-8s %s/%s members of one room, %s joins/s%s, %s frames per member, %s B RSS per idle member (%s B without code pages)\n' \
@@ -325,19 +370,35 @@ join_row() {
         "$(num "$(jv "$2" frames_per_member)" 1)" "$(num "$(jv "$2" rss_per_conn_bytes)" 0)" \
         "$(num "$(jv "$2" mem_per_conn_bytes)" 0)"
 }
-join_row join join " ($(ratio "$(jv join handshakes_per_s)" "$(jv conns handshakes_per_s)") x the /echo rate above)"
-# join reuses the connection slots conns left behind: a member with its
-# connection costs both figures.
-echo "          a member with its connection: $(awk -v a="$(jv conns mem_per_conn_bytes)" -v b="$(jv join mem_per_conn_bytes)" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.0f", a + b }') B without code pages (conns + join)"
-rooms_row rooms rooms
-printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conns open %s, rooms traffic %s (near 1 = the generator is the limit)\n' \
-    "$(num "$(jv fanout generator_cpu_fraction)" 2)" \
-    "$(num "$(jo echo generator_loop cpu_fraction)" 2)" \
-    "$(num "$(jo conns generator_open cpu_fraction)" 2)" \
-    "$(num "$(jo rooms generator_traffic cpu_fraction)" 2)"
-echo "server    $([ $server_alive = 1 ] && echo "alive after the run" || echo "DIED during the run"), ${alerts:-0} alert/crit log lines"
+if [ "$JOURNAL_ONLY" = 0 ]; then
+    printf '%-9s %-8s %s\n' scenario result figures
+    fx="best $(num "$(jv fanout best_rate)" 0) msg/s = $(num "$(jv fanout best_deliveries_per_s)" 0) deliveries/s, p99 $(num "$(jv fanout best_p99_ms)" 2) ms"
+    if [ "$(jv fanout ramp)" = 1 ]; then
+        fx="$fx; ramp stopped at $(num "$(jv fanout stop_rate)" 0) msg/s: $(jv fanout stop_reason)"
+    else
+        fx="$fx; lost $(jv fanout lost), dup $(jv fanout duplicates), reordered $(jv fanout reorders)+$(jv fanout id_reorders)"
+    fi
+    printf '%-9s %-8s %s (%s members, %s publishers, %s B)\n' fanout "$(verdict fanout)" \
+        "$fx" "$(jv fanout members)" "$(jv fanout publishers)" "$(jv fanout bytes)"
+    echo_row echo echo
+    printf '%-9s %-8s %s/%s open, %s handshakes/s, %s failed, %s B RSS per idle conn (%s B without code pages)\n' \
+        conns "$(verdict conns)" "$(jv conns opened)" "$(jv conns conns)" \
+        "$(num "$(jv conns handshakes_per_s)" 0)" "$(jv conns total)" \
+        "$(num "$(jv conns rss_per_conn_bytes)" 0)" "$(num "$(jv conns mem_per_conn_bytes)" 0)"
+    join_row join join " ($(ratio "$(jv join handshakes_per_s)" "$(jv conns handshakes_per_s)") x the /echo rate above)"
+    # join reuses the connection slots conns left behind: a member with its
+    # connection costs both figures.
+    echo "          a member with its connection: $(awk -v a="$(jv conns mem_per_conn_bytes)" -v b="$(jv join mem_per_conn_bytes)" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.0f", a + b }') B without code pages (conns + join)"
+    rooms_row rooms rooms
+    printf 'generator CPU share of one core: fanout last step %s, echo loop %s, conns open %s, rooms traffic %s (near 1 = the generator is the limit)\n' \
+        "$(num "$(jv fanout generator_cpu_fraction)" 2)" \
+        "$(num "$(jo echo generator_loop cpu_fraction)" 2)" \
+        "$(num "$(jo conns generator_open cpu_fraction)" 2)" \
+        "$(num "$(jo rooms generator_traffic cpu_fraction)" 2)"
+    echo "server    $([ $server_alive = 1 ] && echo "alive after the run" || echo "DIED during the run"), ${alerts:-0} alert/crit log lines"
+fi
 
-if [ "$MODE" = full ]; then
+if [ "$MODE" = full ] && [ "$JOURNAL_ONLY" = 0 ]; then
     echo
     if [ "$peer_ran" = 1 ]; then
         uver=$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$UWS_DIR/node_modules/uwebsockets/package.json" | head -1)
@@ -357,15 +418,55 @@ if [ "$MODE" = full ]; then
     fi
 fi
 
+# ---- the journal rows ---------------------------------------------------------
+
+# One row per history setting: the ramp's best step, and its ratio to off.
+journal_row() {
+    local r=journal_$1 vs=- best
+    [ "$MODE" = full ] && vs=$(ratio "$(jv "$r" best_rate)" "$(jv journal_off best_rate)")
+    best=$(num "$(jv "$r" best_rate)" 0)
+    # No step passed: below the first rate.
+    [ "$best" = 0 ] && best="<$(num "$(jv "$r" stop_rate)" 0)"
+    printf '%-9s %-8s %10s %13s %8s %8s %7s %6s  %s\n' "$1" "$(verdict "$r")" \
+        "$best" "$(num "$(jv "$r" best_deliveries_per_s)" 0)" \
+        "$(num "$(jv "$r" best_p50_ms)" 2)" "$(num "$(jv "$r" best_p99_ms)" 2)" \
+        "$(num "$(jv "$r" best_server_cpu)" 2)" "$vs" \
+        "$([ "$MODE" = full ] && echo "$(num "$(jv "$r" stop_rate)" 0): $(jv "$r" stop_reason)" || echo -)"
+}
+echo
+if [ "$MODE" = full ]; then
+    echo "journal   fanout ramp per history setting, a fresh server each, in this order ($(jv journal_off members) members, $(jv journal_off publishers) publishers, $(jv journal_off bytes) B; from 2500 msg/s, x1.1 per 3 s step, until loss or p99 > 100 ms); journals on $(df -PT "$TMP" 2>/dev/null | awk 'NR == 2 { print $2 }') under ${TMPDIR:-/tmp}"
+else
+    echo "journal   fanout check with history_fsync always (delivery waits for the disk)"
+fi
+printf '%-9s %-8s %10s %13s %8s %8s %7s %6s  %s\n' setting result "best msg/s" deliveries/s \
+    "p50 ms" "p99 ms" "srv CPU" "vs off" "ramp stopped at"
+for js in "${JSETTINGS[@]}"; do journal_row "$js"; done
+if [ "$MODE" = full ]; then
+    es=$(ratio "$(jv journal_everysec best_rate)" "$(jv journal_off best_rate)")
+    met=no
+    awk -v r="$es" 'BEGIN { exit !(r ~ /^[0-9.]+$/ && r + 0 >= 0.9) }' && met=yes
+    echo "journal   everysec/off $es: at most 10 % below off: $met (one run: a step is 10 %, so compare several)"
+fi
+jdead=
+jal=0
+for js in "${JSETTINGS[@]}"; do
+    [ "${JALIVE[$js]}" = 1 ] || jdead="$jdead $js"
+    jal=$((jal + ${JALERTS[$js]:-0}))
+done
+echo "servers   $([ -z "$jdead" ] && echo "alive after each run" || echo "DIED during:$jdead"), $jal alert/crit log lines"
+
 status=0
-for s in fanout echo conns join rooms; do
+for s in fanout echo conns join rooms $(printf 'journal_%s ' "${JSETTINGS[@]}"); do
+    [ "$JOURNAL_ONLY" = 1 ] && [ "${s#journal_}" = "$s" ] && continue
     case "${RC[$s]}" in
         0) ;;
         1) [ "$MODE" = smoke ] && status=1 ;;
         *) status=${RC[$s]} ;;
     esac
 done
-if [ $server_alive != 1 ] || { [ "$MODE" = smoke ] && [ "${alerts:-0}" != 0 ]; }; then
+if [ $server_alive != 1 ] || [ -n "$jdead" ] ||
+   { [ "$MODE" = smoke ] && [ "$((${alerts:-0} + jal))" != 0 ]; }; then
     [ "$status" = 0 ] && status=1
 fi
 exit "$status"

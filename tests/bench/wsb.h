@@ -33,7 +33,8 @@ struct wsb_opts {
     double   duration, drain, hold, connect_timeout, close_timeout;
     double   deadline;          /* whole run, seconds */
     double   slo_ms;            /* ramp: p99 limit */
-    int      max_steps;         /* ramp: bound on doublings */
+    int      max_steps;         /* ramp: bound on steps */
+    double   ramp_factor;       /* ramp: rate multiplier per step (2) */
     int      ramp, json, check, text, src_bind;
     pid_t    server_pid;        /* 0 = unknown */
     const char *pid_file;

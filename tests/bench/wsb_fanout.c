@@ -13,8 +13,9 @@
  * Latency is measured from the intended send time, so a stalled generator
  * or a server that pushes back on publishers shows up instead of hiding
  * (no coordinated omission); the worst publish lag is reported beside it.
- * --ramp repeats the step on the same connections, doubling R until a
- * step loses a message or its p99 passes --slo-ms.
+ * --ramp repeats the step on the same connections, doubling R (or
+ * multiplying it by --ramp-factor) until a step loses a message or its
+ * p99 passes --slo-ms.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -514,6 +515,11 @@ static void report_best(const struct step *steps, int n, int ramp)
                  best >= 0 ? steps[best].deliv_per_s : 0);
     wsb_json_num("best_p99_ms", best >= 0 ?
                  wsb_hist_quantile(&steps[best].lat, 0.99) / 1e6 : 0);
+    wsb_json_num("best_p50_ms", best >= 0 ?
+                 wsb_hist_quantile(&steps[best].lat, 0.5) / 1e6 : 0);
+    /* Server CPU (master and its children: workers, journal) in cores. */
+    wsb_json_num("best_server_cpu", best >= 0 && steps[best].wall_s > 0 ?
+                 steps[best].srv_cpu_s / steps[best].wall_s : 0);
     wsb_json_num("stop_rate", steps[stop].rate);
     wsb_json_str("stop_reason", why);
 }
@@ -550,7 +556,8 @@ static int run_steps(struct fanout *f, struct step *steps, int *nsteps)
     double rate = o->rate;
     *nsteps = 0;
     step_header(wsb_human());
-    for (int i = 0; i < max && !wsb_deadline_passed(); i++, rate *= 2) {
+    for (int i = 0; i < max && !wsb_deadline_passed();
+         i++, rate *= o->ramp_factor) {
         struct step *st = &steps[i];
         memset(st, 0, sizeof *st);
         st->rate = rate;
@@ -638,15 +645,21 @@ int wsb_fanout_run(const struct wsb_opts *o)
         return 2;
     }
     FILE *h = wsb_human();
+    char how[32] = "";
+    if (oo.ramp && oo.ramp_factor == 2)
+        snprintf(how, sizeof how, " doubling");
+    else if (oo.ramp)
+        snprintf(how, sizeof how, " times %.3g per step", oo.ramp_factor);
     fprintf(h, "fanout: %d members, %d publishers, %zu-byte messages, "
             "%.0f msg/s%s, %.1f s steps, room %s\n", f.S, f.P, oo.bytes,
-            oo.rate, oo.ramp ? " doubling" : "", oo.duration, oo.room);
+            oo.rate, how, oo.duration, oo.room);
     wsb_json_str("room", oo.room);
     wsb_json_int("members", f.S);
     wsb_json_int("publishers", f.P);
     wsb_json_int("bytes", (int64_t)oo.bytes);
     wsb_json_num("duration", oo.duration);
     wsb_json_int("ramp", oo.ramp);
+    wsb_json_num("ramp_factor", oo.ramp_factor);
     double cpu0 = wsb_cpu_s();
     uint64_t w0 = wsb_now_ns();
     f.epoch = w0;

@@ -204,6 +204,7 @@ static void usage(FILE *f)
 "fanout: members of one room receive what publishers send\n"
 "  --members S --publishers P --rate R(msg/s, total) --bytes B --duration D\n"
 "  --ramp              double R each step until loss or p99 > --slo-ms (100)\n"
+"  --ramp-factor F     multiply R by F (1.01-10) each step instead of 2\n"
 "  --max-steps N       bound on ramp steps (10)   --room NAME (random)\n"
 "  --drain S           wait for stragglers after each step (5)\n"
 "echo:  --conns C --bytes B --duration D [--text]   closed-loop round trips\n"
@@ -224,7 +225,7 @@ enum {
     O_HOST = 1000, O_PORT, O_MEMBERS, O_PUBLISHERS, O_RATE, O_BYTES,
     O_DURATION, O_RAMP, O_SLO, O_MAXSTEPS, O_ROOM, O_DRAIN, O_CONNS,
     O_HOLD, O_TEXT, O_SPID, O_PIDFILE, O_CONC, O_CTIMEOUT, O_CLTIMEOUT,
-    O_DEADLINE, O_NOSRC, O_JSON, O_CHECK, O_ROOMS, O_ROOMRATE, O_HELP
+    O_DEADLINE, O_NOSRC, O_JSON, O_CHECK, O_ROOMS, O_ROOMRATE, O_RFACTOR, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -241,7 +242,8 @@ static const struct option long_opts[] = {
     { "close-timeout", 1, 0, O_CLTIMEOUT }, { "deadline", 1, 0, O_DEADLINE },
     { "no-src-bind", 0, 0, O_NOSRC }, { "json", 0, 0, O_JSON },
     { "check", 0, 0, O_CHECK }, { "rooms", 1, 0, O_ROOMS },
-    { "room-rate", 1, 0, O_ROOMRATE }, { "help", 0, 0, O_HELP },
+    { "room-rate", 1, 0, O_ROOMRATE }, { "ramp-factor", 1, 0, O_RFACTOR },
+    { "help", 0, 0, O_HELP },
     { 0, 0, 0, 0 }
 };
 
@@ -276,6 +278,7 @@ static void set_defaults(struct wsb_opts *o)
     o->close_timeout = 3;
     o->slo_ms = 100;
     o->max_steps = 10;
+    o->ramp_factor = 2;
     o->src_bind = 1;
 }
 
@@ -322,6 +325,8 @@ static int apply_opt(struct wsb_opts *o, int c, const char *a)
     case O_DEADLINE:   o->deadline = v; break;
     case O_ROOMS:      o->rooms = (int)v; break;
     case O_ROOMRATE:   o->room_rate = v; break;
+    case O_RFACTOR:    if (v < 1.01 || v > 10) return -1;
+                       o->ramp_factor = v; break;
     default:           return -1;
     }
     return 0;

@@ -45,7 +45,8 @@ struct shm_segment;
 int journal_restore(const struct config *cfg, struct shm_segment *seg, uint64_t clock_id,
                     char *err, size_t errlen);
 
-/* `wsmaster -t`: 0 when the journal's folder can be created and written, else -errno + ERR. */
+/* `wsmaster -t`: 0 when the journal's folder can be created and written, else -errno + ERR
+ * (it creates nothing). */
 int journal_check(const struct config *cfg, char *err, size_t errlen);
 
 /* The journal process (forked by the master, signals blocked; EVENTFDS: the

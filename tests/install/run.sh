@@ -118,10 +118,12 @@ check "conf web_root = installed web client" \
     test "$(conf_value "$CONF" web_root)" = "$P/share/wschat/web"
 check "conf pid_file under /run/wschat" \
     test "$(conf_value "$CONF" pid_file)" = "/run/wschat/wschat.pid"
+check "conf history_file under /var/lib/wschat" \
+    test "$(conf_value "$CONF" history_file)" = "/var/lib/wschat/history"
 check "conf has no relative path" conf_paths_absolute "$CONF"
 check "conf otherwise conf/wschat.conf" \
-    test "$(grep -Ev '^(web_root|pid_file)[[:space:]]' "$CONF" | grep -v '^# Installed\|^# paths below')" \
-       = "$(grep -Ev '^(web_root|pid_file)[[:space:]]' "$ROOT/conf/wschat.conf")"
+    test "$(grep -Ev '^(web_root|pid_file|history_file)[[:space:]]' "$CONF" | grep -v '^# Installed\|^# paths below')" \
+       = "$(grep -Ev '^(web_root|pid_file|history_file)[[:space:]]' "$ROOT/conf/wschat.conf")"
 check "installed wsmaster -t accepts the installed conf" \
     to "$T/t1.out" "$S$P/sbin/wsmaster" -t -c "$CONF"
 check "  and says so" grep -q "test is successful" "$T/t1.out"

@@ -4,7 +4,9 @@
 # emoji, node/npm, playwright-core from package-lock.json; Playwright never
 # downloads a browser), builds wsmaster, then runs chat.test.mjs under node's
 # test runner, which starts and stops the server itself. Screenshots land in
-# tests/browser/out/. interop.test.mjs drives the server with npm's `ws`
+# tests/browser/out/. restart.test.mjs stops the whole server under an open
+# page (SIGTERM, kill -9 of its process group) and starts it again on the same
+# port and journal folder. interop.test.mjs drives the server with npm's `ws`
 # client library. WSCHAT_BIN=path skips the build and tests that binary.
 set -euo pipefail
 
@@ -46,4 +48,4 @@ mkdir -p "$WSCHAT_OUT"
 
 cd "$HERE"
 # The test bounds each step; this bounds the whole run (browser hangs included).
-exec timeout -k 10 600 node --test --test-concurrency=1 chat.test.mjs interop.test.mjs
+exec timeout -k 10 600 node --test --test-concurrency=1 chat.test.mjs restart.test.mjs interop.test.mjs

@@ -396,7 +396,8 @@ static int commit(struct follower *f, int final)
 {
     uint64_t now = worker_clock_ms();
     int mode = f->cfg->history_fsync;
-    if (final || now - f->last_mark_ms >= 1000) {
+    /* Under always, every round: a presence id delivered is above a mark on disk. */
+    if (final || mode == CONFIG_FSYNC_ALWAYS || now - f->last_mark_ms >= 1000) {
         int rc = mark(f);
         if (rc < 0)
             return rc;

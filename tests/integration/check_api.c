@@ -54,21 +54,7 @@ static int exchange(struct client *c, const char *req, size_t split, char *out, 
     } else {
         ck_assert_int_eq(cli_send(c, req, n), 0);
     }
-    struct httpc_resp r;
-    int st = httpc_read_head(c, &r, 5000);
-    ck_assert_int_gt(st, 0);
-    char cl[32];
-    size_t want = httpc_header(&r, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
-    ck_assert_uint_lt(want, cap);
-    int64_t end = it_now_ms() + 5000;
-    while (cli_pending(c) < want && it_now_ms() < end)
-        if (cli_fill(c, 1000) <= 0)
-            break;
-    ck_assert_uint_ge(cli_pending(c), want);
-    memcpy(out, c->rx + c->off, want);
-    out[want] = '\0';
-    c->off += want;
-    return st;
+    return httpc_read_response(c, out, cap, 5000);
 }
 
 /* GET TARGET with AUTH (a header line or "") on a new connection; status, body into OUT. */

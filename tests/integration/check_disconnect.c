@@ -81,26 +81,6 @@ static void join(struct client *c, int port, const char *user)
     }
 }
 
-/* Read one response on C: status, body into OUT. */
-static int response(struct client *c, char *out, size_t cap, int timeout_ms)
-{
-    struct httpc_resp r;
-    int st = httpc_read_head(c, &r, timeout_ms);
-    ck_assert_int_gt(st, 0);
-    char cl[32];
-    size_t want = httpc_header(&r, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
-    ck_assert_uint_lt(want, cap);
-    int64_t end = it_now_ms() + 5000;
-    while (cli_pending(c) < want && it_now_ms() < end)
-        if (cli_fill(c, 1000) <= 0)
-            break;
-    ck_assert_uint_ge(cli_pending(c), want);
-    memcpy(out, c->rx + c->off, want);
-    out[want] = '\0';
-    c->off += want;
-    return st;
-}
-
 static void disconnect_req(char *req, size_t cap, const char *body, const char *auth)
 {
     snprintf(req, cap, "POST /api/disconnect HTTP/1.1\r\nHost: x\r\n%s"
@@ -149,11 +129,11 @@ START_TEST(closes_a_user_on_every_worker)
     disconnect_req(req, sizeof req, "{\"user\":\"alice\"}", AUTH);
     strcat(req, "GET /api/rooms HTTP/1.1\r\nHost: x\r\n" AUTH "\r\n");
     ck_assert_int_eq(cli_sendstr(&api, req), 0);
-    ck_assert_int_eq(response(&api, out, sizeof out, 5000), 200);
+    ck_assert_int_eq(httpc_read_response(&api, out, sizeof out, 5000), 200);
     char want[32];
     snprintf(want, sizeof want, "{\"closed\":%d}", na);
     ck_assert_str_eq(out, want);
-    ck_assert_int_eq(response(&api, out, sizeof out, 5000), 200);
+    ck_assert_int_eq(httpc_read_response(&api, out, sizeof out, 5000), 200);
     ck_assert_msg(strstr(out, "\"rooms\":[") != NULL, "%s", out);
 
     for (int i = 0; i < na; i++) {
@@ -171,12 +151,12 @@ START_TEST(closes_a_user_on_every_worker)
     /* Nobody left to close: 0, on the same keep-alive connection. */
     disconnect_req(req, sizeof req, "{\"user\":\"alice\"}", AUTH);
     ck_assert_int_eq(cli_sendstr(&api, req), 0);
-    ck_assert_int_eq(response(&api, out, sizeof out, 5000), 200);
+    ck_assert_int_eq(httpc_read_response(&api, out, sizeof out, 5000), 200);
     ck_assert_str_eq(out, "{\"closed\":0}");
     /* A guest has no user: the empty name matches nobody and is refused. */
     disconnect_req(req, sizeof req, "{\"user\":\"\"}", AUTH);
     ck_assert_int_eq(cli_sendstr(&api, req), 0);
-    ck_assert_int_eq(response(&api, out, sizeof out, 5000), 400);
+    ck_assert_int_eq(httpc_read_response(&api, out, sizeof out, 5000), 400);
     cli_close(&api);
     cli_close(&bob);
     cli_close(&guest);
@@ -198,18 +178,18 @@ START_TEST(refuses_bad_calls)
         ck_assert_int_eq(cli_connect(&c, s.port), 0);
         disconnect_req(req, sizeof req, bad[i], AUTH);
         ck_assert_int_eq(cli_sendstr(&c, req), 0);
-        ck_assert_msg(response(&c, out, sizeof out, 5000) == 400, "%s", bad[i]);
+        ck_assert_msg(httpc_read_response(&c, out, sizeof out, 5000) == 400, "%s", bad[i]);
         cli_close(&c);
     }
     struct client c;
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
     disconnect_req(req, sizeof req, "{\"user\":\"alice\"}", "");
     ck_assert_int_eq(cli_sendstr(&c, req), 0);
-    ck_assert_int_eq(response(&c, out, sizeof out, 5000), 401);
+    ck_assert_int_eq(httpc_read_response(&c, out, sizeof out, 5000), 401);
     cli_close(&c);
     ck_assert_int_eq(cli_connect(&c, s.port), 0);
     ck_assert_int_eq(cli_sendstr(&c, "GET /api/disconnect HTTP/1.1\r\nHost: x\r\n" AUTH "\r\n"), 0);
-    ck_assert_int_eq(response(&c, out, sizeof out, 5000), 405);
+    ck_assert_int_eq(httpc_read_response(&c, out, sizeof out, 5000), 405);
     cli_close(&c);
     stop(&s);
 }
@@ -238,7 +218,7 @@ START_TEST(a_stopped_worker_delays_only_until_the_wait_ends)
     disconnect_req(req, sizeof req, "{\"user\":\"carol\"}", AUTH);
     int64_t t0 = it_now_ms();
     ck_assert_int_eq(cli_sendstr(&api, req), 0);
-    ck_assert_int_eq(response(&api, out, sizeof out, 6000), 200);
+    ck_assert_int_eq(httpc_read_response(&api, out, sizeof out, 6000), 200);
     int64_t waited = it_now_ms() - t0;
     char want[64];
     ck_assert_int_eq(srv_conn_owner(&api, s.port, wk, 2), wk[open]);

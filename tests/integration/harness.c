@@ -952,6 +952,25 @@ int cli_expect_closed(struct client *c, int timeout_ms)
     }
 }
 
+int httpc_read_response(struct client *c, char *out, size_t cap, int timeout_ms)
+{
+    struct httpc_resp r;
+    int st = httpc_read_head(c, &r, timeout_ms);
+    ck_assert_int_gt(st, 0);
+    char cl[32];
+    size_t want = httpc_header(&r, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
+    ck_assert_uint_lt(want, cap);
+    int64_t end = it_now_ms() + 5000;
+    while (cli_pending(c) < want && it_now_ms() < end)
+        if (cli_fill(c, 1000) <= 0)
+            break;
+    ck_assert_uint_ge(cli_pending(c), want);
+    memcpy(out, c->rx + c->off, want);
+    out[want] = '\0';
+    c->off += want;
+    return st;
+}
+
 /* ---- client: HTTP --------------------------------------------------------- */
 
 int httpc_read_head(struct client *c, struct httpc_resp *r, int timeout_ms)

@@ -188,6 +188,12 @@ int  httpc_read_head(struct client *c, struct httpc_resp *r, int timeout_ms);
 /* Header value (first match, case-insensitive name) into BUF, or NULL. */
 const char *httpc_header(const struct httpc_resp *r, const char *name,
                          char *buf, size_t n);
+/*
+ * Read one whole response on C: its head, then the body its Content-Length
+ * names (none without one) into OUT, NUL-terminated; fails the test when it
+ * does not fit CAP or does not come within TIMEOUT_MS. Returns the status.
+ */
+int  httpc_read_response(struct client *c, char *out, size_t cap, int timeout_ms);
 /* Connect, send REQ, read the head; returns the status (<0 as above). */
 int  httpc_get_status(int port, const char *req, struct httpc_resp *r);
 

@@ -2,15 +2,12 @@
 #include "chat_replay_journal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "journal_dir.h"
 #include "journal_gate.h"
-#include "journal_seg.h"
 #include "worker.h"
 
 struct chat_replay_journal {
@@ -24,19 +21,6 @@ struct chat_replay_journal {
 
 static int open_now;            /* this worker's journal replays under way */
 
-/* First id of the oldest segment in DIR, 0 when it has none. */
-static uint64_t oldest_id(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct journal_seg_list l = { 0 };
-    uint64_t id = journal_seg_list(fd, &l) == 0 && l.n > 0 ? l.v[0].id : 0;
-    free(l.v);
-    close(fd);
-    return id;
-}
-
 int chat_replay_journal_open(const char *dir, const char *room, size_t room_len,
                              uint64_t since, uint64_t upto, struct chat_replay_journal **out,
                              uint64_t *missing_hi)
@@ -46,19 +30,22 @@ int chat_replay_journal_open(const char *dir, const char *room, size_t room_len,
         return -EINVAL;
     if (open_now >= JOURNAL_REPLAYS_MAX)
         return -EBUSY;
-    /* Segments are deleted oldest first: ids below the oldest one's are gone. */
-    uint64_t first = oldest_id(dir);
-    if (first == 0 || first > upto)
-        return -ENOENT;
-    *missing_hi = first > since + 1 ? first - 1 : since;
     struct chat_replay_journal *jr = calloc(1, sizeof *jr);
     if (jr == NULL)
         return -ENOMEM;
-    int rc = journal_reader_open(dir, *missing_hi, JOURNAL_FRAME_MAX, &jr->rd);
+    int rc = journal_reader_open(dir, since, JOURNAL_FRAME_MAX, &jr->rd);
     if (rc < 0) {
         free(jr);
         return rc;
     }
+    /* Segments are deleted oldest first: ids below the oldest one's are gone. */
+    uint64_t first = journal_reader_first_id(jr->rd);
+    if (first == 0 || first > upto) {
+        journal_reader_close(jr->rd);
+        free(jr);
+        return -ENOENT;
+    }
+    *missing_hi = first > since + 1 ? first - 1 : since;
     jr->upto = upto;
     jr->after = *missing_hi;
     jr->room_len = (uint8_t)room_len;

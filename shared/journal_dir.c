@@ -690,6 +690,11 @@ const struct journal_cut *journal_reader_problem(const struct journal_reader *r)
     return &r->problem;
 }
 
+uint64_t journal_reader_first_id(const struct journal_reader *r)
+{
+    return r->segs.n > 0 ? r->segs.v[0].id : 0;
+}
+
 void journal_reader_close(struct journal_reader *r)
 {
     if (r == NULL)

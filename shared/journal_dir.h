@@ -139,6 +139,9 @@ int journal_reader_next(struct journal_reader *r, struct journal_record *rec);
 
 const struct journal_cut *journal_reader_problem(const struct journal_reader *r);
 
+/* The first id of the oldest segment the reader has listed, 0 when there is none. */
+uint64_t journal_reader_first_id(const struct journal_reader *r);
+
 void journal_reader_close(struct journal_reader *r);
 
 #endif

@@ -655,8 +655,8 @@ static int go_live(struct worker *w, struct chat_member *mb)
      */
     if (!worker_ip_charge(w, c, PRESENCE_CHARGE))
         return 0;
-    mb->announced = 1;
-    publish_presence(w, mb, "join", NULL, 0, online);
+    /* Not announced (Redis unreachable in cluster mode): no leave to pair with it either. */
+    mb->announced = publish_presence(w, mb, "join", NULL, 0, online) == 0;
     return 0;
 }
 

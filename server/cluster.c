@@ -932,7 +932,10 @@ void cluster_run(const struct config *cfg, struct shm_segment *seg, const int *e
             { .fd = b.pub.fd, .events = redis_link_events(&b.pub) },
             { .fd = b.sub.fd, .events = redis_link_events(&b.sub) },
         };
-        uint64_t due = b.presence_due_ms;
+        /* A read always outstanding while the stream link is up (one failed to queue). */
+        if (b.sub.state != REDIS_LINK_DOWN && b.loaded && !b.reading)
+            send_read(&b, now);
+        uint64_t due = b.pub_ready && !b.presence_inflight ? b.presence_due_ms : UINT64_MAX;
         uint64_t d = redis_link_next_deadline(&b.pub);
         if (d < due)
             due = d;

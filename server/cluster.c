@@ -679,7 +679,7 @@ static void send_presence(struct bridge *b, uint64_t now)
      * Names are read under the lock (a reclaimed entry takes another name
      * under it), and it is held until the command has copied them.
      */
-    if (lock_acquire(&b->seg->lock) < 0)
+    if (chat_publish_lock(b->seg) < 0)
         return;
     for (uint32_t i = 0; i < used; i++) {
         int n = room_table_local(t, i);
@@ -718,7 +718,7 @@ static void on_presence(struct bridge *b, const struct resp_event *tok, size_t n
         b->mark_cap = used;
     }
     memset(b->mark, 0, used);
-    if (lock_acquire(&b->seg->lock) < 0)
+    if (chat_publish_lock(b->seg) < 0)
         return;
     for (size_t i = 1; i + 1 < ntok; i += 2) {
         if (!is_value(&tok[i]) || tok[i + 1].type != RESP_INTEGER)

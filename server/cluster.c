@@ -542,6 +542,7 @@ static void send_batch(struct bridge *b, uint64_t now)
     static const char *argv[8 + 5 * BATCH_MAX];
     static size_t lens[8 + 5 * BATCH_MAX];
     static char nums[BATCH_MAX][2][24];
+    static char rooms[BATCH_MAX][RING_ROOM_MAX];
     char floor[24], ttl[24];
     snprintf(floor, sizeof floor, "%llu", (unsigned long long)b->last_id);
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)NODE_TTL_MS);
@@ -589,7 +590,8 @@ static void send_batch(struct bridge *b, uint64_t now)
         lens[argc++] = strlen(nums[n][0]);
         argv[argc] = nums[n][1];
         lens[argc++] = strlen(nums[n][1]);
-        argv[argc] = meta.room;
+        memcpy(rooms[n], meta.room, meta.room_len);
+        argv[argc] = rooms[n];
         lens[argc++] = meta.room_len;
         argv[argc] = type;
         lens[argc++] = type_len;
@@ -717,7 +719,8 @@ static void on_presence(struct bridge *b, const struct resp_event *tok, size_t n
         b->mark = m;
         b->mark_cap = used;
     }
-    memset(b->mark, 0, used);
+    if (used > 0)
+        memset(b->mark, 0, used);
     if (chat_publish_lock(b->seg) < 0)
         return;
     for (size_t i = 1; i + 1 < ntok; i += 2) {

@@ -220,6 +220,8 @@ static const struct { const char *text; const char *why; } bad[] = {
     { "redis://:% 1@h", R_PASS },
     { "redis://u%2:p@h", R_USER },
     { "redis://%zz:p@h", R_USER },
+    { "redis://a%00b:p@h", R_USER },    /* would AUTH as "a" */
+    { "redis://%00:p@h", R_USER },      /* would AUTH as the default user */
     { "redis://secret@h", R_COLON },
     { "redis://a%3Ab@h", R_COLON },      /* an escaped ':' does not separate */
     { "redis://:@h", R_EMPTYPW },

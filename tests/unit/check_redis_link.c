@@ -67,16 +67,25 @@ static void render(char *out, size_t cap, const struct resp_event *tok, size_t n
     }
 }
 
+static int down_on_tag = -1;          /* the callback takes the link down on this tag */
+static int requeue_on_tag = -1;       /* ... or queues another command */
+
 static void on_reply(void *ctx, struct redis_link *l, int tag, uint64_t arg,
                      const struct resp_event *tok, size_t ntok)
 {
     struct seen *s = ctx;
-    (void)l;
     ck_assert_int_lt(s->n, 512);
     s->tag[s->n] = tag;
     s->arg[s->n] = arg;
     render(s->text[s->n], sizeof s->text[0], tok, ntok);
     s->n++;
+    if (tag == down_on_tag)
+        redis_link_down(l, "the owner gave up");
+    if (tag == requeue_on_tag) {
+        const char *argv[1] = { "AGAIN" };
+        size_t lens[1] = { 5 };
+        ck_assert_int_eq(redis_link_command(l, 1, argv, lens, tag + 1, 0, 0, NOW), 0);
+    }
 }
 
 /* ---- the fake Redis -------------------------------------------------------- */
@@ -441,6 +450,106 @@ START_TEST(reply_one_byte_at_a_time)
 }
 END_TEST
 
+/* The callback may queue the next command, or take the link down mid-buffer. */
+START_TEST(callback_acts_on_the_link)
+{
+    open_link("redis://127.0.0.1:%u", 4096, 4096, 64, LONG_TIMEOUT);
+    requeue_on_tag = 1;
+    ck_assert_int_eq(command("PING", NULL, 1, 0), 0);
+    fake_expect_str(&fk, &lk, "*1\r\n$4\r\nPING\r\n");
+    fake_say(&fk, "+PONG\r\n");
+    wait_replies(&lk, 1);
+    fake_expect_str(&fk, &lk, "*1\r\n$5\r\nAGAIN\r\n");
+    fake_say(&fk, "+AGAIN\r\n");
+    wait_replies(&lk, 2);
+    ck_assert_int_eq(seen.tag[1], 2);
+    requeue_on_tag = -1;
+
+    down_on_tag = 4;
+    for (int t = 3; t <= 5; t++)
+        ck_assert_int_eq(command("PING", NULL, t, 0), 0);
+    fake_expect_str(&fk, &lk, "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n");
+    fake_say(&fk, "+A\r\n+B\r\n+C\r\n");
+    wait_down(&lk, "the owner gave up");
+    /* The reply after the one that took it down is not delivered. */
+    ck_assert_int_eq(seen.n, 4);
+    ck_assert_int_eq(seen.tag[3], 4);
+    down_on_tag = -1;
+    close_all();
+}
+END_TEST
+
+/*
+ * A command larger than the socket takes at once: the rest goes out on
+ * later writes, and a command queued meanwhile (which moves the unsent
+ * bytes to the front of the buffer) follows it intact.
+ */
+START_TEST(partial_writes_keep_order)
+{
+    static char big[600000], big2[300000], got[1 << 20];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('A' + i % 23);
+    for (size_t i = 0; i < sizeof big2; i++)
+        big2[i] = (char)('a' + i % 19);
+    memset(&seen, 0, sizeof seen);
+    fake_listen(&fk);
+    int small = 4096;
+    ck_assert_int_eq(setsockopt(fk.lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    parse_url("redis://127.0.0.1:%u");
+    ck_assert_int_eq(redis_link_init(&lk, "test", 800000, 4096, 64, LONG_TIMEOUT, on_reply,
+                                     &seen), 0);
+    ck_assert_int_eq(redis_link_connect(&lk, &url, NOW), 0);
+    ck_assert_int_eq(setsockopt(lk.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    fake_accept(&fk);
+    const char *argv[2] = { "SET", big };
+    size_t lens[2] = { 3, sizeof big };
+    ck_assert_int_eq(redis_link_command(&lk, 2, argv, lens, 1, 0, 0, NOW), 0);
+    /* The fake reads slowly until half of it is out. */
+    size_t got_len = 0;
+    for (int i = 0; i < 20000 && lk.out_sent < 300000; i++) {
+        step(&lk, NOW, 0);
+        ssize_t n = recv(fk.fd, got + got_len, 4096, 0);
+        if (n > 0)
+            got_len += (size_t)n;
+        else
+            step(&lk, NOW, 1);
+    }
+    ck_assert_msg(lk.out_sent >= 300000 && lk.out_sent < lk.out_len, "sent %zu of %zu",
+                  lk.out_sent, lk.out_len);
+    /* 600 k + 300 k > the buffer: fits only once the sent bytes are dropped. */
+    ck_assert_uint_gt(lk.out_len + sizeof big2 + 25, lk.out_cap);
+    argv[1] = big2;
+    lens[1] = sizeof big2;
+    ck_assert_int_eq(redis_link_command(&lk, 2, argv, lens, 2, 0, 0, NOW), 0);
+    ck_assert_uint_eq(lk.out_sent, 0);
+    static const char h1[] = "*2\r\n$3\r\nSET\r\n$600000\r\n", h2[] = "*2\r\n$3\r\nSET\r\n$300000\r\n";
+    size_t want = (sizeof h1 - 1) + sizeof big + 2 + (sizeof h2 - 1) + sizeof big2 + 2;
+    for (int i = 0; i < 20000 && got_len < want; i++) {
+        step(&lk, NOW, 0);
+        ssize_t n = recv(fk.fd, got + got_len, sizeof got - got_len, 0);
+        if (n > 0)
+            got_len += (size_t)n;
+        else
+            step(&lk, NOW, 1);
+    }
+    ck_assert_uint_eq(got_len, want);
+    size_t o = 0;
+    ck_assert_mem_eq(got + o, h1, sizeof h1 - 1);
+    o += sizeof h1 - 1;
+    ck_assert_int_eq(memcmp(got + o, big, sizeof big), 0);
+    o += sizeof big;
+    ck_assert_mem_eq(got + o, "\r\n", 2);
+    o += 2;
+    ck_assert_mem_eq(got + o, h2, sizeof h2 - 1);
+    o += sizeof h2 - 1;
+    ck_assert_int_eq(memcmp(got + o, big2, sizeof big2), 0);
+    ck_assert_int_eq(lk.state, REDIS_LINK_UP);
+    fake_say(&fk, "+OK\r\n+OK\r\n");
+    wait_replies(&lk, 2);
+    close_all();
+}
+END_TEST
+
 /* ---- what takes the link down ------------------------------------------------- */
 
 START_TEST(reply_to_no_command)
@@ -584,6 +693,77 @@ START_TEST(reply_too_large)
 }
 END_TEST
 
+START_TEST(socket_error_event)
+{
+    open_link("redis://127.0.0.1:%u", 4096, 4096, 64, LONG_TIMEOUT);
+    for (int i = 0; i < 20 && lk.state != REDIS_LINK_UP; i++)
+        step(&lk, NOW, 1);
+    ck_assert_int_eq(lk.state, REDIS_LINK_UP);
+    /* POLLERR or POLLHUP with nothing to read: the connection is gone. */
+    ck_assert_int_eq(redis_link_io(&lk, POLLERR, NOW), REDIS_LINK_DOWN);
+    ck_assert_str_eq(lk.reason, "the connection failed");
+    close_all();
+}
+END_TEST
+
+/* Many small tokens: a reply that cannot fit the input buffer. */
+START_TEST(reply_larger_than_input)
+{
+    open_link("redis://127.0.0.1:%u", 4096, 4096, 1 << 16, LONG_TIMEOUT);
+    size_t cap = lk.in_cap, count = cap / 4 + 10;
+    ck_assert_uint_lt(count, 1 << 16);
+    ck_assert_int_eq(command("LRANGE", "l", 1, 0), 0);
+    fake_expect_str(&fk, &lk, "*2\r\n$6\r\nLRANGE\r\n$1\r\nl\r\n");
+    char head[32];
+    fake_send(&fk, head, (size_t)snprintf(head, sizeof head, "*%zu\r\n", count));
+    static char body[1 << 20];
+    for (size_t i = 0; i < count; i++)
+        memcpy(body + 4 * i, ":1\r\n", 4);
+    size_t off = 0;
+    for (int i = 0; i < STEPS && lk.state != REDIS_LINK_DOWN; i++) {
+        if (off < 4 * count) {
+            ssize_t n = send(fk.fd, body + off, 4 * count - off, MSG_NOSIGNAL);
+            if (n > 0)
+                off += (size_t)n;
+        }
+        step(&lk, NOW, 1);
+    }
+    wait_down(&lk, "a reply larger than the bridge's input buffer");
+    ck_assert_int_eq(seen.n, 0);
+    close_all();
+}
+END_TEST
+
+/* Connecting again while up starts afresh: nothing pending, AUTH first again. */
+START_TEST(reconnect_while_up)
+{
+    open_link("redis://:pw@127.0.0.1:%u", 4096, 4096, 64, LONG_TIMEOUT);
+    ck_assert_int_eq(command("PING", NULL, 1, 0), 0);
+    fake_expect_str(&fk, &lk, "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*1\r\n$4\r\nPING\r\n");
+    fake_say(&fk, "+OK\r\n$3\r\nhal");
+    wait_buffered(&lk, 7);
+    int old = fk.fd;
+    ck_assert_int_eq(redis_link_connect(&lk, &url, NOW), 0);
+    ck_assert_uint_eq(redis_link_pending(&lk), 1);      /* the new AUTH only */
+    ck_assert_uint_eq(lk.in_len, 0);
+    fake_accept(&fk);
+    fake_expect_str(&fk, &lk, "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n");
+    /* The old connection was closed. */
+    char c;
+    for (int i = 0; i < 100 && recv(old, &c, 1, 0) < 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(recv(old, &c, 1, 0), 0);
+    close(old);
+    fake_say(&fk, "+OK\r\n");
+    ck_assert_int_eq(command("PING", NULL, 2, 0), 0);
+    fake_expect_str(&fk, &lk, "*1\r\n$4\r\nPING\r\n");
+    fake_say(&fk, "+PONG\r\n");
+    wait_replies(&lk, 1);
+    ck_assert_int_eq(seen.tag[0], 2);
+    close_all();
+}
+END_TEST
+
 /* ---- queue limits ----------------------------------------------------------------- */
 
 START_TEST(output_full)
@@ -680,6 +860,8 @@ Suite *redis_link_suite(void)
     tcase_add_test(tc, several_replies_in_one_write);
     tcase_add_test(tc, reply_split_everywhere);
     tcase_add_test(tc, reply_one_byte_at_a_time);
+    tcase_add_test(tc, callback_acts_on_the_link);
+    tcase_add_test(tc, partial_writes_keep_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("down");
@@ -691,6 +873,9 @@ Suite *redis_link_suite(void)
     tcase_add_test(tc, connect_deadline);
     tcase_add_test(tc, connect_refused);
     tcase_add_test(tc, reply_too_large);
+    tcase_add_test(tc, socket_error_event);
+    tcase_add_test(tc, reply_larger_than_input);
+    tcase_add_test(tc, reconnect_while_up);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");

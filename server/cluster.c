@@ -9,6 +9,7 @@
  */
 #include "cluster.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "worker.h"
 
 #define BATCH_MAX        256            /* events per script call */
+#define BATCH_HEAD       10             /* EVAL, script, key count, 3 keys, 4 ARGV */
 #define BATCH_BYTES      (1u << 20)     /* their bytes, about */
 #define READ_COUNT       512            /* stream entries per read */
 #define BLOCK_MS         1000           /* a blocking read's wait */
@@ -539,8 +541,9 @@ static void send_batch(struct bridge *b, uint64_t now)
     uint64_t head = ring_head(r);
     if (b->out_sent >= head)
         return;
-    static const char *argv[8 + 5 * BATCH_MAX];
-    static size_t lens[8 + 5 * BATCH_MAX];
+    /* BATCH_HEAD arguments before the events, five per event. */
+    static const char *argv[BATCH_HEAD + 5 * BATCH_MAX];
+    static size_t lens[BATCH_HEAD + 5 * BATCH_MAX];
     static char nums[BATCH_MAX][2][24];
     static char rooms[BATCH_MAX][RING_ROOM_MAX];
     char floor[24], ttl[24];
@@ -558,6 +561,7 @@ static void send_batch(struct bridge *b, uint64_t now)
     /* ARGV[3] is unused, ARGV[4] the dedup key's life: keeps the per-event args at i % 5 == 0. */
     argv[argc++] = "";
     argv[argc++] = ttl;
+    assert(argc == BATCH_HEAD);
     for (int i = 0; i < (int)argc; i++)
         lens[i] = strlen(argv[i]);
     uint64_t pos = b->out_sent;

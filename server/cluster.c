@@ -915,6 +915,7 @@ static int bridge_init(struct bridge *b, const struct config *cfg, struct shm_se
     b->last_id = __atomic_load_n(&seg->cluster.last_id, __ATOMIC_RELAXED);
     b->loaded = __atomic_load_n(&seg->cluster.synced, __ATOMIC_ACQUIRE) != 0;
     b->out_sent = __atomic_load_n(&seg->cluster.out_done, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&seg->cluster.up, 0u, __ATOMIC_RELEASE);   /* until its PING is answered */
     /* A bridge killed between a wake and its read left the flag set: no worker would wake us. */
     __atomic_store_n(&seg->cluster.wake_pending, 0u, __ATOMIC_SEQ_CST);
     return 0;

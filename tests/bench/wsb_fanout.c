@@ -298,9 +298,9 @@ static void nodes_line(const struct fanout *f)
         fprintf(h, " port %u: %d members, %d publishers%s", f->o->ports[k],
                 mem, pubs, k + 1 < f->N ? ";" : "\n");
         wsb_json_open(NULL);
-        wsb_json_int("port", f->o->ports[k]);
-        wsb_json_int("ready", mem);
-        wsb_json_int("publishers", pubs);
+        wsb_json_int("node_port", f->o->ports[k]);
+        wsb_json_int("node_ready", mem);
+        wsb_json_int("node_publishers", pubs);
         wsb_json_close();
     }
     wsb_json_array_end();
@@ -471,14 +471,16 @@ static void step_row(FILE *h, const struct step *st, int i)
             st->cut ? "cut" : !st->pass ? "FAIL" : st->lat_ok ? "ok" : "slow");
 }
 
+/* Keys apart from the step's own (run-bench.sh reads the last "members"
+ * or "received" of a report as the step's). */
 static void node_json(const char *key, const struct node_fig *nf)
 {
     wsb_json_open(key);
     if (nf->members)
-        wsb_json_int("members", nf->members);
-    wsb_json_int("received", (int64_t)nf->received);
-    wsb_json_num("p50_ms", nf->p50_ms);
-    wsb_json_num("p99_ms", nf->p99_ms);
+        wsb_json_int("node_members", nf->members);
+    wsb_json_int("node_received", (int64_t)nf->received);
+    wsb_json_num("node_p50_ms", nf->p50_ms);
+    wsb_json_num("node_p99_ms", nf->p99_ms);
     wsb_json_close();
 }
 
@@ -508,6 +510,7 @@ static void step_json(const struct step *st, int nodes)
     wsb_json_num("generator_cpu_fraction",
                  st->wall_s > 0 ? st->cpu_s / st->wall_s : 0);
     wsb_json_num("server_cpu_s", st->srv_cpu_s);
+    wsb_json_num("wall_s", st->wall_s);
     if (st->have_extra)
         wsb_json_num("extra_cpu_s", st->extra_cpu_s);
     if (nodes > 1) {

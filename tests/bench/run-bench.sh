@@ -387,14 +387,23 @@ start_redis() {
     return 1
 }
 
-# A node is ready for /chat once its /stats says it has synced with
-# Redis (before that, upgrades get 503). Bounded: 15 s. $1 port.
+# The status line of a WebSocket upgrade of /chat on 127.0.0.1:$1 (the
+# connection is dropped right after; bounded: 2 s).
+upgrade_status() {
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf "GET /chat?nick=probe HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" >&3
+        IFS= read -r line <&3 && printf "%s\n" "$line"' _ "$1" 2>/dev/null | tr -d '\r'
+}
+# A node is ready for /chat once it has synced with Redis: before that,
+# upgrades get 503 (then 101), and /stats says "synced":0 (then 1).
+# Bounded: 15 s. $1 port.
 wait_synced() {
-    local body
     for _ in $(seq 150); do
-        body=$(http_get "$1" /stats)
-        case "$body" in
+        case "$(http_get "$1" /stats)" in
             *'"cluster":{'*'"synced":1'*) return 0 ;;
+        esac
+        case "$(upgrade_status "$1")" in
+            "HTTP/1.1 101"*) return 0 ;;
         esac
         sleep 0.1
     done

@@ -457,6 +457,9 @@ if [ "$RUN_CLUSTER" = 1 ]; then
     fi
 fi
 if [ "$RUN_CLUSTER" = 1 ] && [ -z "$CL_NOTE" ]; then
+    # Other work on the machine shares its CPUs with 4 servers here.
+    CL_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+    CL_START=$(date -u '+%H:%M:%S')
     # The baseline first: one node, cluster off, the same 100 msg/s step.
     if [ "$MODE" = full ]; then
         write_conf single "history_file off" "$PORT" "$TMP/wschat.pid" "$CL_WORKERS"
@@ -733,6 +736,7 @@ if [ "$RUN_CLUSTER" = 1 ]; then
     if [ "$CL_RAN" = 1 ]; then
         rver=$(redis-server --version 2>/dev/null | sed -n 's/.* v=\([^ ]*\).*/\1/p')
         echo "cluster   $CL_NODES wsmaster nodes (workers $CL_WORKERS each) + redis-server ${rver:-?} on 127.0.0.1 (--save '' --appendonly no)$([ "$PIN" = 1 ] && echo ", all on CPU 0"); $(jv cluster_fixed members) members and $(jv cluster_fixed publishers) publishers spread evenly over the nodes, $(jv cluster_fixed bytes) B"
+        echo "          started $CL_START UTC, load average then $CL_LOAD"
         printf '%-9s %-8s %s\n' scenario result figures
         if [ "$MODE" = full ]; then
             if [ "$(num "$(jv cluster best_rate)" 0)" = 0 ]; then

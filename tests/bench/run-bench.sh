@@ -760,6 +760,9 @@ if [ "$RUN_CLUSTER" = 1 ]; then
         fi
         echo "nodes     $([ $cl_alive = 1 ] && echo "alive after the run" || echo "one DIED during the run"), redis-server $([ $cl_redis_alive = 1 ] && echo alive || echo DIED), $cl_alerts alert/crit log lines; cluster counters summed over the nodes: publish_errors ${CL_STATS[publish_errors]:-0}, gaps ${CL_STATS[gaps]:-0}, reconnects ${CL_STATS[reconnects]:-0}, lag_ms max ${CL_STATS[lag_ms]:-0}; redis used_memory ${CL_STATS[redis_mem]:-?}"
         [ -n "${CL_STATS[single_died]:-}" ] && echo "one-100   the single node DIED during its run"
+        if [ "$cl_alerts" != 0 ]; then
+            echo "          first alert: $(grep -hE '\[(alert|crit|emerg)\]' "$TMP"/node[0-9]*.log 2>/dev/null | sort | head -1 | cut -c1-160)"
+        fi
     else
         echo "cluster   not run: ${CL_NOTE:-unknown reason}"
     fi

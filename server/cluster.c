@@ -542,6 +542,7 @@ static void send_batch(struct bridge *b, uint64_t now)
     static const char *argv[8 + 5 * BATCH_MAX];
     static size_t lens[8 + 5 * BATCH_MAX];
     static char nums[BATCH_MAX][2][24];
+    static char rooms[BATCH_MAX][RING_ROOM_MAX];
     char floor[24], ttl[24];
     snprintf(floor, sizeof floor, "%llu", (unsigned long long)b->last_id);
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)NODE_TTL_MS);
@@ -589,7 +590,8 @@ static void send_batch(struct bridge *b, uint64_t now)
         lens[argc++] = strlen(nums[n][0]);
         argv[argc] = nums[n][1];
         lens[argc++] = strlen(nums[n][1]);
-        argv[argc] = meta.room;
+        memcpy(rooms[n], meta.room, meta.room_len);
+        argv[argc] = rooms[n];
         lens[argc++] = meta.room_len;
         argv[argc] = type;
         lens[argc++] = type_len;
@@ -679,7 +681,7 @@ static void send_presence(struct bridge *b, uint64_t now)
      * Names are read under the lock (a reclaimed entry takes another name
      * under it), and it is held until the command has copied them.
      */
-    if (lock_acquire(&b->seg->lock) < 0)
+    if (chat_publish_lock(b->seg) < 0)
         return;
     for (uint32_t i = 0; i < used; i++) {
         int n = room_table_local(t, i);
@@ -717,8 +719,9 @@ static void on_presence(struct bridge *b, const struct resp_event *tok, size_t n
         b->mark = m;
         b->mark_cap = used;
     }
-    memset(b->mark, 0, used);
-    if (lock_acquire(&b->seg->lock) < 0)
+    if (used > 0)
+        memset(b->mark, 0, used);
+    if (chat_publish_lock(b->seg) < 0)
         return;
     for (size_t i = 1; i + 1 < ntok; i += 2) {
         if (!is_value(&tok[i]) || tok[i + 1].type != RESP_INTEGER)
@@ -932,7 +935,10 @@ void cluster_run(const struct config *cfg, struct shm_segment *seg, const int *e
             { .fd = b.pub.fd, .events = redis_link_events(&b.pub) },
             { .fd = b.sub.fd, .events = redis_link_events(&b.sub) },
         };
-        uint64_t due = b.presence_due_ms;
+        /* A read always outstanding while the stream link is up (one failed to queue). */
+        if (b.sub.state != REDIS_LINK_DOWN && b.loaded && !b.reading)
+            send_read(&b, now);
+        uint64_t due = b.pub_ready && !b.presence_inflight ? b.presence_due_ms : UINT64_MAX;
         uint64_t d = redis_link_next_deadline(&b.pub);
         if (d < due)
             due = d;

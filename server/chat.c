@@ -58,6 +58,7 @@ struct chat_member {
     struct chat_replay replay;
     struct chat_member *rp_prev, *rp_next;
     struct chat_token *token;   /* an authenticated member's (its id.user points into it) */
+    uint64_t live_wait_until_ms;    /* cluster: since= ahead of this node (behind_since) */
     struct chat_identity id;
 };
 
@@ -659,6 +660,26 @@ static int go_live(struct worker *w, struct chat_member *mb)
 }
 
 /*
+ * Cluster mode: a member that resumes here with a since= from a node further
+ * along the stream than this one would get the ids up to since again from
+ * the live stream, as this node reads them. It waits out of the stream, its
+ * replay scanning what this worker drains for messages after since, until
+ * the drain has passed since, or for at most cluster_timeout (a since no
+ * node has reached yet). 1 while it must wait.
+ */
+static int behind_since(struct worker *w, struct chat_member *mb)
+{
+    if (!cluster_gate_on(w->ctx.seg) || mb->replay.after <= cw->last_id)
+        return 0;
+    if (mb->live_wait_until_ms == 0) {
+        mb->live_wait_until_ms = w->now_ms + w->cfg->cluster_timeout_ms;
+        mb->replay.scan = 1;
+        mb->replay.pos = cw->pos;   /* everything before it was replayed or is older */
+    }
+    return w->now_ms < mb->live_wait_until_ms;
+}
+
+/*
  * Go on with MB's replay: copy under the max_send_queue budget and, when
  * FLUSH, write and copy again while the socket takes it (no other event
  * would come for a connection whose writes complete at once). Goes live
@@ -675,8 +696,10 @@ static int replay_continue(struct worker *w, struct chat_member *mb, int flush)
         struct chat_replay_src src = replay_src(w);
         int rc = chat_replay_step(&src, &mb->replay, w, c, mb->room->name, mb->room->name_len,
                                   budget);
-        if (rc == 1)
+        if (rc == 1 && !behind_since(w, mb))
             return go_live(w, mb);      /* C may be closed and MB freed: touch neither */
+        if (rc == 1)
+            return 0;   /* the end of each pass tries again */
         if (rc == RING_LAPPED) {
             STAT_ADD(w, drops_slow, 1);
             log_at(LOG_LVL_WARN, 0, "conn %u: history replay overtaken by the ring: closing "

@@ -50,7 +50,7 @@
 #define KEY_MAX          (CONFIG_PREFIX_MAX + 48)
 
 /* Tags of the bridge's commands. */
-enum { T_PING, T_BATCH, T_BUMP, T_PRESENCE, T_TOP, T_LOAD, T_READ };
+enum { T_PING, T_EPOCH, T_BATCH, T_BUMP, T_PRESENCE, T_TOP, T_LOAD, T_READ };
 
 /*
  * One batch: keep the events of node ARGV[3]'s outbox after the last one
@@ -83,11 +83,31 @@ static const char BATCH_LUA[] =
     "end\n"
     "return n\n";
 
-/* After the stream went backwards: the counter goes on above every id this node saw. */
+/*
+ * After the stream went backwards: the counter goes on above every id this
+ * node saw, and a missing one from the clock as in a batch, so that every
+ * node sees the ids jump (a gap) rather than go on as if nothing was lost.
+ */
 static const char BUMP_LUA[] =
-    "local c = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+    "local c = redis.call('GET', KEYS[1])\n"
+    "if not c then\n"
+    "  local t = redis.call('TIME')\n"
+    "  c = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000\n"
+    "else c = tonumber(c) end\n"
+    "if c < tonumber(ARGV[1]) then c = tonumber(ARGV[1]) end\n"
+    "redis.call('SET', KEYS[1], string.format('%d', c))\n"
     "return c\n";
+
+/*
+ * The cluster's epoch: a random value the first node sets; a Redis that
+ * lost its data has none (or another's), whichever link notices first.
+ * Returns {1 if it was there, the value}.
+ */
+static const char EPOCH_LUA[] =
+    "local e = redis.call('GET', KEYS[1])\n"
+    "if e then return {1, e} end\n"
+    "redis.call('SET', KEYS[1], ARGV[1])\n"
+    "return {0, ARGV[1]}\n";
 
 /*
  * Presence: replace this node's counts (KEYS[1], pairs from ARGV[4]), keep
@@ -150,7 +170,8 @@ struct bridge {
     int pub_ready;              /* the publish link answered its first PING */
     int pub_lost, sub_lost;     /* down since it was up: log the recovery */
     char k_log[KEY_MAX], k_seq[KEY_MAX], k_node[KEY_MAX], k_nodes[KEY_MAX];
-    char k_online[KEY_MAX], k_online_me[KEY_MAX];
+    char k_online[KEY_MAX], k_online_me[KEY_MAX], k_epoch[KEY_MAX];
+    char epoch[24];             /* the cluster's epoch as this node first saw it, "" */
     char node[17];
     char maxlen[24];
     /* outbox */
@@ -171,8 +192,7 @@ struct bridge {
     /* presence */
     uint64_t presence_due_ms;
     int presence_inflight;
-    uint8_t *mark;
-    uint32_t mark_cap;
+    uint8_t *mark;              /* room table entries the last exchange named (cap bytes) */
     char (*pnames)[24];         /* count texts of one presence exchange */
     const char **pargv;
     size_t *plens;
@@ -467,6 +487,18 @@ static void on_load(struct bridge *b, const struct resp_event *tok, size_t ntok,
         send_load(b, oldest, now);
 }
 
+/* The counter past this node's newest id (BUMP_LUA). */
+static void send_bump(struct bridge *b, uint64_t now)
+{
+    char floor[24];
+    snprintf(floor, sizeof floor, "%llu", (unsigned long long)b->last_id);
+    const char *argv[] = { "EVAL", BUMP_LUA, "1", b->k_seq, floor };
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    redis_link_command(&b->pub, 5, argv, lens, T_BUMP, 0, 0, now);
+}
+
 static void on_top(struct bridge *b, const struct resp_event *tok, size_t ntok, uint64_t now)
 {
     uint64_t top = 0;
@@ -486,13 +518,7 @@ static void on_top(struct bridge *b, const struct resp_event *tok, size_t ntok, 
                   (unsigned long long)top, (unsigned long long)b->last_id);
         stat_add(&b->seg->cluster.gaps, 1);
         /* Ids go on above what this node saw; read everything after what Redis kept. */
-        char floor[24];
-        snprintf(floor, sizeof floor, "%llu", (unsigned long long)b->last_id);
-        const char *argv[] = { "EVAL", BUMP_LUA, "1", b->k_seq, floor };
-        size_t lens[5];
-        for (int i = 0; i < 5; i++)
-            lens[i] = strlen(argv[i]);
-        redis_link_command(&b->pub, 5, argv, lens, T_BUMP, 0, 0, now);
+        send_bump(b, now);
         b->backwards = 1;
         uint64_t keep = b->last_id;
         b->last_id = top;
@@ -715,24 +741,26 @@ static void on_presence(struct bridge *b, const struct resp_event *tok, size_t n
         return;
     }
     struct room_table *t = shm_rooms(b->seg);
-    uint32_t used = room_table_used(t);
-    if (used > b->mark_cap) {
-        uint8_t *m = realloc(b->mark, used);
-        if (m == NULL)
-            return;
-        b->mark = m;
-        b->mark_cap = used;
-    }
-    if (used > 0)
-        memset(b->mark, 0, used);
+    if (b->mark == NULL && (b->mark = calloc(t->cap, 1)) == NULL)
+        return;
     if (chat_publish_lock(b->seg) < 0)
         return;
+    uint32_t used = room_table_used(t);
+    memset(b->mark, 0, used);
     for (size_t i = 1; i + 1 < ntok; i += 2) {
-        if (!is_value(&tok[i]) || tok[i + 1].type != RESP_INTEGER)
+        if (!is_value(&tok[i]) || tok[i + 1].type != RESP_INTEGER || tok[i].len == 0 ||
+            tok[i].len > RING_ROOM_MAX)
             continue;
+        /*
+         * A room this node has no entry for gets one (counted 0 here, so
+         * it is reclaimable): its first member here is welcomed with the
+         * others' count, not with its own alone.
+         */
         int idx = room_table_find(t, tok[i].data, tok[i].len);
-        if (idx < 0 || (uint32_t)idx >= used)
-            continue;
+        if (idx < 0)
+            idx = room_table_join(t, tok[i].data, tok[i].len, 0, ring_tail(&b->seg->ring));
+        if (idx < 0)
+            continue;   /* a full table: that room's count stays this node's */
         room_table_set_remote(t, (uint32_t)idx, (int)tok[i + 1].integer);
         b->mark[idx] = 1;
     }
@@ -740,6 +768,34 @@ static void on_presence(struct bridge *b, const struct resp_event *tok, size_t n
         if (!b->mark[i] && room_table_online(t, i) != room_table_local(t, i))
             room_table_set_remote(t, i, 0);
     lock_release(&b->seg->lock);
+}
+
+/*
+ * The epoch read at a (re)connect: another value than the one this node
+ * saw first (or none, which the script replaced with ours) means Redis lost
+ * the cluster's data. The counter is bumped past every id seen here, from
+ * the clock when it is missing, so every node's next id jumps (its members
+ * get a gap event).
+ */
+static void on_epoch(struct bridge *b, const struct resp_event *tok, size_t ntok, uint64_t now)
+{
+    if (ntok != 3 || tok[0].kind != RESP_EV_BEGIN || tok[2].kind != RESP_EV_VALUE ||
+        tok[2].len == 0 || tok[2].len >= sizeof b->epoch)
+        return;
+    if (b->epoch[0] == '\0') {
+        memcpy(b->epoch, tok[2].data, tok[2].len);
+        b->epoch[tok[2].len] = '\0';
+        return;
+    }
+    if (tok[2].len == strlen(b->epoch) && memcmp(tok[2].data, b->epoch, tok[2].len) == 0)
+        return;
+    memcpy(b->epoch, tok[2].data, tok[2].len);
+    b->epoch[tok[2].len] = '\0';
+    log_write(LOG_LVL_ALERT, 0, "cluster: Redis lost the cluster's data (%s has another "
+              "epoch); ids go on above %llu and members get a gap", b->k_epoch,
+              (unsigned long long)b->last_id);
+    stat_add(&b->seg->cluster.gaps, 1);
+    send_bump(b, now);
 }
 
 /* ---- links ---------------------------------------------------------------------- */
@@ -769,6 +825,9 @@ static void on_reply(void *ctx, struct redis_link *l, int tag, uint64_t arg,
         } else {
             redis_link_down(&b->pub, "PING refused");
         }
+        break;
+    case T_EPOCH:
+        on_epoch(b, tok, ntok, now);
         break;
     case T_BATCH:
         on_batch(b, arg, tok, ntok);
@@ -828,6 +887,13 @@ static void connect_pub(struct bridge *b, uint64_t now)
     const char *argv[] = { "PING" };
     size_t lens[] = { 4 };
     redis_link_command(&b->pub, 1, argv, lens, T_PING, 0, 0, now);
+    char mine[24];
+    snprintf(mine, sizeof mine, "%016llx", (unsigned long long)random64());
+    const char *ev[] = { "EVAL", EPOCH_LUA, "1", b->k_epoch, mine };
+    size_t el[5];
+    for (int i = 0; i < 5; i++)
+        el[i] = strlen(ev[i]);
+    redis_link_command(&b->pub, 5, ev, el, T_EPOCH, 0, 0, now);
     b->presence_due_ms = now;
 }
 
@@ -895,6 +961,7 @@ static int bridge_init(struct bridge *b, const struct config *cfg, struct shm_se
     snprintf(b->k_seq, sizeof b->k_seq, "%s:seq", p);
     snprintf(b->k_node, sizeof b->k_node, "%s:node:%s", p, b->node);
     snprintf(b->k_nodes, sizeof b->k_nodes, "%s:nodes", p);
+    snprintf(b->k_epoch, sizeof b->k_epoch, "%s:epoch", p);
     snprintf(b->k_online, sizeof b->k_online, "%s:online:", p);
     snprintf(b->k_online_me, sizeof b->k_online_me, "%s:online:%s", p, b->node);
     /* The stream keeps about one ring of events: what a fresh node loads. */

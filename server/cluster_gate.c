@@ -37,11 +37,13 @@ int cluster_gate_queue(struct shm_segment *seg, int kind, const char *room, size
         return -EINVAL;
     if (len > ring_max_entry(r))
         return -EMSGSIZE;
-    if (!__atomic_load_n(&seg->cluster.up, __ATOMIC_ACQUIRE))
-        return -EAGAIN;
     uint64_t done = __atomic_load_n(&seg->cluster.out_done, __ATOMIC_ACQUIRE);
-    if (ring_head(r) - done + footprint(len) > r->capacity)
-        return -EAGAIN;     /* Redis is slower than the publishers: refuse, never overwrite */
+    if (!__atomic_load_n(&seg->cluster.up, __ATOMIC_ACQUIRE) ||
+        ring_head(r) - done + footprint(len) > r->capacity) {
+        /* Down, or Redis slower than the publishers: refuse, never overwrite. */
+        __atomic_fetch_add(&seg->cluster.refused, 1, __ATOMIC_RELAXED);
+        return -EAGAIN;
+    }
     uint8_t *dst = ring_reserve(r, (uint32_t)len, NULL);
     if (dst == NULL)
         return -EMSGSIZE;

@@ -123,11 +123,12 @@ ssize_t stats_render_json(const struct shm_segment *seg, char *dst, size_t cap)
     const struct shm_cluster *cl = &seg->cluster;
     if (cl->on)
         strbuf_printf(&b, ",\"cluster\":{\"up\":%u,\"synced\":%u,\"reconnects\":%llu,"
-                      "\"publish_errors\":%llu,\"published\":%llu,\"received\":%llu,"
+                      "\"publish_errors\":%llu,\"refused\":%llu,\"published\":%llu,\"received\":%llu,"
                       "\"gaps\":%llu,\"lag_ms\":%lld,\"last_id\":%llu}",
                       (unsigned)LOAD(cl->up), (unsigned)LOAD(cl->synced),
                       (unsigned long long)LOAD(cl->reconnects),
                       (unsigned long long)LOAD(cl->publish_errors),
+                      (unsigned long long)LOAD(cl->refused),
                       (unsigned long long)LOAD(cl->published),
                       (unsigned long long)LOAD(cl->received), (unsigned long long)LOAD(cl->gaps),
                       (long long)LOAD(cl->lag_ms), (unsigned long long)LOAD(cl->last_id));
@@ -189,6 +190,8 @@ ssize_t stats_render_metrics(const struct shm_segment *seg, char *dst, size_t ca
               offsetof(struct shm_cluster, reconnects) },
             { "cluster_publish_errors_total", "Batches Redis refused (sent again)",
               offsetof(struct shm_cluster, publish_errors) },
+            { "cluster_refused_total", "Publishes refused as unavailable (Redis down or slow)",
+              offsetof(struct shm_cluster, refused) },
             { "cluster_published_total", "Events this node appended to the cluster's stream",
               offsetof(struct shm_cluster, published) },
             { "cluster_received_total", "Events this node read from the cluster's stream",

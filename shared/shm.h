@@ -92,6 +92,7 @@ struct shm_cluster {
     uint64_t out_done;          /* outbox position Redis has confirmed up to (atomic) */
     uint64_t reconnects;        /* the rest: counters for /stats (bridge only, atomic) */
     uint64_t publish_errors;
+    uint64_t refused;           /* publishes workers refused as unavailable (workers, atomic) */
     uint64_t published;
     uint64_t received;
     uint64_t gaps;

@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 5000
+/* The cluster mode's Redis bridge, a child of the master like the journal (issue 14). */
+#define CLUSTER_BRIDGE_COMM "wsmaster-redis"
 #define RX_LIMIT         ((size_t)256 << 20)
 
 /* ---- time ---------------------------------------------------------------- */
@@ -295,7 +297,8 @@ static int group_scan(pid_t master, unsigned long long start, const char *comm, 
         unsigned long long t;
         if (proc_stat4(pid, &st, NULL, &pg, &t, name, sizeof name) < 0 || pg != master
             || t < start || st == 'Z' || st == 'X' ||
-            (!held && strcmp(name, comm) != 0 && strcmp(name, JOURNAL_COMM) != 0))
+            (!held && strcmp(name, comm) != 0 && strcmp(name, JOURNAL_COMM) != 0 &&
+             strcmp(name, CLUSTER_BRIDGE_COMM) != 0))
             continue;
         n++;
         if (kill_them)

@@ -23,6 +23,8 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +40,8 @@
 #define SLACK      400          /* scheduling and Redis round trips on a busy machine */
 #define BRIDGE_COMM "wsmaster-redis"
 #define MAX_PEERS  128
+/* A comment in each node's wschat.conf: the temp dirs of this suite are recognisable. */
+#define CLUSTER_SUITE_MARK "wschat cluster suite (tests/integration/check_cluster.c)"
 
 static int left_ms(int64_t end)
 {
@@ -520,7 +524,7 @@ struct cluster {
 
 static void node_config(const struct cluster *cl, char *out, size_t cap)
 {
-    snprintf(out, cap, "workers 2\ncluster redis://127.0.0.1:%d\ncluster_prefix %s\n"
+    snprintf(out, cap, "# " CLUSTER_SUITE_MARK "\nworkers 2\ncluster redis://127.0.0.1:%d\ncluster_prefix %s\n"
              "cluster_timeout 1s\nrate_limit 0\npresence_interval %dms\nhistory_size 100\n%s",
              cl->r.port, cl->prefix, IVL, cl->more);
 }
@@ -584,14 +588,20 @@ static void node_start(struct cluster *cl, int i)
                   "node %d (port %d) not synced with Redis within 10 s", i, cl->n[i].port);
 }
 
-/* Redis (with PERSIST), then the nodes of mask NODE_MASK; NAME makes the prefix. */
-static void cl_start(struct cluster *cl, int persist, const char *name, const char *more,
-                     unsigned node_mask)
+/* Redis (with PERSIST) for a cluster whose prefix NAME makes; MORE for every node. */
+static void cl_redis(struct cluster *cl, int persist, const char *name, const char *more)
 {
     memset(cl, 0, sizeof *cl);
     snprintf(cl->prefix, sizeof cl->prefix, "it%d-%s", (int)getpid(), name);
     snprintf(cl->more, sizeof cl->more, "%s", more ? more : "");
     rds_start(&cl->r, persist);
+}
+
+/* cl_redis, then the nodes of mask NODE_MASK. */
+static void cl_start(struct cluster *cl, int persist, const char *name, const char *more,
+                     unsigned node_mask)
+{
+    cl_redis(cl, persist, name, more);
     for (int i = 0; i < NODES; i++)
         if (node_mask & (1u << i))
             node_start(cl, i);
@@ -964,16 +974,17 @@ static void redis_outage(struct cluster *cl, struct peer *p, int n, int *sent, i
 /* Start the cluster of this section (with the backend API) and open its members. */
 static void rr_start(struct cluster *cl, struct peer *p, int persist, const char *name)
 {
-    char key[64], more[256];
-    /* 0600 (a key others can read is refused); read once, when each node starts */
-    snprintf(key, sizeof key, "/tmp/wschat-it-key-XXXXXX");
-    int fd = mkstemp(key);
+    cl_redis(cl, persist, name, NULL);
+    /* 0600 (a key others can read is refused); kept in Redis' temp dir */
+    char key[sizeof cl->r.dir + 16];
+    snprintf(key, sizeof key, "%s/api.key", cl->r.dir);
+    int fd = open(key, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, APIKEY "\n", strlen(APIKEY) + 1), (ssize_t)strlen(APIKEY) + 1);
     close(fd);
-    snprintf(more, sizeof more, "api_key_file %s\n", key);
-    cl_start(cl, persist, name, more, 7);
-    unlink(key);
+    snprintf(cl->more, sizeof cl->more, "api_key_file %s\n", key);
+    for (int i = 0; i < NODES; i++)
+        node_start(cl, i);
     char path[96], nick[16];
     for (int i = 0; i < RR_N; i++) {
         snprintf(nick, sizeof nick, "r%02d", i);
@@ -1266,7 +1277,15 @@ START_TEST(rooms_apart_over_nodes)
             say(lobby, t, 1);
         }
     }
-    /* Markers sent after everything: in the one order, anything misrouted comes before them. */
+    size_t na = 15, nb = 10, nl = 5;
+    ck_assert(all_until(a, NODES, p_nmsg, &na, 10000));
+    ck_assert(all_until(b, NODES, p_nmsg, &nb, 10000));
+    ck_assert(peer_until(lobby, p_nmsg, &nl, 10000));
+    /*
+     * Markers, once everything above was delivered: in the one order, any
+     * message of another room that was going to reach a member did so
+     * before its room's marker.
+     */
     say(&a[1], "ra1-0", 1);
     say(&b[2], "rb2-0", 1);
     say(lobby, "lo1-5", 1);

@@ -252,6 +252,11 @@ static int serve_publish(struct worker *w, const uint8_t *body, size_t len, stru
                                (size_t)bn);
     if (mid < 0)
         return mid == -EMSGSIZE ? -413 : mid == -EAGAIN ? -503 : -500;
+    if (mid == 0) {
+        /* Cluster mode: Redis gives the id when the message reaches the stream. */
+        strbuf_puts(o, "{\"queued\":true}");
+        return 0;
+    }
     strbuf_puts(o, "{\"id\":");
     strbuf_put_u64(o, (uint64_t)mid);
     strbuf_puts(o, "}");

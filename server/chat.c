@@ -21,6 +21,7 @@
 #include "chat_auth.h"
 #include "chat_proto.h"
 #include "chat_publish.h"
+#include "cluster_gate.h"
 #include "journal_gate.h"
 #include "chat_replay.h"
 #include "chat_limits.h"
@@ -107,6 +108,9 @@ static int chat_check(struct worker *w, const char *sub, size_t sub_len, const c
 {
     if (sub != NULL && !chat_room_name_valid(sub, sub_len))
         return 404;
+    /* A cluster node serves no room before it holds the cluster's history. */
+    if (!cluster_gate_ready(w->ctx.seg))
+        return 503;
     struct chat_query q;
     chat_query_parse(query, query_len, &q);
     struct jwt_claims claims;
@@ -253,6 +257,22 @@ static void on_overrun(struct worker *w)
     cw->pos = ring_tail(ring_of(w));
 }
 
+/*
+ * Cluster mode: the stream skipped ids up to ID (chat_publish_gap): every
+ * room with members here says so, as after an overrun.
+ */
+static void on_cluster_gap(struct worker *w, uint64_t id)
+{
+    for (struct local_room *lr = cw->rooms.all; lr != NULL; lr = lr->next) {
+        if (lr->stream.ncursors == 0)
+            continue;
+        ssize_t n = chat_proto_gap(cw->frame, cw->frame_cap, lr->name, lr->name_len,
+                                   cw->last_id + 1, id);
+        if (n > 0)
+            room_append(w, lr, cw->frame, (size_t)n);
+    }
+}
+
 static struct local_room *room_for(struct chat_worker *cw, const struct ring_entry *e)
 {
     return chat_rooms_find(&cw->rooms, e->room, e->room_len);
@@ -266,7 +286,9 @@ static struct local_room *room_for(struct chat_worker *cw, const struct ring_ent
 static int deliver(struct worker *w, struct ring *r, uint64_t *pos, uint64_t next,
                    struct ring_entry *e)
 {
-    struct local_room *lr = room_for(cw, e);
+    if (e->kind == RING_KIND_GAP && e->id > cw->last_id)
+        on_cluster_gap(w, e->id);
+    struct local_room *lr = e->kind == RING_KIND_GAP ? NULL : room_for(cw, e);
     if (lr != NULL && lr->stream.ncursors > 0) {
         uint64_t at = *pos;
         ssize_t n = ring_read(r, &at, e, cw->frame, cw->frame_cap);
@@ -633,8 +655,8 @@ static int go_live(struct worker *w, struct chat_member *mb)
      */
     if (!worker_ip_charge(w, c, PRESENCE_CHARGE))
         return 0;
-    mb->announced = 1;
-    publish_presence(w, mb, "join", NULL, 0, online);
+    /* Not announced (Redis unreachable in cluster mode): no leave to pair with it either. */
+    mb->announced = publish_presence(w, mb, "join", NULL, 0, online) == 0;
     return 0;
 }
 
@@ -1041,7 +1063,9 @@ static void chat_message(struct worker *w, struct conn *c, int opcode, const uin
     int64_t id = n < 0 ? -ENOMEM
                : chat_publish(w, RING_KIND_MESSAGE, mb->room->name, mb->room->name_len,
                               "message", (const char *)cw->frame, (size_t)n);
-    if (id == -EAGAIN)
+    if (id == -EAGAIN && cluster_gate_on(w->ctx.seg))
+        send_error(w, c, "unavailable", "the cluster cannot be reached now: message not sent");
+    else if (id == -EAGAIN)
         send_error(w, c, "unavailable", "history cannot be written now: message not sent");
     else if (id < 0)
         send_error(w, c, "internal", "the message could not be published");

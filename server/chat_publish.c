@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "chat_proto.h"
+#include "cluster_gate.h"
 #include "journal_gate.h"
 #include "lock.h"
 #include "log.h"
@@ -79,21 +80,20 @@ static void meta_init(struct ring_entry *meta, int kind, const char *room, size_
 
 /*
  * Frame event TYPE (BODY after its id and ts) into the ring as one entry of
- * KIND for ROOM; the caller holds the publish lock. The id, or -EMSGSIZE
- * over ring_max_entry.
+ * KIND for ROOM with id ID (the next of the one sequence, or above it) and
+ * time TS; the caller holds the publish lock. The id, or -EMSGSIZE over
+ * ring_max_entry.
  */
-static int64_t ring_write_event(struct shm_segment *seg, int kind, const char *room,
-                            size_t room_len, const char *type, const char *body, size_t body_len)
+static int64_t ring_write_event_at(struct shm_segment *seg, int kind, const char *room,
+                                   size_t room_len, const char *type, const char *body,
+                                   size_t body_len, uint64_t id, int64_t ts)
 {
     /*
      * Presence goes to its own ring (shm.h), numbered on from the message
      * ring's sequence and handing the sequence back, so ids stay one order.
      */
     struct ring *r = kind == RING_KIND_PRESENCE ? shm_pring(seg) : &seg->ring;
-    if (r != &seg->ring)
-        ring_continue_ids(r, ring_next_id(&seg->ring));
-    uint64_t id = ring_next_id(r);
-    int64_t ts = wall_ms();
+    ring_continue_ids(r, id);
     size_t len = chat_proto_event_frame_len(type, id, ts, body_len);
     if (len > ring_max_entry(r))
         return -EMSGSIZE;
@@ -107,6 +107,17 @@ static int64_t ring_write_event(struct shm_segment *seg, int kind, const char *r
     struct ring_entry meta;
     meta_init(&meta, kind, room, room_len, ts, (size_t)n);
     return (int64_t)chain_and_commit(seg, r, &meta, at, id);
+}
+
+/* The same with the next id of this node's sequence and the clock's time. */
+static int64_t ring_write_event(struct shm_segment *seg, int kind, const char *room,
+                                size_t room_len, const char *type, const char *body,
+                                size_t body_len)
+{
+    uint64_t id = ring_next_id(&seg->ring);
+    if (kind == RING_KIND_PRESENCE && ring_next_id(shm_pring(seg)) > id)
+        id = ring_next_id(shm_pring(seg));
+    return ring_write_event_at(seg, kind, room, room_len, type, body, body_len, id, wall_ms());
 }
 
 int64_t chat_publish_restore(struct shm_segment *seg, uint64_t id, int64_t ts_ms,
@@ -128,13 +139,9 @@ int64_t chat_publish_restore(struct shm_segment *seg, uint64_t id, int64_t ts_ms
     return (int64_t)chain_and_commit(seg, r, &meta, at, id);
 }
 
-int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
-                     const char *type, const char *body, size_t body_len)
+/* Take the publish lock, logging a failure or a recovery. 0 or the lock's -errno. */
+static int publish_lock(struct shm_segment *seg)
 {
-    struct shm_segment *seg = w->ctx.seg;
-    /* history_fsync always keeps its promise: nothing is taken that cannot be written. */
-    if (kind == RING_KIND_MESSAGE && journal_refuses(seg))
-        return -EAGAIN;
     int lk = lock_acquire(&seg->lock);
     if (lk < 0) {
         log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
@@ -142,6 +149,71 @@ int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_l
     }
     if (lk == LOCK_RECOVERED)
         log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
+    return 0;
+}
+
+int64_t chat_publish_remote(struct shm_segment *seg, const struct chat_remote_event *ev)
+{
+    if (ev->room_len > RING_ROOM_MAX ||
+        (ev->kind != RING_KIND_MESSAGE && ev->kind != RING_KIND_PRESENCE) ||
+        (ev->kind == RING_KIND_MESSAGE && ev->room_len == 0))
+        return -EINVAL;
+    int lk = publish_lock(seg);
+    if (lk < 0)
+        return lk;
+    int64_t rc = -EINVAL;
+    uint64_t next = ring_next_id(&seg->ring);
+    if (ring_next_id(shm_pring(seg)) > next)
+        next = ring_next_id(shm_pring(seg));
+    if (ev->id >= next)
+        rc = ring_write_event_at(seg, ev->kind, ev->room, ev->room_len, ev->type, ev->body,
+                                 ev->body_len, ev->id, ev->ts_ms);
+    lock_release(&seg->lock);
+    return rc;
+}
+
+int64_t chat_publish_gap(struct shm_segment *seg, uint64_t id)
+{
+    int lk = publish_lock(seg);
+    if (lk < 0)
+        return lk;
+    int64_t rc = -EINVAL;
+    struct ring *r = &seg->ring;
+    if (id >= ring_next_id(r) && id >= ring_next_id(shm_pring(seg))) {
+        ring_continue_ids(r, id);
+        uint64_t at;
+        if (ring_reserve(r, 0, &at) != NULL) {
+            struct ring_entry meta;
+            meta_init(&meta, RING_KIND_GAP, "", 0, wall_ms(), 0);
+            rc = (int64_t)chain_and_commit(seg, r, &meta, at, id);
+        }
+    }
+    lock_release(&seg->lock);
+    return rc;
+}
+
+int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
+                     const char *type, const char *body, size_t body_len)
+{
+    struct shm_segment *seg = w->ctx.seg;
+    if (cluster_gate_on(seg)) {
+        int lk = publish_lock(seg);
+        if (lk < 0)
+            return lk;
+        int rc = cluster_gate_queue(seg, kind, room, room_len, type, body, body_len);
+        lock_release(&seg->lock);
+        if (rc < 0)
+            return rc;
+        STAT_ADD(w, msgs_published, 1);
+        cluster_gate_notify(seg, w->ctx.cluster_efd);
+        return 0;
+    }
+    /* history_fsync always keeps its promise: nothing is taken that cannot be written. */
+    if (kind == RING_KIND_MESSAGE && journal_refuses(seg))
+        return -EAGAIN;
+    int lk = publish_lock(seg);
+    if (lk < 0)
+        return lk;
     int64_t rc = ring_write_event(seg, kind, room, room_len, type, body, body_len);
     lock_release(&seg->lock);
     if (rc < 0) {

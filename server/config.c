@@ -43,7 +43,7 @@
 enum dtype {
     D_LISTEN, D_WORKERS, D_INT, D_U32, D_SIZE, D_DURATION,
     D_PATH, D_LOG_LEVEL, D_ORIGINS, D_FLAG, D_AUTH, D_DURATION_OFF,
-    D_CIDR, D_FSYNC
+    D_CIDR, D_FSYNC, D_CLUSTER, D_PREFIX
 };
 
 struct directive {
@@ -97,6 +97,10 @@ static const struct directive directives[] = {
     { "history_file",            D_PATH,      F(history_file), 0, 0 },
     { "history_fsync",           D_FSYNC,     F(history_fsync), 0, 0 },
     { "history_keep",            D_SIZE,      F(history_keep), 4 * MIB, 1024 * GIB },
+    { "cluster",                 D_CLUSTER,   0, 0, 0 },
+    { "cluster_password_file",   D_PATH,      F(cluster_password_file), 0, 0 },
+    { "cluster_prefix",          D_PREFIX,    F(cluster_prefix), 0, 0 },
+    { "cluster_timeout",         D_DURATION,  F(cluster_timeout_ms), 100, 10 * 60 * SEC },
 };
 
 #define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
@@ -486,6 +490,32 @@ static int set_value(struct parser *p, unsigned line,
         return 0;
     case D_CIDR:
         return set_cidr(p, line, d, val, nval);
+    case D_CLUSTER: {
+        const char *why = NULL;
+        if (strcmp(val[0], "off") == 0) {
+            cfg->cluster = 0;
+            return 0;
+        }
+        if (redis_url_parse(&cfg->cluster_url, val[0], strlen(val[0]), &why) < 0)
+            return fail(p, line, "invalid \"cluster\" URL \"%.*s\": %s", CONF_ECHO_MAX, val[0],
+                        why);
+        cfg->cluster = 1;
+        return 0;
+    }
+    case D_PREFIX: {
+        size_t n = strlen(val[0]);
+        if (n > CONFIG_PREFIX_MAX)
+            return fail(p, line, "\"%s\" is longer than %d bytes", d->name, CONFIG_PREFIX_MAX);
+        for (size_t i = 0; i < n; i++) {
+            char c = val[0][i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("_-.:", c) != NULL))
+                return fail(p, line, "\"%s\" takes letters, digits and _-.: only, not \"%.*s\"",
+                            d->name, CONF_ECHO_MAX, val[0]);
+        }
+        memcpy(field, val[0], n + 1);
+        return 0;
+    }
     }
     return fail(p, line, "internal error: directive \"%s\"", d->name);
 }
@@ -735,7 +765,8 @@ static int finish(struct parser *p)
     if (strcmp(cfg->error_log, "stderr") != 0
         && resolve(p, seen_line(p, "error_log"), "error_log", cfg->error_log, dir, canonical) < 0)
         return -1;
-    if (strcmp(cfg->history_file, "off") == 0)
+    /* Cluster mode keeps history in Redis: no local journal (README "Scaling out"). */
+    if (strcmp(cfg->history_file, "off") == 0 || cfg->cluster)
         cfg->history_file[0] = '\0';
     else if (resolve(p, seen_line(p, "history_file"), "history_file", cfg->history_file, dir,
                      canonical) < 0)
@@ -767,6 +798,19 @@ static int finish(struct parser *p)
             load_secret(p, line, cfg->api_key_file, cfg->api_key, sizeof cfg->api_key,
                         &cfg->api_key_len, CONFIG_API_KEY_MIN) < 0)
             return -1;
+    }
+
+    if (cfg->cluster_password_file[0] != '\0') {
+        unsigned line = seen_line(p, "cluster_password_file");
+        if (!cfg->cluster)
+            return fail(p, line, "\"cluster_password_file\" needs \"cluster\"");
+        struct redis_url *u = &cfg->cluster_url;
+        if (resolve(p, line, "cluster_password_file", cfg->cluster_password_file, dir,
+                    canonical) < 0 ||
+            load_secret(p, line, cfg->cluster_password_file, (uint8_t *)u->password,
+                        REDIS_URL_SECRET_MAX, &u->password_len, 1) < 0)
+            return -1;
+        u->password[u->password_len] = '\0';
     }
 
     if (cfg->nlisten == 0) {
@@ -829,6 +873,8 @@ void config_defaults(struct config *cfg)
     strcpy(cfg->history_file, "../data/history");
     cfg->history_fsync = CONFIG_FSYNC_EVERYSEC;
     cfg->history_keep = 256 * MIB;
+    strcpy(cfg->cluster_prefix, "wschat");
+    cfg->cluster_timeout_ms = 2 * SEC;
 }
 
 int config_parse(struct config *cfg, const char *text, size_t len,

@@ -17,6 +17,7 @@
 #include <limits.h>
 
 #include "cidr.h"
+#include "redis_url.h"
 
 #define CONFIG_MAX_LISTEN   8
 #define CONFIG_MAX_ORIGINS  32
@@ -36,6 +37,7 @@ enum config_fsync { CONFIG_FSYNC_NO = 0, CONFIG_FSYNC_EVERYSEC = 1, CONFIG_FSYNC
 #define CONFIG_AUTH_KEY_MAX 1024
 #define CONFIG_AUTH_KEY_MIN 32      /* HS256 wants a key of at least the hash's size */
 #define CONFIG_API_KEY_MIN  16      /* a bearer key: long enough not to be guessed */
+#define CONFIG_PREFIX_MAX   64
 
 struct config {
     char     path[PATH_MAX];    /* the file this was read from (absolute) */
@@ -88,6 +90,12 @@ struct config {
     char     history_file[PATH_MAX];    /* the journal's folder, absolute; "": off */
     int      history_fsync;         /* enum config_fsync */
     uint64_t history_keep;          /* bytes of journal segments kept */
+    /* Cluster mode (cluster.h): rooms shared with other nodes through Redis. */
+    int      cluster;               /* 1: on (history_file is then not used) */
+    struct redis_url cluster_url;   /* password from the URL or cluster_password_file */
+    char     cluster_password_file[PATH_MAX];
+    char     cluster_prefix[CONFIG_PREFIX_MAX + 1];    /* the Redis key namespace */
+    uint64_t cluster_timeout_ms;    /* connect or reply later than this: the link is down */
 };
 
 /* Fill every field with its documented default (see conf/wschat.conf). */

@@ -258,7 +258,8 @@ static int upgrade(struct worker *w, struct conn *c, const struct http_request *
     int status = ep->check != NULL ? ep->check(w, sub, sub_len, query, query_len) : 0;
     if (status != 0) {
         /* No such resource, or not for this client: not a failed handshake. */
-        answer_error(w, c, rn, status, status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL);
+        answer_error(w, c, rn, status, status == 401 ? "WWW-Authenticate: Bearer\r\n"
+                                       : status == 503 ? "Retry-After: 1\r\n" : NULL);
         return 0;
     }
     status = ws_handshake_check(req, &origins, accept);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "ip_limit.h"
+#include "cluster.h"
 #include "journal.h"
 #include "lock.h"
 #include "log.h"
@@ -76,16 +77,20 @@ struct master {
     uint64_t kill_at_ms;
     int pid_fd;             /* the pid file, open and locked; -1 = none held */
     char pid_path[PATH_MAX];    /* where pid_fd was opened */
-    /* The history journal's process (journal.h), when history_file is on. */
-    int journal_efd;        /* its wake-up eventfd, -1 = no journal */
-    pid_t journal_pid;      /* 0 = not running */
-    uint64_t journal_respawn_at_ms;
-    uint64_t journal_started_ms;
-    int journal_crashes;
-    int journal_told;       /* a stop was passed on to it */
+    /*
+     * The helper process beside the workers: the history journal
+     * (journal.h) when history_file is on, or in cluster mode the Redis
+     * bridge (cluster.h). The two never run together.
+     */
+    int aux_efd;            /* its wake-up eventfd, -1 = none */
+    pid_t aux_pid;          /* 0 = not running */
+    uint64_t aux_respawn_at_ms;
+    uint64_t aux_started_ms;
+    int aux_crashes;
+    int aux_told;           /* a stop was passed on to it */
 };
 
-static struct master M = { .sigfd = -1, .pid_fd = -1, .journal_efd = -1 };
+static struct master M = { .sigfd = -1, .pid_fd = -1, .aux_efd = -1 };
 
 /* ---- pid file ------------------------------------------------------------- */
 
@@ -358,6 +363,12 @@ static int open_listeners(char *err, size_t errlen)
     return 0;
 }
 
+/* What the helper process is, for the log. */
+static const char *aux_name(void)
+{
+    return M.cfg.cluster ? "cluster bridge" : "history journal";
+}
+
 /*
  * What every worker shares, made before the first fork so that each
  * inherits it: the segment (same address in all), and per slot an eventfd
@@ -365,7 +376,8 @@ static int open_listeners(char *err, size_t errlen)
  */
 static int make_shared_state(char *err, size_t errlen)
 {
-    M.seg = shm_create(M.shm_label, M.cfg.ring_size, M.cfg.max_rooms, err, errlen);
+    M.seg = shm_create(M.shm_label, M.cfg.ring_size, M.cfg.max_rooms,
+                       M.cfg.cluster ? cluster_outbox_bytes(&M.cfg) : 0, err, errlen);
     if (M.seg == NULL)
         return -errno;
     /*
@@ -378,14 +390,17 @@ static int make_shared_state(char *err, size_t errlen)
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t clock_id = ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000) * 1000;
     /* With a journal, its messages go back into the ring first, and ids go on above them. */
-    int rc = journal_restore(&M.cfg, M.seg, clock_id, err, errlen);
+    /* In cluster mode ids are the cluster's, read from Redis, and the ring starts empty. */
+    int rc = M.cfg.cluster ? 0 : journal_restore(&M.cfg, M.seg, clock_id, err, errlen);
     if (rc < 0)
         return rc;
-    if (M.cfg.history_file[0] != '\0') {
-        M.journal_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (M.journal_efd < 0) {
+    if (M.cfg.cluster)
+        cluster_prepare(&M.cfg, M.seg);
+    if (M.cfg.history_file[0] != '\0' || M.cfg.cluster) {
+        M.aux_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (M.aux_efd < 0) {
             int e = errno;
-            snprintf(err, errlen, "eventfd() for the history journal failed: %s", strerror(e));
+            snprintf(err, errlen, "eventfd() for the %s failed: %s", aux_name(), strerror(e));
             return -e;
         }
     }
@@ -433,7 +448,8 @@ static void spawn(int slot)
             .cfg = &M.cfg, .slot = slot, .generation = p->generation,
             .listen_fds = M.listen_fds, .nlisten = M.nlisten,
             .seg = M.seg, .eventfds = M.eventfds, .handoff = M.handoff,
-            .journal_efd = M.journal_efd,
+            .journal_efd = M.cfg.cluster ? -1 : M.aux_efd,
+            .cluster_efd = M.cfg.cluster ? M.aux_efd : -1,
         };
         worker_loop_run(&ctx);
     }
@@ -446,12 +462,12 @@ static void spawn(int slot)
               (int)pid, slot, p->generation);
 }
 
-static void spawn_journal(void)
+static void spawn_aux(void)
 {
     pid_t pid = fork();
     if (pid < 0) {
-        log_write(LOG_LVL_ALERT, errno, "fork() of the history journal failed");
-        M.journal_respawn_at_ms = worker_clock_ms() + BACKOFF_MAX_MS;
+        log_write(LOG_LVL_ALERT, errno, "fork() of the %s failed", aux_name());
+        M.aux_respawn_at_ms = worker_clock_ms() + BACKOFF_MAX_MS;
         return;
     }
     if (pid == 0) {
@@ -460,32 +476,34 @@ static void spawn_journal(void)
             close(M.pid_fd);
         for (int i = 0; i < M.nlisten; i++)
             close(M.listen_fds[i]);
-        journal_run(&M.cfg, M.seg, M.eventfds, M.journal_efd);
+        if (M.cfg.cluster)
+            cluster_run(&M.cfg, M.seg, M.eventfds, M.aux_efd);
+        journal_run(&M.cfg, M.seg, M.eventfds, M.aux_efd);
     }
-    M.journal_pid = pid;
-    M.journal_started_ms = worker_clock_ms();
-    log_write(LOG_LVL_NOTICE, 0, "started history journal %d", (int)pid);
+    M.aux_pid = pid;
+    M.aux_started_ms = worker_clock_ms();
+    log_write(LOG_LVL_NOTICE, 0, "started %s %d", aux_name(), (int)pid);
 }
 
-/* The journal process ended (STATUS): respawn it unless stopping, backing off if it keeps dying. */
-static void journal_reaped(int status)
+/* The helper process ended (STATUS): respawn it unless stopping, backing off if it keeps dying. */
+static void aux_reaped(int status)
 {
-    M.journal_pid = 0;
+    M.aux_pid = 0;
     if (M.stopping) {
         if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-            log_write(LOG_LVL_ALERT, 0, "history journal exited with status %d while stopping",
-                      status);
+            log_write(LOG_LVL_ALERT, 0, "%s exited with status %d while stopping",
+                      aux_name(), status);
         return;
     }
-    log_write(LOG_LVL_ALERT, 0, "history journal %s %d: respawning",
+    log_write(LOG_LVL_ALERT, 0, "%s %s %d: respawning", aux_name(),
               WIFSIGNALED(status) ? "killed by signal" : "exited with code",
               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     uint64_t now = worker_clock_ms();
-    M.journal_crashes = now - M.journal_started_ms < CRASH_WINDOW_MS ? M.journal_crashes + 1 : 0;
-    uint64_t delay = M.journal_crashes > 1
-                   ? (uint64_t)BACKOFF_FIRST_MS << (M.journal_crashes < 8 ? M.journal_crashes - 2 : 6)
+    M.aux_crashes = now - M.aux_started_ms < CRASH_WINDOW_MS ? M.aux_crashes + 1 : 0;
+    uint64_t delay = M.aux_crashes > 1
+                   ? (uint64_t)BACKOFF_FIRST_MS << (M.aux_crashes < 8 ? M.aux_crashes - 2 : 6)
                    : 0;
-    M.journal_respawn_at_ms = now + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
+    M.aux_respawn_at_ms = now + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
 }
 
 /* Claim N free slots for a new generation and fork into them. */
@@ -553,8 +571,8 @@ static void reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid == M.journal_pid) {
-            journal_reaped(status);
+        if (pid == M.aux_pid) {
+            aux_reaped(status);
             continue;
         }
         int slot = -1;
@@ -607,8 +625,8 @@ static void reap(void)
 static void respawn_due(void)
 {
     uint64_t now = worker_clock_ms();
-    if (M.journal_efd >= 0 && M.journal_pid == 0 && M.journal_respawn_at_ms <= now)
-        spawn_journal();
+    if (M.aux_efd >= 0 && M.aux_pid == 0 && M.aux_respawn_at_ms <= now)
+        spawn_aux();
     for (int s = 0; s < SHM_MAX_SLOTS; s++) {
         struct worker_proc *p = &M.procs[s];
         if (p->in_use && p->pid == 0 && !p->retiring && p->respawn_at_ms <= now)
@@ -656,8 +674,8 @@ static int next_timeout_ms(void)
     }
     if (M.stopping && M.kill_at_ms < next)
         next = M.kill_at_ms;
-    if (!M.stopping && M.journal_efd >= 0 && M.journal_pid == 0 && M.journal_respawn_at_ms < next)
-        next = M.journal_respawn_at_ms;
+    if (!M.stopping && M.aux_efd >= 0 && M.aux_pid == 0 && M.aux_respawn_at_ms < next)
+        next = M.aux_respawn_at_ms;
     /* The watchdog looks every second (or every half limit, if shorter). */
     if (M.cfg.worker_watchdog_ms != 0) {
         uint64_t step = M.cfg.worker_watchdog_ms / 2 < 1000 ? M.cfg.worker_watchdog_ms / 2 : 1000;
@@ -706,6 +724,16 @@ static void reload(void)
         memcpy(next.history_file, M.cfg.history_file, sizeof next.history_file);
         next.history_fsync = M.cfg.history_fsync;
         next.history_keep = M.cfg.history_keep;
+    }
+    if (next.cluster != M.cfg.cluster ||
+        memcmp(&next.cluster_url, &M.cfg.cluster_url, sizeof next.cluster_url) != 0 ||
+        strcmp(next.cluster_prefix, M.cfg.cluster_prefix) != 0 ||
+        next.cluster_timeout_ms != M.cfg.cluster_timeout_ms) {
+        log_write(LOG_LVL_WARN, 0, "cluster settings changed: a restart is needed to apply them");
+        next.cluster = M.cfg.cluster;
+        next.cluster_url = M.cfg.cluster_url;
+        memcpy(next.cluster_prefix, M.cfg.cluster_prefix, sizeof next.cluster_prefix);
+        next.cluster_timeout_ms = M.cfg.cluster_timeout_ms;
     }
     if (next.max_rooms != M.cfg.max_rooms) {
         log_write(LOG_LVL_WARN, 0, "max_rooms changed: a restart is needed to apply it");
@@ -780,8 +808,8 @@ static void handle_signal(int sig)
         if (log_reopen() < 0)
             log_write(LOG_LVL_ALERT, errno, "reopening the log failed");
         signal_workers(SIGUSR1, 0);
-        if (M.journal_pid > 0)
-            kill(M.journal_pid, SIGUSR1);
+        if (M.aux_pid > 0)
+            kill(M.aux_pid, SIGUSR1);
         break;
     default:
         break;
@@ -806,19 +834,20 @@ static void supervise(void)
         reap();
         watchdog();
         if (M.stopping) {
-            if (live_workers() == 0 && M.journal_pid == 0)
+            if (live_workers() == 0 && M.aux_pid == 0)
                 cleanup_and_exit(0);
-            if (live_workers() == 0 && !M.journal_told) {
-                /* Nothing more can be published: the journal writes the rest, syncs, exits. */
-                kill(M.journal_pid, SIGTERM);
-                M.journal_told = 1;
+            if (live_workers() == 0 && !M.aux_told) {
+                /* Nothing more can be published: the journal writes the rest, syncs,
+                 * exits; the bridge sends the rest of its outbox. */
+                kill(M.aux_pid, SIGTERM);
+                M.aux_told = 1;
                 M.kill_at_ms = worker_clock_ms() + JOURNAL_STOP_MS;
             }
             if (worker_clock_ms() >= M.kill_at_ms) {
                 if (live_workers() > 0)
                     signal_workers(SIGKILL, 0);
-                else if (M.journal_pid > 0)
-                    kill(M.journal_pid, SIGKILL);
+                else if (M.aux_pid > 0)
+                    kill(M.aux_pid, SIGKILL);
                 M.kill_at_ms = live_workers() > 0 ? worker_clock_ms() + STOP_GRACE_MS : UINT64_MAX;
             }
             continue;
@@ -850,8 +879,8 @@ void master_run(const struct config *cfg)
         startup_fail(err);
     log_write(LOG_LVL_NOTICE, 0, "wschat %s starting: %d workers, ring %llu bytes, config %s",
               WSCHAT_VERSION, M.cfg.workers, (unsigned long long)M.cfg.ring_size, M.cfg.path);
-    if (M.journal_efd >= 0)
-        spawn_journal();
+    if (M.aux_efd >= 0)
+        spawn_aux();
     start_generation(M.cfg.workers);
     supervise();
 }

@@ -120,6 +120,17 @@ ssize_t stats_render_json(const struct shm_segment *seg, char *dst, size_t cap)
                       (unsigned long long)LOAD(j->records), (unsigned long long)LOAD(j->syncs),
                       (unsigned long long)LOAD(j->write_errors), (unsigned long long)LOAD(j->lost),
                       LOAD(j->failing) ? "true" : "false");
+    const struct shm_cluster *cl = &seg->cluster;
+    if (cl->on)
+        strbuf_printf(&b, ",\"cluster\":{\"up\":%u,\"synced\":%u,\"reconnects\":%llu,"
+                      "\"publish_errors\":%llu,\"published\":%llu,\"received\":%llu,"
+                      "\"gaps\":%llu,\"lag_ms\":%lld,\"last_id\":%llu}",
+                      (unsigned)LOAD(cl->up), (unsigned)LOAD(cl->synced),
+                      (unsigned long long)LOAD(cl->reconnects),
+                      (unsigned long long)LOAD(cl->publish_errors),
+                      (unsigned long long)LOAD(cl->published),
+                      (unsigned long long)LOAD(cl->received), (unsigned long long)LOAD(cl->gaps),
+                      (long long)LOAD(cl->lag_ms), (unsigned long long)LOAD(cl->last_id));
     strbuf_puts(&b, "}\n");
     return strbuf_result(&b);
 }
@@ -170,6 +181,32 @@ ssize_t stats_render_metrics(const struct shm_segment *seg, char *dst, size_t ca
         strbuf_printf(&b, "# HELP wschat_journal_failing 1 while the history journal cannot "
                       "write\n# TYPE wschat_journal_failing gauge\nwschat_journal_failing %u\n",
                       (unsigned)LOAD(j->failing));
+    }
+    const struct shm_cluster *cl = &seg->cluster;
+    if (cl->on) {
+        static const struct { const char *name, *help; size_t off; } cf[] = {
+            { "cluster_reconnects_total", "Times the link to Redis came back after a loss",
+              offsetof(struct shm_cluster, reconnects) },
+            { "cluster_publish_errors_total", "Batches Redis refused (sent again)",
+              offsetof(struct shm_cluster, publish_errors) },
+            { "cluster_published_total", "Events this node appended to the cluster's stream",
+              offsetof(struct shm_cluster, published) },
+            { "cluster_received_total", "Events this node read from the cluster's stream",
+              offsetof(struct shm_cluster, received) },
+            { "cluster_gaps_total", "Times ids were missing from the stream (members got a gap)",
+              offsetof(struct shm_cluster, gaps) },
+        };
+        for (size_t i = 0; i < sizeof cf / sizeof cf[0]; i++)
+            strbuf_printf(&b, "# HELP wschat_%s %s\n# TYPE wschat_%s counter\nwschat_%s %llu\n",
+                          cf[i].name, cf[i].help, cf[i].name, cf[i].name,
+                          (unsigned long long)LOAD(*(const uint64_t *)(const void *)
+                                                   ((const char *)cl + cf[i].off)));
+        strbuf_printf(&b, "# HELP wschat_cluster_up 1 while the link to Redis works\n"
+                      "# TYPE wschat_cluster_up gauge\nwschat_cluster_up %u\n"
+                      "# HELP wschat_cluster_lag_ms Age of the newest event read from the stream "
+                      "when it was read\n# TYPE wschat_cluster_lag_ms gauge\n"
+                      "wschat_cluster_lag_ms %lld\n",
+                      (unsigned)LOAD(cl->up), (long long)LOAD(cl->lag_ms));
     }
     return strbuf_result(&b);
 }

@@ -31,6 +31,7 @@ struct worker_ctx {
     const int *eventfds;        /* one per shm slot, created by the master */
     int (*handoff)[2];          /* per shm slot: [0] to receive connections, [1] to send */
     int journal_efd;            /* the history journal's wake-up eventfd, -1: none */
+    int cluster_efd;            /* the cluster bridge's wake-up eventfd, -1: none */
 };
 
 enum timer_list { TIMER_HANDSHAKE, TIMER_IDLE, TIMER_CLOSE, TIMER_NLISTS };

@@ -31,7 +31,9 @@
 
 #define RING_NO_POS UINT64_MAX
 
-enum ring_kind { RING_KIND_PAD = 0, RING_KIND_MESSAGE = 1, RING_KIND_PRESENCE = 2 };
+/* GAP (cluster mode): ids up to this entry's that this node will never have. */
+enum ring_kind { RING_KIND_PAD = 0, RING_KIND_MESSAGE = 1, RING_KIND_PRESENCE = 2,
+                 RING_KIND_GAP = 3 };
 
 /*
  * Entry header as stored; the frame bytes follow it. 80 bytes.

@@ -202,7 +202,26 @@ void room_table_leave(struct room_table *t, uint32_t idx)
 
 int room_table_online(const struct room_table *t, uint32_t idx)
 {
+    if (idx >= t->cap)
+        return 0;
+    const struct room_entry *e = &centries(t)[idx];
+    return load_online(e) + __atomic_load_n(&e->remote, __ATOMIC_RELAXED);
+}
+
+int room_table_local(const struct room_table *t, uint32_t idx)
+{
     return idx < t->cap ? load_online(&centries(t)[idx]) : 0;
+}
+
+void room_table_set_remote(struct room_table *t, uint32_t idx, int n)
+{
+    if (idx < t->cap)
+        __atomic_store_n(&entries(t)[idx].remote, n < 0 ? 0 : n, __ATOMIC_RELAXED);
+}
+
+uint32_t room_table_used(const struct room_table *t)
+{
+    return __atomic_load_n(&t->used, __ATOMIC_RELAXED);
 }
 
 const struct room_entry *room_table_entry(const struct room_table *t, uint32_t idx)

@@ -46,7 +46,8 @@ struct room_entry {
     uint8_t  pad[3];
     uint32_t hnext;             /* next entry of its hash bucket, ROOM_NONE ends it */
     int32_t  online;            /* members on every worker (atomic loads) */
-    uint32_t pad2;
+    int32_t  remote;            /* cluster mode: members on the other nodes, as the
+                                   bridge last heard (atomic; never reset with online) */
     uint64_t last_pos;          /* ring position of the newest message, RING_NO_POS */
     uint64_t last_id;           /* its id; 0: no message yet */
     uint64_t unsure_below;      /* messages of this name from an earlier entry may
@@ -87,8 +88,14 @@ int room_table_join(struct room_table *t, const char *name, size_t len, int n, u
 int room_table_find(const struct room_table *t, const char *name, size_t len);
 /* One member of room IDX left. */
 void room_table_leave(struct room_table *t, uint32_t idx);
-/* Members of room IDX (any process, no lock). */
+/* Members of room IDX, this node's and (cluster mode) the others' (any process, no lock). */
 int room_table_online(const struct room_table *t, uint32_t idx);
+/* This node's members of room IDX only (any process, no lock). */
+int room_table_local(const struct room_table *t, uint32_t idx);
+/* The cluster bridge: room IDX has N members on other nodes (atomic, no lock needed). */
+void room_table_set_remote(struct room_table *t, uint32_t idx, int n);
+/* Entries ever handed out: every live room's index is below this (any process). */
+uint32_t room_table_used(const struct room_table *t);
 /* Entry IDX (< cap), for its name and history head. */
 const struct room_entry *room_table_entry(const struct room_table *t, uint32_t idx);
 /* 1 when IDX holds NAME. */

@@ -90,7 +90,7 @@ static void *map_backed(int fd, size_t total, const char *label,
 }
 
 struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t max_rooms,
-                               char *err, size_t errlen)
+                               uint64_t outbox_bytes, char *err, size_t errlen)
 {
     size_t ring_off = offsetof(struct shm_segment, ring);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -108,7 +108,15 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
     }
     size_t rooms_off = (ring_off + sizeof(struct ring) + (size_t)ring_bytes + 63) & ~(size_t)63;
     size_t pring_off = (rooms_off + room_table_size(max_rooms) + 63) & ~(size_t)63;
-    size_t total = pring_off + pring_bytes(ring_bytes);
+    if (outbox_bytes != 0 && (outbox_bytes < 65536 || outbox_bytes > ((uint64_t)1 << 32))) {
+        set_err(err, errlen, "shm outbox size %llu out of range",
+                (unsigned long long)outbox_bytes);
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t obox_off = (pring_off + pring_bytes(ring_bytes) + 63) & ~(size_t)63;
+    size_t total = outbox_bytes ? obox_off + sizeof(struct ring) + (size_t)outbox_bytes
+                                : pring_off + pring_bytes(ring_bytes);
     total = (total + page - 1) / page * page;
 
     char name[LABEL_MAX + 1];
@@ -142,6 +150,7 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
     seg->master_pid = (int32_t)getpid();
     seg->rooms_off = rooms_off;
     seg->pring_off = pring_off;
+    seg->obox_off = outbox_bytes ? obox_off : 0;
     int lrc = lock_init(&seg->lock);
     if (lrc < 0) {
         set_err(err, errlen, "shm \"%s\": pthread_mutex_init() failed: %s",
@@ -154,6 +163,7 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
     ip_limit_init(&seg->ips, seed);
+    seg->cluster.node_id = seed * 0x94d049bb133111ebull ^ (uint64_t)getpid();
     uint64_t key[2];
     if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
         key[0] = seed * 0xbf58476d1ce4e5b9ull;
@@ -170,7 +180,8 @@ struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t 
         return NULL;
     }
     if (ring_init(&seg->ring, rooms_off - ring_off) == NULL ||
-        ring_init(shm_pring(seg), total - pring_off) == NULL) {
+        ring_init(shm_pring(seg), (outbox_bytes ? obox_off : total) - pring_off) == NULL ||
+        (outbox_bytes && ring_init(shm_outbox(seg), total - obox_off) == NULL)) {
         e = errno;
         set_err(err, errlen, "shm \"%s\": ring_init() failed: %s", name, strerror(e));
         lock_fini(&seg->lock);
@@ -190,6 +201,11 @@ void shm_destroy(struct shm_segment *seg)
 struct ring *shm_pring(struct shm_segment *seg)
 {
     return (struct ring *)((char *)seg + seg->pring_off);
+}
+
+struct ring *shm_outbox(struct shm_segment *seg)
+{
+    return seg->obox_off ? (struct ring *)((char *)seg + seg->obox_off) : NULL;
 }
 
 struct room_table *shm_rooms(struct shm_segment *seg)

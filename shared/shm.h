@@ -24,7 +24,7 @@
 #include "room_table.h"
 
 #define SHM_MAGIC      0x3174616863737755ull   /* "Uwschat1" little-endian */
-#define SHM_VERSION    3u
+#define SHM_VERSION    4u
 #define SHM_MAX_SLOTS  128      /* worker slots: two generations of 64 */
 
 /* Per-worker counters; each written by its worker only (relaxed atomics). */
@@ -76,6 +76,29 @@ struct shm_journal {
     uint64_t syncs;
 };
 
+/*
+ * Cluster mode (server/cluster.h): the bridge process's state, written by
+ * it and read by workers (may they publish, may they serve /chat) and by
+ * /stats. The outbox ring (shm_outbox) carries publishes from the workers
+ * to the bridge: workers write it under seg->lock, never past what the
+ * bridge has confirmed (out_done), so nothing queued is ever overwritten.
+ */
+struct shm_cluster {
+    uint32_t on;                /* cluster mode: publishes go through the outbox */
+    uint32_t up;                /* the bridge's link to Redis works (atomic) */
+    uint32_t synced;            /* the stream's tail is in the ring: /chat may be served */
+    uint32_t wake_pending;      /* 1 while an eventfd wake of the bridge is outstanding */
+    uint64_t node_id;           /* random per segment: names this node in Redis */
+    uint64_t out_done;          /* outbox position Redis has confirmed up to (atomic) */
+    uint64_t reconnects;        /* the rest: counters for /stats (bridge only, atomic) */
+    uint64_t publish_errors;
+    uint64_t published;
+    uint64_t received;
+    uint64_t gaps;
+    int64_t  lag_ms;            /* now minus the newest received entry's Redis time */
+    uint64_t last_id;           /* newest id received from the stream */
+};
+
 struct shm_segment {
     uint64_t magic;
     uint32_t version;
@@ -85,6 +108,7 @@ struct shm_segment {
     uint32_t pad;
     uint64_t rooms_off;         /* where the room table starts (after the ring) */
     uint64_t pring_off;         /* where the presence ring starts (after the rooms) */
+    uint64_t obox_off;          /* where the cluster outbox starts (after it), 0: none */
     _Alignas(64) struct shm_lock lock;
     struct shm_slot slots[SHM_MAX_SLOTS];
     /* Reload hand-overs, server-wide: they outlive the retiring workers that count them. */
@@ -95,13 +119,15 @@ struct shm_segment {
     struct ip_limit ips;                    /* connections per client address */
     struct kick_table kicks;                /* POST /api/disconnect (under lock) */
     _Alignas(64) struct shm_journal journal;
+    _Alignas(64) struct shm_cluster cluster;
     _Alignas(64) struct ring ring;    /* must stay last: data[] follows */
 };
 _Static_assert(KICK_SLOT_WORDS * 64 >= SHM_MAX_SLOTS, "a pending bit per worker slot");
 
 /*
  * Create an anonymous segment with a ring of ring_bytes data bytes and a
- * room table of max_rooms entries (1..ROOM_TABLE_MAX), and map
+ * room table of max_rooms entries (1..ROOM_TABLE_MAX), a cluster outbox of
+ * outbox_bytes (0: none, else at least 64 KiB), and map
  * it shared, every page allocated up front (a ring the machine cannot back
  * fails here, not with a SIGBUS in a worker later). LABEL (e.g.
  * "wschat-8000", may be NULL) only names the mapping in /proc/PID/maps as
@@ -114,7 +140,7 @@ _Static_assert(KICK_SLOT_WORDS * 64 >= SHM_MAX_SLOTS, "a pending bit per worker 
  * which the caller ignores to get the message instead of a core dump.
  */
 struct shm_segment *shm_create(const char *label, uint64_t ring_bytes, uint32_t max_rooms,
-                               char *err, size_t errlen);
+                               uint64_t outbox_bytes, char *err, size_t errlen);
 
 /*
  * Unmap SEG in this process (NULL is allowed); the memory is freed once no
@@ -129,6 +155,9 @@ void shm_destroy(struct shm_segment *seg);
  * the message ring (ring_continue_ids); readers merge the two by id.
  */
 struct ring *shm_pring(struct shm_segment *seg);
+
+/* The cluster outbox (struct shm_cluster), NULL without one. */
+struct ring *shm_outbox(struct shm_segment *seg);
 
 /* The room table (guarded by seg->lock, see room_table.h). */
 struct room_table *shm_rooms(struct shm_segment *seg);

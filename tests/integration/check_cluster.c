@@ -32,13 +32,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"           /* CLUSTER_COMM, the bridge's command name */
 #include "harness.h"
 #include "redis_harness.h"
 
 #define NODES      3
 #define IVL        200          /* presence_interval of these tests, ms */
 #define SLACK      400          /* scheduling and Redis round trips on a busy machine */
-#define BRIDGE_COMM "wsmaster-redis"
 #define MAX_PEERS  128
 /* A comment in each node's wschat.conf: the temp dirs of this suite are recognisable. */
 #define CLUSTER_SUITE_MARK "wschat cluster suite (tests/integration/check_cluster.c)"
@@ -779,20 +779,20 @@ static void proc_comm(pid_t pid, char *out, size_t cap)
 /*
  * SIGKILL node I's master, then each of its children (workers, bridge),
  * all by the pids read before the first signal; reap the master and wait
- * until every one is gone. Asserts a bridge (comm BRIDGE_COMM) was among them.
+ * until every one is gone. Asserts there were 2 workers and a bridge (CLUSTER_COMM).
  */
 static void node_kill9(struct cluster *cl, int i)
 {
     struct server *s = &cl->n[i];
-    pid_t kids[SRV_MAX_WORKERS];
-    int nk = srv_workers(s, kids, SRV_MAX_WORKERS), bridges = 0;
-    for (int k = 0; k < nk; k++) {
-        char comm[32];
-        proc_comm(kids[k], comm, sizeof comm);
-        bridges += strcmp(comm, BRIDGE_COMM) == 0;
-    }
-    ck_assert_msg(bridges == 1, "node %d: %d children named %s among %d", i, bridges,
-                  BRIDGE_COMM, nk);
+    pid_t kids[SRV_MAX_WORKERS + 1];
+    int nk = srv_workers(s, kids, SRV_MAX_WORKERS);
+    ck_assert_msg(nk == 2, "node %d has %d workers, not 2", i, nk);
+    pid_t bridge = srv_journal_pid(s);  /* the master's helper: the bridge in cluster mode */
+    char comm[32];
+    proc_comm(bridge, comm, sizeof comm);
+    ck_assert_msg(bridge > 0 && strcmp(comm, CLUSTER_COMM) == 0, "node %d: no %s process "
+                  "(helper %d is \"%s\")", i, CLUSTER_COMM, (int)bridge, comm);
+    kids[nk++] = bridge;
     ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
     for (int k = 0; k < nk; k++)
         kill(kids[k], SIGKILL);

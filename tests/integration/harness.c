@@ -5,6 +5,7 @@
  * from RFC 6455 alone so a codec bug cannot hide behind a shared mistake.
  */
 #include "harness.h"
+#include "cluster.h"
 #include "journal.h"
 
 #include <check.h>
@@ -31,8 +32,6 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 5000
-/* The cluster mode's Redis bridge, a child of the master like the journal (issue 14). */
-#define CLUSTER_BRIDGE_COMM "wsmaster-redis"
 #define RX_LIMIT         ((size_t)256 << 20)
 
 /* ---- time ---------------------------------------------------------------- */
@@ -298,7 +297,7 @@ static int group_scan(pid_t master, unsigned long long start, const char *comm, 
         if (proc_stat4(pid, &st, NULL, &pg, &t, name, sizeof name) < 0 || pg != master
             || t < start || st == 'Z' || st == 'X' ||
             (!held && strcmp(name, comm) != 0 && strcmp(name, JOURNAL_COMM) != 0 &&
-             strcmp(name, CLUSTER_BRIDGE_COMM) != 0))
+             strcmp(name, CLUSTER_COMM) != 0))
             continue;
         n++;
         if (kill_them)
@@ -328,7 +327,10 @@ static int kill_tree(pid_t master, unsigned long long start, const char *comm)
     return n;
 }
 
-/* The master's children, workers or (IS_JOURNAL) the history journal's process. */
+/*
+ * The master's children, workers or (IS_JOURNAL) its helper process: the
+ * history journal's, or in cluster mode the Redis bridge.
+ */
 static int children_named(const struct server *s, pid_t *out, int max, int is_journal)
 {
     if (!s->running)
@@ -341,7 +343,8 @@ static int children_named(const struct server *s, pid_t *out, int max, int is_jo
         unsigned long long t;
         if (proc_stat4(all[i], &st, NULL, &pg, &t, name, sizeof name) < 0)
             continue;
-        if ((strcmp(name, JOURNAL_COMM) == 0) == is_journal)
+        int helper = strcmp(name, JOURNAL_COMM) == 0 || strcmp(name, CLUSTER_COMM) == 0;
+        if (helper == is_journal)
             out[k++] = all[i];
     }
     return k;

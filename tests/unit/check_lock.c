@@ -258,7 +258,7 @@ START_TEST(killed_mid_append)
 {
     char name[64], err[256];
     seg_name(name, sizeof name);
-    struct shm_segment *seg = shm_create(name, 4096, 64, err, sizeof err);
+    struct shm_segment *seg = shm_create(name, 4096, 64, 0, err, sizeof err);
     ck_assert_msg(seg != NULL, "%s", err);
     struct ring *r = &seg->ring;
     const uint32_t len = 600;

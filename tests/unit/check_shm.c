@@ -32,7 +32,7 @@ static void seg_label(char *buf, size_t len, const char *tag)
 static struct shm_segment *create(const char *label, uint64_t ring_bytes)
 {
     char err[256] = "";
-    struct shm_segment *seg = shm_create(label, ring_bytes, 64, err, sizeof err);
+    struct shm_segment *seg = shm_create(label, ring_bytes, 64, 0, err, sizeof err);
     ck_assert_msg(seg != NULL, "shm_create: %s", err);
     return seg;
 }
@@ -291,15 +291,15 @@ START_TEST(size_errors)
     seg_label(label, sizeof label, "size");
     int fds = fd_count();
     errno = 0;
-    ck_assert_ptr_null(shm_create(label, 100, 64, err, sizeof err));
+    ck_assert_ptr_null(shm_create(label, 100, 64, 0, err, sizeof err));
     ck_assert_int_eq(errno, EINVAL);
     ck_assert_msg(strstr(err, "ring size 100 out of range") != NULL, "%s", err);
     err[0] = '\0';
-    ck_assert_ptr_null(shm_create(label, UINT64_MAX, 64, err, sizeof err));
+    ck_assert_ptr_null(shm_create(label, UINT64_MAX, 64, 0, err, sizeof err));
     ck_assert_msg(strstr(err, "out of range") != NULL, "%s", err);
     /* A NULL or empty error buffer is allowed. */
-    ck_assert_ptr_null(shm_create(label, 100, 64, NULL, 0));
-    ck_assert_ptr_null(shm_create(label, 100, 64, err, 0));
+    ck_assert_ptr_null(shm_create(label, 100, 64, 0, NULL, 0));
+    ck_assert_ptr_null(shm_create(label, 100, 64, 0, err, 0));
     ck_assert_int_eq(maps_count(label, NULL), 0);
     ck_assert_int_eq(fd_count(), fds);
 }
@@ -337,7 +337,7 @@ static void create_limited(const char *label, uint64_t ring_bytes, struct limite
             _exit(3);
         r.fds_before = fd_count();
         errno = 0;
-        struct shm_segment *seg = shm_create(label, ring_bytes, 64, r.err, sizeof r.err);
+        struct shm_segment *seg = shm_create(label, ring_bytes, 64, 0, r.err, sizeof r.err);
         r.err_no = errno;
         r.created = seg != NULL;
         r.fds_after = fd_count();

@@ -26,7 +26,7 @@ FUZZ_SECONDS ?= 5
 HEADERS = $(wildcard server/*.h shared/*.h)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-smoke \
-        headers check-includes clean bench bench-journal bench-smoke test-browser test-tls soak valgrind \
+        headers check-includes clean bench bench-journal bench-cluster bench-smoke test-browser test-tls soak valgrind \
         install uninstall test-install
 
 all: wsmaster
@@ -152,6 +152,12 @@ bench: deps
 # off, history_fsync everysec and always, each on a fresh server (PIN=1 too).
 bench-journal: $(B)/wsmaster $(B)/wsbench
 	$(BENCH_ENV) bash tests/bench/run-bench.sh --journal-only $(if $(filter 1,$(PIN)),--pin)
+
+# Only the cluster's part of `make bench` (issue 14): 3 nodes and one
+# redis-server on this machine, the fanout ramp and a 100 msg/s step beside
+# a single node's (PIN=1 too: nodes and redis-server on CPU 0).
+bench-cluster: $(B)/wsmaster $(B)/wsbench
+	$(BENCH_ENV) bash tests/bench/run-bench.sh --cluster-only $(if $(filter 1,$(PIN)),--pin)
 
 # The same scenarios at tiny scale: asserts correctness only, never a time.
 bench-smoke: $(B)/wsmaster $(B)/wsbench

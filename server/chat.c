@@ -518,11 +518,9 @@ static struct chat_replay_src replay_src(struct worker *w)
 static int rooms_lock(struct worker *w)
 {
     struct shm_segment *seg = w->ctx.seg;
-    int lk = lock_acquire(&seg->lock);
-    if (lk < 0) {
-        log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
+    int lk = chat_publish_lock(seg);
+    if (lk < 0)
         return lk;
-    }
     struct room_table *t = shm_rooms(seg);
     chat_rooms_sync(&cw->rooms, t, ring_tail(&seg->ring));
     __atomic_store_n(&seg->slots[w->ctx.slot].room_epoch, cw->rooms.epoch, __ATOMIC_RELAXED);

@@ -139,8 +139,7 @@ int64_t chat_publish_restore(struct shm_segment *seg, uint64_t id, int64_t ts_ms
     return (int64_t)chain_and_commit(seg, r, &meta, at, id);
 }
 
-/* Take the publish lock, logging a failure or a recovery. 0 or the lock's -errno. */
-static int publish_lock(struct shm_segment *seg)
+int chat_publish_lock(struct shm_segment *seg)
 {
     int lk = lock_acquire(&seg->lock);
     if (lk < 0) {
@@ -158,7 +157,7 @@ int64_t chat_publish_remote(struct shm_segment *seg, const struct chat_remote_ev
         (ev->kind != RING_KIND_MESSAGE && ev->kind != RING_KIND_PRESENCE) ||
         (ev->kind == RING_KIND_MESSAGE && ev->room_len == 0))
         return -EINVAL;
-    int lk = publish_lock(seg);
+    int lk = chat_publish_lock(seg);
     if (lk < 0)
         return lk;
     int64_t rc = -EINVAL;
@@ -174,7 +173,7 @@ int64_t chat_publish_remote(struct shm_segment *seg, const struct chat_remote_ev
 
 int64_t chat_publish_gap(struct shm_segment *seg, uint64_t id)
 {
-    int lk = publish_lock(seg);
+    int lk = chat_publish_lock(seg);
     if (lk < 0)
         return lk;
     int64_t rc = -EINVAL;
@@ -197,7 +196,7 @@ int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_l
 {
     struct shm_segment *seg = w->ctx.seg;
     if (cluster_gate_on(seg)) {
-        int lk = publish_lock(seg);
+        int lk = chat_publish_lock(seg);
         if (lk < 0)
             return lk;
         int rc = cluster_gate_queue(seg, kind, room, room_len, type, body, body_len);
@@ -211,7 +210,7 @@ int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_l
     /* history_fsync always keeps its promise: nothing is taken that cannot be written. */
     if (kind == RING_KIND_MESSAGE && journal_refuses(seg))
         return -EAGAIN;
-    int lk = publish_lock(seg);
+    int lk = chat_publish_lock(seg);
     if (lk < 0)
         return lk;
     int64_t rc = ring_write_event(seg, kind, room, room_len, type, body, body_len);

@@ -15,6 +15,14 @@
 #include "result.h"
 
 struct worker;
+struct shm_segment;
+
+/*
+ * Take SEG's publish lock (the ring, the room table, the kick table),
+ * logging a failure at alert and a recovery from a dead holder at warn.
+ * 0, or the lock's -errno. Release with lock_release(&seg->lock).
+ */
+int chat_publish_lock(struct shm_segment *seg);
 
 /*
  * Publish event TYPE (a literal: "message", "join"...) whose BODY follows
@@ -27,8 +35,6 @@ struct worker;
  */
 int64_t chat_publish(struct worker *w, int kind, const char *room, size_t room_len,
                  const char *type, const char *body, size_t body_len);
-
-struct shm_segment;
 
 /*
  * The master, before any worker runs: put back a message read from the

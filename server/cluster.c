@@ -9,6 +9,7 @@
  */
 #include "cluster.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "worker.h"
 
 #define BATCH_MAX        256            /* events per script call */
+#define BATCH_HEAD       10             /* EVAL, script, key count, 3 keys, 4 ARGV */
 #define BATCH_BYTES      (1u << 20)     /* their bytes, about */
 #define READ_COUNT       512            /* stream entries per read */
 #define BLOCK_MS         1000           /* a blocking read's wait */
@@ -539,9 +541,11 @@ static void send_batch(struct bridge *b, uint64_t now)
     uint64_t head = ring_head(r);
     if (b->out_sent >= head)
         return;
-    static const char *argv[8 + 5 * BATCH_MAX];
-    static size_t lens[8 + 5 * BATCH_MAX];
+    /* BATCH_HEAD arguments before the events, five per event. */
+    static const char *argv[BATCH_HEAD + 5 * BATCH_MAX];
+    static size_t lens[BATCH_HEAD + 5 * BATCH_MAX];
     static char nums[BATCH_MAX][2][24];
+    static char rooms[BATCH_MAX][RING_ROOM_MAX];
     char floor[24], ttl[24];
     snprintf(floor, sizeof floor, "%llu", (unsigned long long)b->last_id);
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)NODE_TTL_MS);
@@ -557,6 +561,7 @@ static void send_batch(struct bridge *b, uint64_t now)
     /* ARGV[3] is unused, ARGV[4] the dedup key's life: keeps the per-event args at i % 5 == 0. */
     argv[argc++] = "";
     argv[argc++] = ttl;
+    assert(argc == BATCH_HEAD);
     for (int i = 0; i < (int)argc; i++)
         lens[i] = strlen(argv[i]);
     uint64_t pos = b->out_sent;
@@ -589,7 +594,8 @@ static void send_batch(struct bridge *b, uint64_t now)
         lens[argc++] = strlen(nums[n][0]);
         argv[argc] = nums[n][1];
         lens[argc++] = strlen(nums[n][1]);
-        argv[argc] = meta.room;
+        memcpy(rooms[n], meta.room, meta.room_len);
+        argv[argc] = rooms[n];
         lens[argc++] = meta.room_len;
         argv[argc] = type;
         lens[argc++] = type_len;
@@ -679,7 +685,7 @@ static void send_presence(struct bridge *b, uint64_t now)
      * Names are read under the lock (a reclaimed entry takes another name
      * under it), and it is held until the command has copied them.
      */
-    if (lock_acquire(&b->seg->lock) < 0)
+    if (chat_publish_lock(b->seg) < 0)
         return;
     for (uint32_t i = 0; i < used; i++) {
         int n = room_table_local(t, i);
@@ -717,8 +723,9 @@ static void on_presence(struct bridge *b, const struct resp_event *tok, size_t n
         b->mark = m;
         b->mark_cap = used;
     }
-    memset(b->mark, 0, used);
-    if (lock_acquire(&b->seg->lock) < 0)
+    if (used > 0)
+        memset(b->mark, 0, used);
+    if (chat_publish_lock(b->seg) < 0)
         return;
     for (size_t i = 1; i + 1 < ntok; i += 2) {
         if (!is_value(&tok[i]) || tok[i + 1].type != RESP_INTEGER)
@@ -908,6 +915,9 @@ static int bridge_init(struct bridge *b, const struct config *cfg, struct shm_se
     b->last_id = __atomic_load_n(&seg->cluster.last_id, __ATOMIC_RELAXED);
     b->loaded = __atomic_load_n(&seg->cluster.synced, __ATOMIC_ACQUIRE) != 0;
     b->out_sent = __atomic_load_n(&seg->cluster.out_done, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&seg->cluster.up, 0u, __ATOMIC_RELEASE);   /* until its PING is answered */
+    /* A bridge killed between a wake and its read left the flag set: no worker would wake us. */
+    __atomic_store_n(&seg->cluster.wake_pending, 0u, __ATOMIC_SEQ_CST);
     return 0;
 }
 

@@ -33,7 +33,7 @@ int cluster_gate_queue(struct shm_segment *seg, int kind, const char *room, size
     struct ring *r = shm_outbox(seg);
     size_t type_len = strlen(type);
     size_t len = 1 + type_len + body_len;
-    if (r == NULL || type_len > 255 || room_len > RING_ROOM_MAX)
+    if (r == NULL || type_len == 0 || type_len > 255 || room_len > RING_ROOM_MAX)
         return -EINVAL;
     if (len > ring_max_entry(r))
         return -EMSGSIZE;

@@ -504,6 +504,8 @@ static int set_value(struct parser *p, unsigned line,
     }
     case D_PREFIX: {
         size_t n = strlen(val[0]);
+        if (n == 0)
+            return fail(p, line, "\"%s\" must not be empty", d->name);
         if (n > CONFIG_PREFIX_MAX)
             return fail(p, line, "\"%s\" is longer than %d bytes", d->name, CONFIG_PREFIX_MAX);
         for (size_t i = 0; i < n; i++) {

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "chat_publish.h"
 #include "conn.h"
 #include "kick_table.h"
 #include "lock.h"
@@ -29,16 +30,6 @@ static int nparked;             /* entries whose call is not answered yet */
 static uint64_t kept_checked_ms;
 static uint64_t seen;           /* the last request of the table looked at */
 
-static int lock_seg(struct shm_segment *seg)
-{
-    int lk = lock_acquire(&seg->lock);
-    if (lk < 0)
-        log_write(LOG_LVL_ALERT, -lk, "lock_acquire() failed");
-    else if (lk == LOCK_RECOVERED)
-        log_write(LOG_LVL_WARN, 0, "publish lock recovered from a dead worker");
-    return lk < 0 ? lk : 0;
-}
-
 void disconnect_init(struct worker *w)
 {
     struct shm_segment *seg = w->ctx.seg;
@@ -46,7 +37,7 @@ void disconnect_init(struct worker *w)
         waits[i].idx = -1;
     /* Requests posted before this worker started are not for it. */
     seen = kick_last_seq(&seg->kicks);
-    if (lock_seg(seg) < 0)
+    if (chat_publish_lock(seg) < 0)
         return;
     kick_free_origin(&seg->kicks, w->ctx.slot);
     lock_release(&seg->lock);
@@ -91,7 +82,7 @@ int disconnect_start(struct worker *w, struct conn *c, const char *user, size_t 
     uint32_t here = close_user(w, user, len);
     struct kick_slots who;
     live_slots(seg, w->ctx.slot, &who);
-    if (lock_seg(seg) < 0)
+    if (chat_publish_lock(seg) < 0)
         return -500;
     uint64_t seq;
     int idx = kick_post(&seg->kicks, w->ctx.slot, &who, user, len, &seq);
@@ -116,7 +107,7 @@ static void act_on_requests(struct worker *w)
     int idx;
     while ((idx = kick_next(&seg->kicks, w->ctx.slot, &seen, &r)) >= 0) {
         uint32_t n = close_user(w, r.user, r.user_len);
-        if (lock_seg(seg) < 0)
+        if (chat_publish_lock(seg) < 0)
             return;
         kick_ack(&seg->kicks, idx, r.seq, w->ctx.slot, n);
         lock_release(&seg->lock);
@@ -135,7 +126,7 @@ int disconnect_poll(struct worker *w, struct disconnect_done *out, int max)
     kept_checked_ms = w->now_ms;
     struct kick_slots live;
     live_slots(seg, -1, &live);
-    if (lock_seg(seg) < 0)
+    if (chat_publish_lock(seg) < 0)
         return 0;
     int n = 0;
     for (int i = 0; i < DISCONNECT_WAITS && n < max; i++) {

@@ -489,6 +489,9 @@ static void spawn_aux(void)
 static void aux_reaped(int status)
 {
     M.aux_pid = 0;
+    /* No bridge, no link: workers refuse messages until the next one is connected. */
+    if (M.cfg.cluster)
+        __atomic_store_n(&M.seg->cluster.up, 0u, __ATOMIC_RELEASE);
     if (M.stopping) {
         if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
             log_write(LOG_LVL_ALERT, 0, "%s exited with status %d while stopping",

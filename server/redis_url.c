@@ -91,7 +91,9 @@ int redis_url_parse(struct redis_url *u, const char *text, size_t len, const cha
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (colon == NULL)
             return fail(why, "credentials need a ':' before the password (redis://:PASSWORD@HOST)");
-        if (decode(p, (size_t)(colon - p), u->user, REDIS_URL_SECRET_MAX) < 0)
+        /* The user is a C string (redis_link sends strlen bytes): no %00 in it. */
+        long un = decode(p, (size_t)(colon - p), u->user, REDIS_URL_SECRET_MAX);
+        if (un < 0 || memchr(u->user, '\0', (size_t)un) != NULL)
             return fail(why, "bad or too long user name");
         long n = decode(colon + 1, (size_t)(at - colon - 1), u->password, REDIS_URL_SECRET_MAX);
         if (n < 0)

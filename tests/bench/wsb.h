@@ -21,10 +21,22 @@
 
 /* ---- options (wsbench.c) ---------------------------------------------- */
 
+/* --ports and --pid-files: at most this many servers (cluster nodes). */
+#define WSB_MAX_PORTS 8
+
 struct wsb_opts {
     const char *scenario;       /* "fanout", "echo", "conns", "join", "rooms" */
     char     host[64];          /* numeric IPv4 inside 127.0.0.0/8 */
     uint16_t port;
+    /* The servers connections go to: connection i (its index in the
+     * scenario's array) to ports[i % nports]. validate() fills ports[0]
+     * from --port when --ports was not given, so nports >= 1. */
+    uint16_t ports[WSB_MAX_PORTS];
+    int      nports;
+    /* --pid-files: one pid file per server, CPU summed over all of them. */
+    const char *pid_files[WSB_MAX_PORTS];
+    int      npid_files;
+    pid_t    extra_pid;         /* --extra-pid: CPU reported apart (0 none) */
     int      members, publishers, conns, concurrency;
     int      rooms;             /* rooms: how many rooms of 2 members */
     double   room_rate;         /* rooms: messages/s per room */
@@ -50,6 +62,9 @@ double   wsb_cpu_s(void);
 int      wsb_deadline_passed(void);
 /* Fill buf with n bytes from getrandom(); buffered, never fails silently. */
 void     wsb_random(void *buf, size_t n);
+/* "P1,P2,..." (1..65535 each, at most max, no empty item) into out; the
+ * count, or -1 when malformed. Pure: the selftest checks it. */
+int      wsb_parse_ports(const char *s, uint16_t *out, int max);
 
 /* ---- SHA-1 and base64 (wsb_sha1.c) ------------------------------------ */
 
@@ -116,6 +131,9 @@ double   wsb_hist_mean(const struct wsb_hist *h);
 long   wsb_raise_nofile(void);
 /* Master pid from opts (--server-pid, else --pid-file); 0 when unknown. */
 pid_t  wsb_server_pid(const struct wsb_opts *o);
+/* Every server master: the one above (when known), then one per
+ * --pid-files entry (0 where a file is unreadable). The count written. */
+int    wsb_server_pids(const struct wsb_opts *o, pid_t *out, int max);
 
 struct wsb_server_usage {
     int      nproc;        /* master + direct children found */
@@ -127,6 +145,12 @@ struct wsb_server_usage {
 };
 /* Sample master and its children; -1 if the master is not there. */
 int    wsb_server_usage(pid_t master, struct wsb_server_usage *u);
+/* Busy CPU seconds of the whole machine so far (/proc/stat: all but idle
+ * and iowait), 0 if unreadable: what else ran beside the server and us. */
+double wsb_machine_busy_s(void);
+/* The sum over n masters and their children; -1 if any is not there. */
+int    wsb_servers_usage(const pid_t *masters, int n,
+                         struct wsb_server_usage *u);
 
 /* ---- connections and the event loop (wsb_net.c) ----------------------- */
 
@@ -210,7 +234,8 @@ int      wsb_loop_closing(const struct wsb_loop *l);
  * recv() serves every frame in it (valid inside on_message). */
 uint64_t wsb_loop_rx_ns(const struct wsb_loop *l);
 
-/* Start a non-blocking connect + handshake for GET path; 0 or -1. */
+/* Start a non-blocking connect + handshake for GET path to the server
+ * ports[c->id % nports] (see struct wsb_opts); 0 or -1. */
 int      wsb_conn_start(struct wsb_loop *l, struct wsb_conn *c,
                         const char *path);
 /*

@@ -16,6 +16,14 @@
  * --ramp repeats the step on the same connections, doubling R (or
  * multiplying it by --ramp-factor) until a step loses a message or its
  * p99 passes --slo-ms.
+ *
+ * With --ports (several nodes of one cluster), member i connects to node
+ * i % N, so members and the first P members that publish are spread
+ * evenly; the checks are the same (one global id order across nodes), and
+ * each step also reports per node, and for publisher and member on the
+ * same node or on different ones, the deliveries and latency. Server CPU
+ * is summed over every --pid-files master; --extra-pid (redis-server)
+ * gets its own CPU figure.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +48,16 @@ struct step {
     int      members, pass, lat_ok;
     int      cut;              /* the global deadline ended it early */
     struct wsb_hist lat;
+    /* Several nodes (--ports) only: figures per node, and for publisher
+     * and member on one node (pair[0]) or on two (pair[1]). */
+    struct node_fig {
+        int      members;
+        uint64_t received;
+        double   p50_ms, p99_ms;
+    } node[WSB_MAX_PORTS], pair[2];
+    int      have_extra;       /* --extra-pid was sampled both times */
+    double   extra_cpu_s;
+    double   machine_busy_s;   /* every CPU's busy time over the step */
 };
 
 struct fanout {
@@ -58,6 +76,8 @@ struct fanout {
     uint64_t  welcome_errors;
     uint16_t  first_drop_code;
     struct step *cur;
+    int       N;               /* nodes: connection i is on node i % N */
+    struct wsb_hist *node_lat; /* N histograms, then same- and cross-node */
     char     *text;            /* B bytes of message being built */
     size_t    text_len;
     char      path[128];
@@ -175,7 +195,15 @@ static void count_delivery(struct fanout *f, int mi, const uint64_t v[5],
     else
         *last = (uint32_t)(seq + 1);
     uint64_t now = wsb_loop_rx_ns(f->l), sent = f->epoch + v[4];
-    wsb_hist_add(&st->lat, now > sent ? now - sent : 0);
+    uint64_t lat = now > sent ? now - sent : 0;
+    wsb_hist_add(&st->lat, lat);
+    if (f->N > 1) {
+        int node = mi % f->N, pnode = f->pub[pubi] % f->N;
+        st->node[node].received++;
+        wsb_hist_add(&f->node_lat[node], lat);
+        st->pair[node != pnode].received++;
+        wsb_hist_add(&f->node_lat[f->N + (node != pnode)], lat);
+    }
 }
 
 static void on_message(struct wsb_conn *c, int op, const char *p, size_t n,
@@ -256,6 +284,29 @@ static int pick_publishers(struct fanout *f)
     return p;
 }
 
+/* Several nodes: how members and publishers landed on them. */
+static void nodes_line(const struct fanout *f)
+{
+    FILE *h = wsb_human();
+    wsb_json_array("node_setup");
+    fprintf(h, "  nodes          ");
+    for (int k = 0; k < f->N; k++) {
+        int mem = 0, pubs = 0;
+        for (int i = k; i < f->S; i += f->N)
+            mem += f->m[i].ready;
+        for (int p = 0; p < f->P; p++)
+            pubs += f->pub[p] % f->N == k;
+        fprintf(h, " port %u: %d members, %d publishers%s", f->o->ports[k],
+                mem, pubs, k + 1 < f->N ? ";" : "\n");
+        wsb_json_open(NULL);
+        wsb_json_int("node_port", f->o->ports[k]);
+        wsb_json_int("node_ready", mem);
+        wsb_json_int("node_publishers", pubs);
+        wsb_json_close();
+    }
+    wsb_json_array_end();
+}
+
 /* ---- one step ----------------------------------------------------------- */
 
 static void publish(struct fanout *f, uint64_t k, uint64_t intended)
@@ -274,13 +325,15 @@ static void publish(struct fanout *f, uint64_t k, uint64_t intended)
         f->cur->sent++;
 }
 
-static int step_members(struct fanout *f)
+static int step_members(struct fanout *f, struct step *st)
 {
     int n = 0;
     for (int i = 0; i < f->S; i++)
         if (f->m[i].ready && !f->m[i].dropped &&
-            f->conns[i].state == WSB_ST_OPEN)
+            f->conns[i].state == WSB_ST_OPEN) {
             n++;
+            st->node[i % f->N].members++;
+        }
     return n;
 }
 
@@ -342,7 +395,18 @@ static int step_bitmap(struct fanout *f, uint64_t planned)
     return f->bits ? 0 : -1;
 }
 
-static int run_step(struct fanout *f, struct step *st, pid_t spid)
+/* Quantiles of the per-node histograms into the step, once it ended. */
+static void node_figures(struct fanout *f, struct step *st)
+{
+    for (int i = 0; i < f->N + 2 && f->N > 1; i++) {
+        struct node_fig *nf = i < f->N ? &st->node[i] : &st->pair[i - f->N];
+        nf->p50_ms = wsb_hist_quantile(&f->node_lat[i], 0.5) / 1e6;
+        nf->p99_ms = wsb_hist_quantile(&f->node_lat[i], 0.99) / 1e6;
+    }
+}
+
+static int run_step(struct fanout *f, struct step *st, const pid_t *spid,
+                    int nspid)
 {
     st->planned = (uint64_t)(st->rate * f->o->duration + 0.5);
     if (st->planned == 0)
@@ -350,11 +414,15 @@ static int run_step(struct fanout *f, struct step *st, pid_t spid)
     if (step_bitmap(f, st->planned) < 0)
         return -1;
     wsb_hist_init(&st->lat);
+    for (int i = 0; i < f->N + 2 && f->N > 1; i++)
+        wsb_hist_init(&f->node_lat[i]);
     f->cur = st;
-    st->members = step_members(f);
-    struct wsb_server_usage u0, u1;
-    int have_srv = wsb_server_usage(spid, &u0) == 0;
-    double cpu0 = wsb_cpu_s();
+    st->members = step_members(f, st);
+    struct wsb_server_usage u0, u1, x0, x1;
+    int have_srv = wsb_servers_usage(spid, nspid, &u0) == 0;
+    int have_x = f->o->extra_pid > 0 &&
+                 wsb_server_usage(f->o->extra_pid, &x0) == 0;
+    double cpu0 = wsb_cpu_s(), mach0 = wsb_machine_busy_s();
     uint64_t t0 = wsb_now_ns() + 1000000, last_rx;
     f->in_step = 1;
     if (send_phase(f, st, t0) < 0)
@@ -365,8 +433,14 @@ static int run_step(struct fanout *f, struct step *st, pid_t spid)
     f->in_step = 0;
     st->wall_s = (double)(wsb_now_ns() - t0) / 1e9;
     st->cpu_s = wsb_cpu_s() - cpu0;
-    if (have_srv && wsb_server_usage(spid, &u1) == 0)
+    st->machine_busy_s = wsb_machine_busy_s() - mach0;
+    if (have_srv && wsb_servers_usage(spid, nspid, &u1) == 0)
         st->srv_cpu_s = u1.cpu_s - u0.cpu_s;
+    if (have_x && wsb_server_usage(f->o->extra_pid, &x1) == 0) {
+        st->have_extra = 1;
+        st->extra_cpu_s = x1.cpu_s - x0.cpu_s;
+    }
+    node_figures(f, st);
     double active = (double)(last_rx - t0) / 1e9;
     st->deliv_per_s = active > 0 ? (double)st->received / active : 0;
     uint64_t lost = st->expected > st->received ? st->expected - st->received
@@ -399,7 +473,20 @@ static void step_row(FILE *h, const struct step *st, int i)
             st->cut ? "cut" : !st->pass ? "FAIL" : st->lat_ok ? "ok" : "slow");
 }
 
-static void step_json(const struct step *st)
+/* Keys apart from the step's own (run-bench.sh reads the last "members"
+ * or "received" of a report as the step's). */
+static void node_json(const char *key, const struct node_fig *nf)
+{
+    wsb_json_open(key);
+    if (nf->members)
+        wsb_json_int("node_members", nf->members);
+    wsb_json_int("node_received", (int64_t)nf->received);
+    wsb_json_num("node_p50_ms", nf->p50_ms);
+    wsb_json_num("node_p99_ms", nf->p99_ms);
+    wsb_json_close();
+}
+
+static void step_json(const struct step *st, int nodes)
 {
     uint64_t lost = st->expected > st->received ? st->expected - st->received
                                                 : 0;
@@ -425,6 +512,18 @@ static void step_json(const struct step *st)
     wsb_json_num("generator_cpu_fraction",
                  st->wall_s > 0 ? st->cpu_s / st->wall_s : 0);
     wsb_json_num("server_cpu_s", st->srv_cpu_s);
+    wsb_json_num("wall_s", st->wall_s);
+    wsb_json_num("machine_busy_s", st->machine_busy_s);
+    if (st->have_extra)
+        wsb_json_num("extra_cpu_s", st->extra_cpu_s);
+    if (nodes > 1) {
+        wsb_json_array("nodes");
+        for (int i = 0; i < nodes; i++)
+            node_json(NULL, &st->node[i]);
+        wsb_json_array_end();
+        node_json("same_node", &st->pair[0]);
+        node_json("cross_node", &st->pair[1]);
+    }
     wsb_json_int("pass", st->pass);
     wsb_json_int("latency_ok", st->lat_ok);
     wsb_json_int("cut_by_deadline", st->cut);
@@ -438,14 +537,46 @@ static void step_header(FILE *h)
             "  result\n");
 }
 
+/* Several nodes: each step's figures per node and per pair of nodes. */
+static void report_nodes(const struct fanout *f, const struct step *steps,
+                         int n)
+{
+    FILE *h = wsb_human();
+    fprintf(h, "  per node (member i on node i %% %d; same/cross: publisher "
+            "and member on one node or two)\n", f->N);
+    fprintf(h, "  step  node  port  members deliveries   p50ms   p99ms\n");
+    for (int i = 0; i < n; i++) {
+        const struct step *st = &steps[i];
+        for (int k = 0; k < f->N + 2; k++) {
+            const struct node_fig *nf = k < f->N ? &st->node[k]
+                                                 : &st->pair[k - f->N];
+            char name[16], port[8], mem[16];
+            if (k < f->N) {
+                snprintf(name, sizeof name, "%d", k + 1);
+                snprintf(port, sizeof port, "%u", f->o->ports[k]);
+                snprintf(mem, sizeof mem, "%d", nf->members);
+            } else {
+                snprintf(name, sizeof name, "%s", k == f->N ? "same" : "cross");
+                snprintf(port, sizeof port, "-");
+                snprintf(mem, sizeof mem, "-");
+            }
+            fprintf(h, "  %4d %5s %5s %8s %10llu %7.2f %7.2f\n", i + 1, name,
+                    port, mem, (unsigned long long)nf->received, nf->p50_ms,
+                    nf->p99_ms);
+        }
+    }
+}
+
 /* The table rows were printed as the steps ended; JSON and notes here. */
 static void report_steps(struct fanout *f, const struct step *steps, int n)
 {
     FILE *h = wsb_human();
     wsb_json_array("steps");
     for (int i = 0; i < n; i++)
-        step_json(&steps[i]);
+        step_json(&steps[i], f->N);
     wsb_json_array_end();
+    if (f->N > 1)
+        report_nodes(f, steps, n);
     for (int i = 0; i < n; i++)
         if (steps[i].wall_s > 0 && steps[i].cpu_s / steps[i].wall_s > 0.9)
             fprintf(h, "  note: step %d used %.0f%% of a core in wsbench: "
@@ -469,6 +600,11 @@ static void report_steps(struct fanout *f, const struct step *steps, int n)
     if (f->first_drop_code)
         fprintf(h, "  note: members dropped by the server, first close "
                 "code %u\n", f->first_drop_code);
+    for (int i = 0; i < n; i++)
+        if (steps[i].have_extra && steps[i].wall_s > 0)
+            fprintf(h, "  step %d: pid %d (--extra-pid) used %.0f%% of a "
+                    "core\n", i + 1, (int)f->o->extra_pid,
+                    100 * steps[i].extra_cpu_s / steps[i].wall_s);
 }
 
 /* Why the run ended: the first failing step's defect, or its limits. */
@@ -520,6 +656,9 @@ static void report_best(const struct step *steps, int n, int ramp)
     /* Server CPU (master and its children: workers, journal) in cores. */
     wsb_json_num("best_server_cpu", best >= 0 && steps[best].wall_s > 0 ?
                  steps[best].srv_cpu_s / steps[best].wall_s : 0);
+    if (best >= 0 && steps[best].have_extra && steps[best].wall_s > 0)
+        wsb_json_num("best_extra_cpu",
+                     steps[best].extra_cpu_s / steps[best].wall_s);
     wsb_json_num("stop_rate", steps[stop].rate);
     wsb_json_str("stop_reason", why);
 }
@@ -537,6 +676,10 @@ static int fanout_alloc(struct fanout *f, const struct wsb_opts *o)
     f->last_seq = calloc((size_t)f->S * f->P, sizeof *f->last_seq);
     f->text_len = o->bytes;
     f->text = malloc(o->bytes + TOKEN_MAX);
+    f->N = o->nports > 1 ? o->nports : 1;
+    if (f->N > 1 &&
+        !(f->node_lat = calloc((size_t)f->N + 2, sizeof *f->node_lat)))
+        return -1;
     return f->conns && f->m && f->pub && f->last_seq && f->text ? 0 : -1;
 }
 
@@ -544,13 +687,14 @@ static void fanout_free(struct fanout *f)
 {
     wsb_loop_destroy(f->l);
     free(f->conns); free(f->m); free(f->pub); free(f->last_seq);
-    free(f->bits); free(f->text);
+    free(f->bits); free(f->text); free(f->node_lat);
 }
 
 static int run_steps(struct fanout *f, struct step *steps, int *nsteps)
 {
     const struct wsb_opts *o = f->o;
-    pid_t spid = wsb_server_pid(o);
+    pid_t spid[WSB_MAX_PORTS + 1];
+    int nspid = wsb_server_pids(o, spid, WSB_MAX_PORTS + 1);
     int max = o->ramp ? (o->max_steps < MAX_STEPS ? o->max_steps : MAX_STEPS)
                       : 1;
     double rate = o->rate;
@@ -562,7 +706,7 @@ static int run_steps(struct fanout *f, struct step *steps, int *nsteps)
         memset(st, 0, sizeof *st);
         st->rate = rate;
         f->step_no = i + 1;
-        if (run_step(f, st, spid) < 0)
+        if (run_step(f, st, spid, nspid) < 0)
             return -1;
         *nsteps = i + 1;
         step_row(wsb_human(), st, i);
@@ -668,6 +812,8 @@ int wsb_fanout_run(const struct wsb_opts *o)
     int nsteps = 0, rc = 2;
     if (fanout_open(&f, &r) == 0 && f.nready > 0) {
         f.P = pick_publishers(&f);
+        if (f.N > 1)
+            nodes_line(&f);
         if (f.P > 0 && run_steps(&f, steps, &nsteps) == 0 && nsteps > 0) {
             report_steps(&f, steps, nsteps);
             report_best(steps, nsteps, oo.ramp);

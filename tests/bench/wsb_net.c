@@ -41,8 +41,10 @@ struct wsb_loop {
     const struct wsb_opts *o;
     struct wsb_handlers h;
     void    *ud;
-    struct sockaddr_in target;
-    char     host_hdr[96];
+    /* One per server port (opts->ports); connection i uses i % ntargets. */
+    struct sockaddr_in target[WSB_MAX_PORTS];
+    char     host_hdr[WSB_MAX_PORTS][96];
+    int      ntargets;
     unsigned src_next;
     char    *scratch;
     char    *obuf;            /* one frame being built, MAX_OUT bytes max */
@@ -125,10 +127,15 @@ struct wsb_loop *wsb_loop_create(const struct wsb_opts *o,
     l->src_next = SRC_FIRST;
     l->connect_timeout_ns = (uint64_t)(o->connect_timeout * 1e9);
     l->close_timeout_ns = (uint64_t)(o->close_timeout * 1e9);
-    l->target.sin_family = AF_INET;
-    l->target.sin_port = htons(o->port);
-    inet_pton(AF_INET, o->host, &l->target.sin_addr);
-    snprintf(l->host_hdr, sizeof l->host_hdr, "%s:%u", o->host, o->port);
+    l->ntargets = o->nports > 0 ? o->nports : 1;
+    for (int i = 0; i < l->ntargets; i++) {
+        uint16_t port = o->nports > 0 ? o->ports[i] : o->port;
+        l->target[i].sin_family = AF_INET;
+        l->target[i].sin_port = htons(port);
+        inet_pton(AF_INET, o->host, &l->target[i].sin_addr);
+        snprintf(l->host_hdr[i], sizeof l->host_hdr[i], "%s:%u", o->host,
+                 port);
+    }
     l->scratch = malloc(SCRATCH_SIZE);
     l->obuf_cap = 64 * 1024;
     l->obuf = malloc(l->obuf_cap);
@@ -366,7 +373,8 @@ static void queue_request(struct wsb_loop *l, struct wsb_conn *c,
     wsb_random(raw, sizeof raw);      /* §4.1: a random 16-byte nonce */
     wsb_base64(raw, sizeof raw, c->key);
     char req[1024];
-    int n = wsb_ws_request(req, sizeof req, path, l->host_hdr, c->key);
+    int n = wsb_ws_request(req, sizeof req, path,
+                           l->host_hdr[c->id % (uint32_t)l->ntargets], c->key);
     if (n > 0)
         out_keep(c, req, (size_t)n);
 }
@@ -397,7 +405,8 @@ int wsb_conn_start(struct wsb_loop *l, struct wsb_conn *c, const char *path)
         return -1;
     }
     c->want_out = 1;
-    int r = connect(c->fd, (struct sockaddr *)&l->target, sizeof l->target);
+    const struct sockaddr_in *to = &l->target[c->id % (uint32_t)l->ntargets];
+    int r = connect(c->fd, (const struct sockaddr *)to, sizeof *to);
     if (r < 0 && errno != EINPROGRESS) {
         wsb_conn_abort(l, c, errno == ECONNREFUSED ? WSB_FAIL_REFUSED
                                                    : WSB_FAIL_OTHER);

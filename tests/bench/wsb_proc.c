@@ -27,13 +27,9 @@ long wsb_raise_nofile(void)
     return (long)rl.rlim_cur;
 }
 
-pid_t wsb_server_pid(const struct wsb_opts *o)
+static pid_t pid_from_file(const char *path)
 {
-    if (o->server_pid > 0)
-        return o->server_pid;
-    if (!o->pid_file)
-        return 0;
-    FILE *f = fopen(o->pid_file, "r");
+    FILE *f = fopen(path, "r");
     if (!f)
         return 0;
     long pid = 0;
@@ -41,6 +37,24 @@ pid_t wsb_server_pid(const struct wsb_opts *o)
         pid = 0;
     fclose(f);
     return pid > 0 ? (pid_t)pid : 0;
+}
+
+pid_t wsb_server_pid(const struct wsb_opts *o)
+{
+    if (o->server_pid > 0)
+        return o->server_pid;
+    return o->pid_file ? pid_from_file(o->pid_file) : 0;
+}
+
+int wsb_server_pids(const struct wsb_opts *o, pid_t *out, int max)
+{
+    int n = 0;
+    pid_t one = wsb_server_pid(o);
+    if (one > 0 && n < max)
+        out[n++] = one;
+    for (int i = 0; i < o->npid_files && n < max; i++)
+        out[n++] = pid_from_file(o->pid_files[i]);
+    return n;
 }
 
 /* Read a whole small /proc file into buf (NUL-terminated); length or -1. */
@@ -130,5 +144,38 @@ int wsb_server_usage(pid_t master, struct wsb_server_usage *u)
             add_process(pid, u, cpu);
     }
     closedir(d);
+    return 0;
+}
+
+double wsb_machine_busy_s(void)
+{
+    char buf[512];
+    if (slurp("/proc/stat", buf, sizeof buf) < 0 || strncmp(buf, "cpu ", 4))
+        return 0;
+    /* user nice system idle iowait irq softirq steal */
+    unsigned long long v[8] = { 0 };
+    if (sscanf(buf + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+               &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 4)
+        return 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    return (double)busy / (double)(hz > 0 ? hz : 100);
+}
+
+int wsb_servers_usage(const pid_t *masters, int n, struct wsb_server_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    if (n <= 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        struct wsb_server_usage one;
+        if (wsb_server_usage(masters[i], &one) < 0)
+            return -1;
+        u->nproc += one.nproc;
+        u->rss_kb += one.rss_kb;
+        u->data_kb += one.data_kb;
+        u->pss_kb += one.pss_kb;
+        u->cpu_s += one.cpu_s;
+    }
     return 0;
 }

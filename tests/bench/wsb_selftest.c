@@ -5,7 +5,8 @@
  *
  * Vectors: SHA-1 (FIPS 180 examples), base64 (RFC 4648 §10), the accept
  * key of RFC 6455 §1.3, frame headers of every length form (§5.2) and the
- * rules a client enforces, UTF-8 edge cases, histogram quantiles.
+ * rules a client enforces, UTF-8 edge cases, histogram quantiles, the
+ * --ports list parser.
  */
 #include <string.h>
 
@@ -153,6 +154,22 @@ static void test_hist(void)
     expect(wsb_hist_quantile(&h, 1.0) == UINT64_MAX, "hist top bucket");
 }
 
+/* --ports lists: the cluster scenario's nodes. */
+static void test_ports(void)
+{
+    uint16_t p[WSB_MAX_PORTS];
+    expect(wsb_parse_ports("8000", p, WSB_MAX_PORTS) == 1 && p[0] == 8000,
+           "ports: one");
+    expect(wsb_parse_ports("1,65535,42", p, WSB_MAX_PORTS) == 3 &&
+           p[0] == 1 && p[1] == 65535 && p[2] == 42, "ports: three");
+    static const char *bad[] = { "", ",", "1,", ",1", "1,,2", "0", "65536",
+                                 "99999999999", "1;2", "1 ,2", "-1", "x" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect(wsb_parse_ports(bad[i], p, WSB_MAX_PORTS) == -1,
+               "ports: malformed list refused");
+    expect(wsb_parse_ports("1,2,3", p, 2) == -1, "ports: more than max");
+}
+
 int wsb_selftest(void)
 {
     test_sha1_base64();
@@ -160,6 +177,7 @@ int wsb_selftest(void)
     test_frames();
     test_utf8();
     test_hist();
+    test_ports();
     printf("selftest: %s (%d failures)\n", failures ? "FAIL" : "ok",
            failures);
     return failures ? 1 : 0;

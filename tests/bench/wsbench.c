@@ -77,6 +77,24 @@ void wsb_random(void *buf, size_t n)
     }
 }
 
+int wsb_parse_ports(const char *s, uint16_t *out, int max)
+{
+    int n = 0;
+    for (;;) {
+        unsigned long v = 0;
+        const char *d = s;
+        while (*s >= '0' && *s <= '9' && v <= 65535)
+            v = v * 10 + (unsigned long)(*s++ - '0');
+        if (s == d || v < 1 || v > 65535 || n >= max)
+            return -1;
+        out[n++] = (uint16_t)v;
+        if (*s == '\0')
+            return n;
+        if (*s++ != ',')
+            return -1;
+    }
+}
+
 /* ---- report writer ----------------------------------------------------- */
 
 #define JSON_DEPTH 8
@@ -201,6 +219,8 @@ static void usage(FILE *f)
 "       wsbench freeport | selftest\n"
 "  --host A            server IPv4 in 127.0.0.0/8 (127.0.0.1)\n"
 "  --port N            server port (8000)\n"
+"  --ports N,N,...     several servers (cluster nodes, up to 8): connection\n"
+"                      i goes to the (i mod count)-th; instead of --port\n"
 "fanout: members of one room receive what publishers send\n"
 "  --members S --publishers P --rate R(msg/s, total) --bytes B --duration D\n"
 "  --ramp              double R each step until loss or p99 > --slo-ms (100)\n"
@@ -214,6 +234,9 @@ static void usage(FILE *f)
 "                      N rooms of 2 members, R msg/s per room spread evenly\n"
 "common:\n"
 "  --server-pid PID | --pid-file FILE   server master, for RSS/CPU figures\n"
+"  --pid-files F,F,... one pid file per server of --ports (fanout: CPU summed)\n"
+"  --extra-pid PID     fanout: also report this process's CPU per step\n"
+"                      (with its children; e.g. redis-server)\n"
 "  --concurrency K     handshakes in flight (256)\n"
 "  --connect-timeout S (10)  --close-timeout S (3)  --deadline S (auto)\n"
 "  --no-src-bind       do not spread source addresses over 127.0.0.2-250\n"
@@ -225,7 +248,8 @@ enum {
     O_HOST = 1000, O_PORT, O_MEMBERS, O_PUBLISHERS, O_RATE, O_BYTES,
     O_DURATION, O_RAMP, O_SLO, O_MAXSTEPS, O_ROOM, O_DRAIN, O_CONNS,
     O_HOLD, O_TEXT, O_SPID, O_PIDFILE, O_CONC, O_CTIMEOUT, O_CLTIMEOUT,
-    O_DEADLINE, O_NOSRC, O_JSON, O_CHECK, O_ROOMS, O_ROOMRATE, O_RFACTOR, O_HELP
+    O_DEADLINE, O_NOSRC, O_JSON, O_CHECK, O_ROOMS, O_ROOMRATE, O_RFACTOR,
+    O_PORTS, O_PIDFILES, O_EXTRAPID, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -243,6 +267,8 @@ static const struct option long_opts[] = {
     { "no-src-bind", 0, 0, O_NOSRC }, { "json", 0, 0, O_JSON },
     { "check", 0, 0, O_CHECK }, { "rooms", 1, 0, O_ROOMS },
     { "room-rate", 1, 0, O_ROOMRATE }, { "ramp-factor", 1, 0, O_RFACTOR },
+    { "ports", 1, 0, O_PORTS }, { "pid-files", 1, 0, O_PIDFILES },
+    { "extra-pid", 1, 0, O_EXTRAPID },
     { "help", 0, 0, O_HELP },
     { 0, 0, 0, 0 }
 };
@@ -282,11 +308,37 @@ static void set_defaults(struct wsb_opts *o)
     o->src_bind = 1;
 }
 
+/* "F1,F2,...": split a copy (kept for the run) into o->pid_files. */
+static int set_pid_files(struct wsb_opts *o, const char *a)
+{
+    char *copy = strdup(a);
+    if (!copy)
+        return -1;
+    o->npid_files = 0;
+    for (char *s = copy;;) {
+        char *comma = strchr(s, ',');
+        if (comma)
+            *comma = '\0';
+        if (*s == '\0' || o->npid_files >= WSB_MAX_PORTS)
+            return -1;
+        o->pid_files[o->npid_files++] = s;
+        if (!comma)
+            return 0;
+        s = comma + 1;
+    }
+}
+
+static int port_given;       /* --port seen: --ports is the other way */
+
 /* Apply one option; -1 on a bad value. */
 static int apply_opt(struct wsb_opts *o, int c, const char *a)
 {
     double v = 0;
     switch (c) {
+    case O_PORTS:
+        o->nports = wsb_parse_ports(a, o->ports, WSB_MAX_PORTS);
+        return o->nports > 0 ? 0 : -1;
+    case O_PIDFILES: return set_pid_files(o, a);
     case O_HOST:
         if (strlen(a) >= sizeof o->host) return -1;
         snprintf(o->host, sizeof o->host, "%s", a);
@@ -306,7 +358,9 @@ static int apply_opt(struct wsb_opts *o, int c, const char *a)
         return -1;
     switch (c) {
     case O_PORT:       if (v < 1 || v > 65535) return -1;
-                       o->port = (uint16_t)v; break;
+                       o->port = (uint16_t)v; port_given = 1; break;
+    case O_EXTRAPID:   if (v < 1) return -1;
+                       o->extra_pid = (pid_t)v; break;
     case O_MEMBERS:    o->members = (int)v; break;
     case O_PUBLISHERS: o->publishers = (int)v; break;
     case O_RATE:       o->rate = v; break;
@@ -347,6 +401,20 @@ static int validate(struct wsb_opts *o)
         o->connect_timeout <= 0) {
         fprintf(stderr, "wsbench: counts, rate, duration and timeouts must "
                 "be positive\n");
+        return -1;
+    }
+    if (o->nports > 0 && port_given) {
+        fprintf(stderr, "wsbench: give --port or --ports, not both\n");
+        return -1;
+    }
+    if (o->nports == 0) {
+        o->ports[0] = o->port;
+        o->nports = 1;
+    } else {
+        o->port = o->ports[0];
+    }
+    if (o->npid_files > 0 && o->npid_files != o->nports) {
+        fprintf(stderr, "wsbench: --pid-files needs one file per port\n");
         return -1;
     }
     if (o->publishers > o->members)
@@ -411,6 +479,12 @@ static int run(struct wsb_opts *o)
     wsb_json_str("scenario", o->scenario);
     wsb_json_str("target", o->host);
     wsb_json_int("port", o->port);
+    if (o->nports > 1) {
+        wsb_json_array("ports");
+        for (int i = 0; i < o->nports; i++)
+            wsb_json_int(NULL, o->ports[i]);
+        wsb_json_array_end();
+    }
     int rc;
     if (strcmp(o->scenario, "fanout") == 0)
         rc = wsb_fanout_run(o);

@@ -2,8 +2,10 @@
  * Unit tests of server/config.c: every directive and its default, the line
  * syntax (comments, CRLF, ';', quotes), size and duration units, listen
  * address forms, path anchoring on real temporary files, and every error
- * path with the exact "FILE:LINE:" it must report. Error cases are tables
- * run with tcase_add_loop_test so each vector is its own test.
+ * path with the exact "FILE:LINE:" it must report, and the cluster
+ * directives (URL, password file, prefix, timeout, no journal in cluster
+ * mode). Error cases are tables run with tcase_add_loop_test so each
+ * vector is its own test.
  */
 #include <check.h>
 #include <errno.h>
@@ -1018,6 +1020,193 @@ START_TEST(auth_key_file)
 }
 END_TEST
 
+/*
+ * cluster_password_file: the password for AUTH, the file's bytes with one
+ * trailing newline stripped (so a password may hold any byte), replacing
+ * any in the URL; it must not be world-readable, and means nothing without
+ * cluster.
+ */
+START_TEST(cluster_password_from_file)
+{
+    char pw[PATH_MAX], text[PATH_MAX * 2];
+    make_tmpdir();
+    const char secret[] = "s3cret:@/\0pw\n";
+    write_temp(pw, sizeof pw, tmpdir, secret, sizeof secret - 1);
+    ck_assert_int_eq(chmod(pw, 0600), 0);
+    const char *base = strrchr(pw, '/') + 1;
+
+    snprintf(text, sizeof text, "cluster redis://alice:url-pw@127.0.0.1:7000/2\n"
+                                "cluster_password_file %s\n", base);
+    ck_assert_msg(parse_in(tmpdir, text) == 0, "%s", err);
+    ck_assert_int_eq(cfg.cluster, 1);
+    ck_assert_str_eq(cfg.cluster_password_file, pw);
+    ck_assert_str_eq(cfg.cluster_url.user, "alice");
+    ck_assert_str_eq(cfg.cluster_url.host, "127.0.0.1");
+    ck_assert_uint_eq(cfg.cluster_url.port, 7000);
+    ck_assert_uint_eq(cfg.cluster_url.db, 2);
+    ck_assert_uint_eq(cfg.cluster_url.password_len, sizeof secret - 2);
+    ck_assert_mem_eq(cfg.cluster_url.password, secret, sizeof secret - 2);
+    ck_assert_int_eq(cfg.cluster_url.password[cfg.cluster_url.password_len], '\0');
+
+    /* The longest password the file may hold, without a newline. */
+    static char big[REDIS_URL_SECRET_MAX + 1];
+    memset(big, 'p', sizeof big);
+    write_temp(pw, sizeof pw, tmpdir, big, REDIS_URL_SECRET_MAX);
+    ck_assert_int_eq(chmod(pw, 0600), 0);
+    snprintf(text, sizeof text, "cluster redis://h\ncluster_password_file %s\n", pw);
+    ck_assert_msg(parse_in(tmpdir, text) == 0, "%s", err);
+    ck_assert_uint_eq(cfg.cluster_url.password_len, REDIS_URL_SECRET_MAX);
+    write_temp(pw, sizeof pw, tmpdir, big, sizeof big);
+    ck_assert_int_eq(chmod(pw, 0600), 0);
+    snprintf(text, sizeof text, "cluster redis://h\n\ncluster_password_file %s\n", pw);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:3: ") && strstr(err, "longer than 511 bytes"), "%s", err);
+
+    /* World-readable: refused, naming the directive's line. */
+    write_temp(pw, sizeof pw, tmpdir, "pw\n", 3);
+    ck_assert_int_eq(chmod(pw, 0604), 0);
+    snprintf(text, sizeof text, "cluster redis://h\n# c\ncluster_password_file %s\n", pw);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:3: ") && strstr(err, "world-readable"), "%s", err);
+
+    /* Missing or empty. */
+    ck_assert_int_eq(parse_in(tmpdir, "cluster redis://h\ncluster_password_file nowhere\n"), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") && strstr(err, "No such file"), "%s", err);
+    write_temp(pw, sizeof pw, tmpdir, "\n", 1);
+    ck_assert_int_eq(chmod(pw, 0600), 0);
+    snprintf(text, sizeof text, "cluster redis://h\ncluster_password_file %s\n", pw);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") && strstr(err, "empty"), "%s", err);
+
+    /* Without cluster (absent or off) the file is refused, even a good one. */
+    write_temp(pw, sizeof pw, tmpdir, "pw\n", 3);
+    ck_assert_int_eq(chmod(pw, 0600), 0);
+    snprintf(text, sizeof text, "\ncluster_password_file %s\n", pw);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") &&
+                  strstr(err, "\"cluster_password_file\" needs \"cluster\""), "%s", err);
+    snprintf(text, sizeof text, "cluster off\ncluster_password_file %s\n", pw);
+    ck_assert_int_eq(parse_in(tmpdir, text), -1);
+    ck_assert_msg(strstr(err, "t.conf:2: ") && strstr(err, "needs \"cluster\""), "%s", err);
+}
+END_TEST
+
+/* ---- cluster mode --------------------------------------------------------- */
+
+START_TEST(cluster_defaults)
+{
+    memset(&cfg, 0xA5, sizeof(cfg));
+    config_defaults(&cfg);
+    ck_assert_int_eq(cfg.cluster, 0);
+    ck_assert_str_eq(cfg.cluster_prefix, "wschat");
+    ck_assert_uint_eq(cfg.cluster_timeout_ms, 2000);
+    ck_assert_str_eq(cfg.cluster_password_file, "");
+    parse_ok(&cfg, "");
+    ck_assert_int_eq(cfg.cluster, 0);
+    ck_assert_str_eq(cfg.cluster_prefix, "wschat");
+    ck_assert_uint_eq(cfg.cluster_timeout_ms, 2000);
+}
+END_TEST
+
+START_TEST(cluster_url_values)
+{
+    parse_ok(&cfg, "cluster off\n");
+    ck_assert_int_eq(cfg.cluster, 0);
+    parse_ok(&cfg, "cluster redis://127.0.0.1\n");
+    ck_assert_int_eq(cfg.cluster, 1);
+    ck_assert_str_eq(cfg.cluster_url.host, "127.0.0.1");
+    ck_assert_uint_eq(cfg.cluster_url.port, 6379);
+    ck_assert_uint_eq(cfg.cluster_url.db, 0);
+    ck_assert_uint_eq(cfg.cluster_url.password_len, 0);
+    parse_ok(&cfg, "cluster \"redis://u:p%40ss@[::1]:6380/9\";\n");
+    ck_assert_int_eq(cfg.cluster, 1);
+    ck_assert_str_eq(cfg.cluster_url.host, "::1");
+    ck_assert_uint_eq(cfg.cluster_url.port, 6380);
+    ck_assert_uint_eq(cfg.cluster_url.db, 9);
+    ck_assert_str_eq(cfg.cluster_url.user, "u");
+    ck_assert_str_eq(cfg.cluster_url.password, "p@ss");
+    ck_assert_uint_eq(cfg.cluster_url.password_len, 4);
+}
+END_TEST
+
+/* The journal is not run in cluster mode: history_file is cleared. */
+START_TEST(cluster_clears_history_file)
+{
+    parse_ok(&cfg, "");
+    ck_assert_str_ne(cfg.history_file, "");
+    parse_ok(&cfg, "history_file /var/lib/wschat/h\n");
+    ck_assert_str_eq(cfg.history_file, "/var/lib/wschat/h");
+    parse_ok(&cfg, "history_file /var/lib/wschat/h\ncluster redis://h\n");
+    ck_assert_str_eq(cfg.history_file, "");
+    parse_ok(&cfg, "cluster redis://h\n");
+    ck_assert_str_eq(cfg.history_file, "");
+    parse_ok(&cfg, "cluster off\nhistory_file /h\n");
+    ck_assert_str_eq(cfg.history_file, "/h");
+}
+END_TEST
+
+START_TEST(cluster_prefix_values)
+{
+    char text[128];
+    parse_ok(&cfg, "cluster_prefix a-b_c.d:E9\n");
+    ck_assert_str_eq(cfg.cluster_prefix, "a-b_c.d:E9");
+    /* 64 bytes fit, 65 do not. */
+    int n = snprintf(text, sizeof text, "cluster_prefix ");
+    memset(text + n, 'p', 64);
+    strcpy(text + n + 64, "\n");
+    parse_ok(&cfg, text);
+    ck_assert_uint_eq(strlen(cfg.cluster_prefix), 64);
+    strcpy(text + n + 64, "q\n");
+    parse_fails(text, strlen(text), 1, "\"cluster_prefix\" is longer than 64 bytes");
+}
+END_TEST
+
+START_TEST(cluster_timeout_range)
+{
+    parse_ok(&cfg, "cluster_timeout 100ms\n");
+    ck_assert_uint_eq(cfg.cluster_timeout_ms, 100);
+    parse_ok(&cfg, "cluster_timeout 10m\n");
+    ck_assert_uint_eq(cfg.cluster_timeout_ms, 600000);
+    parse_ok(&cfg, "cluster_timeout 5\n");
+    ck_assert_uint_eq(cfg.cluster_timeout_ms, 5000);
+}
+END_TEST
+
+static const struct { const char *text; unsigned line; const char *want; } cluster_errors[] = {
+    { "cluster\n", 1, "\"cluster\" directive needs a value" },
+    { "cluster redis://a redis://b\n", 1, "\"cluster\" directive takes one value" },
+    { "cluster off\ncluster redis://h\n", 2, "\"cluster\" directive is duplicate" },
+    { "cluster on\n", 1, "invalid \"cluster\" URL \"on\": expected redis://" },
+    { "\ncluster http://h\n", 2, "invalid \"cluster\" URL \"http://h\": expected redis://" },
+    { "cluster OFF\n", 1, "invalid \"cluster\" URL \"OFF\"" },
+    { "cluster redis://\n", 1, "invalid \"cluster\" URL \"redis://\": no host" },
+    { "cluster redis://h:0\n", 1, "\"redis://h:0\": port must be 1..65535" },
+    { "cluster redis://h:65536\n", 1, "port must be 1..65535" },
+    { "cluster redis://h/16384\n", 1, "database must be a number 0..16383" },
+    { "cluster redis://:%zz@h\n", 1, "bad %-escape or too long password" },
+    { "cluster redis://pw@h\n", 1, "credentials need a ':'" },
+    { "cluster redis://:@h\n", 1, "empty password" },
+    { "cluster_prefix a/b\n", 1, "\"cluster_prefix\" takes letters, digits and _-.: only, not \"a/b\"" },
+    { "\n\ncluster_prefix \"a b\"\n", 3, "takes letters, digits and _-.: only" },
+    { "cluster_prefix a*\n", 1, "takes letters, digits and _-.: only" },
+    { "cluster_prefix {x}\n", 1, "takes letters, digits and _-.: only" },
+    { "cluster_prefix w\xc3\xa9\n", 1, "takes letters, digits and _-.: only" },
+    { "cluster_prefix a\ncluster_prefix b\n", 2, "\"cluster_prefix\" directive is duplicate" },
+    { "cluster_timeout 99ms\n", 1, "\"cluster_timeout\" must be between 100ms and 10m, not \"99ms\"" },
+    { "cluster_timeout 0\n", 1, "\"cluster_timeout\" must be between 100ms and 10m" },
+    { "cluster_timeout 600001ms\n", 1, "must be between 100ms and 10m, not \"600001ms\"" },
+    { "cluster_timeout 1h\n", 1, "must be between 100ms and 10m" },
+    { "cluster_timeout off\n", 1, "invalid duration \"off\" in \"cluster_timeout\" directive" },
+    { "cluster_password_file \"\"\n", 1, "empty path in \"cluster_password_file\"" },
+};
+
+START_TEST(cluster_error_lines)
+{
+    const char *t = cluster_errors[_i].text;
+    parse_fails(t, strlen(t), cluster_errors[_i].line, cluster_errors[_i].want);
+}
+END_TEST
+
 /* ---- address lists (real_ip_from, stats_allow) --------------------------- */
 
 static void addr16(uint8_t out[16], const char *text)
@@ -1205,7 +1394,17 @@ Suite *config_suite(void)
     tcase_add_test(tc, load_size_limit);
     tcase_add_test(tc, shipped_conf_is_defaults);
     tcase_add_test(tc, auth_key_file);
+    tcase_add_test(tc, cluster_password_from_file);
     tcase_add_test(tc, watchdog_values);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cluster");
+    tcase_add_test(tc, cluster_defaults);
+    tcase_add_test(tc, cluster_url_values);
+    tcase_add_test(tc, cluster_clears_history_file);
+    tcase_add_test(tc, cluster_prefix_values);
+    tcase_add_test(tc, cluster_timeout_range);
+    tcase_add_loop_test(tc, cluster_error_lines, 0, (int)NELEM(cluster_errors));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("address lists");

@@ -354,6 +354,15 @@ static void pump_all(struct peer *p, int n, int timeout_ms)
                     ;
 }
 
+/* Read the members' events for MS milliseconds (a publisher's pace, a fault's length). */
+static void pump_for(struct peer *p, int n, int ms)
+{
+    int64_t end = it_now_ms() + ms;
+    do
+        pump_all(p, n, left_ms(end));
+    while (left_ms(end) > 0);
+}
+
 /* Until PRED holds for every member of P[0..n) that is open; 1 if in time. */
 static int all_until(struct peer *p, int n, pred_fn pred, const void *arg, int timeout_ms)
 {
@@ -900,21 +909,92 @@ START_TEST(kill9_node_members_resume_elsewhere)
 }
 END_TEST
 
+/* ---- a node falling behind ------------------------------------------------------------ */
+
+#define LAG_PER  2
+#define LAG_N    (LAG_PER * NODES)
+#define LAG_M    50             /* messages of each of the two publishers */
+#define LAG_NODE 2
+#define LAG_MS   1500           /* how long the bridge is held: longer than cluster_timeout */
+
+/*
+ * Node 2's bridge is stopped (SIGSTOP, by pid) while nodes 0 and 1 publish:
+ * their members get everything meanwhile, node 2's nothing; a message sent
+ * on node 2 waits in its outbox. After SIGCONT node 2 catches up: every
+ * member has every message once, in the one order, with no gap.
+ */
+START_TEST(stopped_bridge_falls_behind_then_catches_up)
+{
+    static struct cluster cl;
+    static struct peer p[LAG_N];
+    cl_start(&cl, 0, "lag", NULL, 7);
+    char path[96], nick[16];
+    for (int i = 0; i < LAG_N; i++) {
+        snprintf(nick, sizeof nick, "g%02d", i);
+        peer_open(&p[i], port_of(&cl, i % NODES), chat_path(path, sizeof path, "lag", nick));
+    }
+    pid_t bridge = srv_journal_pid(&cl.n[LAG_NODE]);
+    char comm[32];
+    proc_comm(bridge, comm, sizeof comm);
+    ck_assert_msg(bridge > 0 && strcmp(comm, CLUSTER_COMM) == 0, "no bridge on node %d",
+                  LAG_NODE);
+    size_t before[LAG_N];
+    for (int i = 0; i < LAG_N; i++)
+        before[i] = p[i].nmsg;
+    ck_assert_int_eq(kill(bridge, SIGSTOP), 0);
+    int64_t stopped = it_now_ms();
+    for (int k = 0; k < LAG_M; k++)
+        for (int s = 0; s < 2; s++) {
+            char t[32];
+            snprintf(t, sizeof t, "g%d-%d", s, k);
+            say(&p[s], t, 1);
+        }
+    say(&p[LAG_NODE], "g2-0", 1);       /* into node 2's outbox, held with its bridge */
+    for (int s = 0; s < 2; s++) {
+        char t[32];
+        snprintf(t, sizeof t, "g%d-%d", s, LAG_M - 1);
+        for (int i = 0; i < LAG_N; i++)
+            if (i % NODES != LAG_NODE)
+                ck_assert_msg(peer_until(&p[i], p_text, t, 5000), "g%02d: no %s while node %d "
+                              "is behind", i, t, LAG_NODE);
+    }
+    /* The fault's length, not a condition: the held bridge's links outlive cluster_timeout. */
+    pump_for(p, LAG_N, left_ms(stopped + LAG_MS));
+    for (int i = LAG_NODE; i < LAG_N; i += NODES)
+        ck_assert_msg(p[i].nmsg == before[i], "g%02d got %zu messages through a stopped bridge",
+                      i, p[i].nmsg - before[i]);
+    ck_assert_int_eq(kill(bridge, SIGCONT), 0);
+    ck_assert_msg(all_until(p, LAG_N, p_text, "g2-0", 15000), "not every member got node %d's "
+                  "held message after SIGCONT%s", LAG_NODE, cl_diag(&cl));
+    for (int s = 0; s < 2; s++) {
+        char t[32];
+        snprintf(t, sizeof t, "g%d-%d", s, LAG_M - 1);
+        ck_assert(all_until(p, LAG_N, p_text, t, 10000));
+    }
+    size_t n0 = p[0].nmsg;
+    uint64_t *ref = malloc(n0 * sizeof *ref);
+    msg_ids(&p[0], ref, 0);
+    ck_assert_uint_eq(n0, 2 * LAG_M + 1);
+    for (int i = 0; i < LAG_N; i++) {
+        ck_assert_msg(!p[i].closed, "g%02d closed (%d)", i, p[i].close_code);
+        expect_rising(&p[i]);
+        expect_same_ids(&p[i], 0, ref, n0);
+        int count[3];
+        expect_sender_order(&p[i], "g", 3, LAG_M, count);
+        ck_assert(count[0] == LAG_M && count[1] == LAG_M && count[2] == 1);
+        ck_assert_int_eq(p[i].gaps, 0);
+    }
+    free(ref);
+    cl_stop(&cl, p, LAG_N);
+}
+END_TEST
+
 /* ---- redis-server stopped and started again ------------------------------------------ */
 
 #define RR_PER  3               /* members per node; p[0..NODES) publish, one per node */
 #define RR_N    (RR_PER * NODES)
 #define RR_KMAX 100000
 #define APIKEY  "cluster-test-key-0123456789abcdef"
-
-/* Read the members' events for MS milliseconds (the publishers' pace). */
-static void pump_for(struct peer *p, int n, int ms)
-{
-    int64_t end = it_now_ms() + ms;
-    do
-        pump_all(p, n, left_ms(end));
-    while (left_ms(end) > 0);
-}
 
 /* One message "r<i>-<sent[i]>" from each publisher p[i], i < NODES. */
 static void publish_step(struct peer *p, int *sent)
@@ -1541,6 +1621,7 @@ Suite *cluster_suite(void)
     tc = tcase_create("faults");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, kill9_node_members_resume_elsewhere);
+    tcase_add_test(tc, stopped_bridge_falls_behind_then_catches_up);
     tcase_add_test(tc, redis_restart_with_persistence_loses_nothing);
     tcase_add_test(tc, redis_restart_without_persistence_gap_and_rising_ids);
     tcase_add_test(tc, refused_503_until_first_sync);

@@ -630,6 +630,28 @@ static void cl_stop(struct cluster *cl, struct peer *p, int np)
 
 static int port_of(const struct cluster *cl, int node) { return cl->n[node].port; }
 
+/* Command name of PID from /proc ("" when gone). */
+static void proc_comm(pid_t pid, char *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    char *t = it_file_read(path, NULL);
+    snprintf(out, cap, "%s", t ? t : "");
+    out[strcspn(out, "\n")] = '\0';
+    free(t);
+}
+
+/* Node I's bridge (the master's helper process, comm CLUSTER_COMM), asserted present. */
+static pid_t node_bridge(const struct cluster *cl, int i)
+{
+    pid_t bridge = srv_journal_pid(&cl->n[i]);
+    char comm[32];
+    proc_comm(bridge, comm, sizeof comm);
+    ck_assert_msg(bridge > 0 && strcmp(comm, CLUSTER_COMM) == 0, "node %d: no %s process "
+                  "(helper %d is \"%s\")", i, CLUSTER_COMM, (int)bridge, comm);
+    return bridge;
+}
+
 /*
  * For a failure message: the stream's length in Redis and each running
  * node's cluster counters (evaluated only when the assertion fails).
@@ -802,18 +824,54 @@ START_TEST(move_between_nodes_with_since)
 }
 END_TEST
 
+/*
+ * The node a member moves to has not read as far as the member's since=
+ * (its bridge is held with SIGSTOP): what it reads afterwards up to since
+ * must not reach the member again, what comes after since must.
+ */
+START_TEST(since_ahead_of_a_lagging_node)
+{
+    static struct cluster cl;
+    static struct peer p[3];
+    struct peer *pub = &p[0], *obs = &p[1], *mv = &p[2];
+    cl_start(&cl, 0, "ahead", NULL, 3);
+    char path[96];
+    peer_open(pub, port_of(&cl, 0), chat_path(path, sizeof path, "ah", "pub"));
+    peer_open(obs, port_of(&cl, 1), chat_path(path, sizeof path, "ah", "obs"));
+    peer_open(mv, port_of(&cl, 0), chat_path(path, sizeof path, "ah", "mover"));
+    pid_t bridge = node_bridge(&cl, 1);
+    ck_assert_int_eq(kill(bridge, SIGSTOP), 0);
+    for (int k = 0; k < 20; k++) {
+        char t[32];
+        snprintf(t, sizeof t, "s0-%d", k);
+        say(pub, t, 1);
+    }
+    ck_assert(peer_until(mv, p_text, "s0-19", 5000));
+    peer_move(mv, port_of(&cl, 1), "ah");       /* since = s0-19's id, unknown to node 1 yet */
+    for (int k = 20; k < 30; k++) {
+        char t[32];
+        snprintf(t, sizeof t, "s0-%d", k);
+        say(pub, t, 1);
+    }
+    ck_assert_int_eq(kill(bridge, SIGCONT), 0);
+    ck_assert_msg(all_until(p, 3, p_text, "s0-29", 10000), "not everyone got s0-29%s",
+                  cl_diag(&cl));
+    pump_for(p, 3, 100);    /* anything sent twice would be on its way by now */
+    uint64_t ref[30];
+    ck_assert_uint_eq(msg_ids(obs, ref, 0), 30);
+    for (int i = 0; i < 3; i++) {
+        expect_rising(&p[i]);
+        int count;
+        expect_sender_order(&p[i], "s", 1, 30, &count);
+        ck_assert_int_eq(count, 30);
+        expect_same_ids(&p[i], 0, ref, 30);
+    }
+    cl_stop(&cl, p, 3);
+}
+END_TEST
+
 /* ---- kill -9 of one node's whole tree ---------------------------------------------- */
 
-/* Command name of PID from /proc ("" when gone). */
-static void proc_comm(pid_t pid, char *out, size_t cap)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    char *t = it_file_read(path, NULL);
-    snprintf(out, cap, "%s", t ? t : "");
-    out[strcspn(out, "\n")] = '\0';
-    free(t);
-}
 
 /*
  * SIGKILL node I's master, then each of its children (workers, bridge),
@@ -826,12 +884,7 @@ static void node_kill9(struct cluster *cl, int i)
     pid_t kids[SRV_MAX_WORKERS + 1];
     int nk = srv_workers(s, kids, SRV_MAX_WORKERS);
     ck_assert_msg(nk == 2, "node %d has %d workers, not 2", i, nk);
-    pid_t bridge = srv_journal_pid(s);  /* the master's helper: the bridge in cluster mode */
-    char comm[32];
-    proc_comm(bridge, comm, sizeof comm);
-    ck_assert_msg(bridge > 0 && strcmp(comm, CLUSTER_COMM) == 0, "node %d: no %s process "
-                  "(helper %d is \"%s\")", i, CLUSTER_COMM, (int)bridge, comm);
-    kids[nk++] = bridge;
+    kids[nk++] = node_bridge(cl, i);
     ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
     for (int k = 0; k < nk; k++)
         kill(kids[k], SIGKILL);
@@ -933,11 +986,7 @@ START_TEST(stopped_bridge_falls_behind_then_catches_up)
         snprintf(nick, sizeof nick, "g%02d", i);
         peer_open(&p[i], port_of(&cl, i % NODES), chat_path(path, sizeof path, "lag", nick));
     }
-    pid_t bridge = srv_journal_pid(&cl.n[LAG_NODE]);
-    char comm[32];
-    proc_comm(bridge, comm, sizeof comm);
-    ck_assert_msg(bridge > 0 && strcmp(comm, CLUSTER_COMM) == 0, "no bridge on node %d",
-                  LAG_NODE);
+    pid_t bridge = node_bridge(&cl, LAG_NODE);
     size_t before[LAG_N];
     for (int i = 0; i < LAG_N; i++)
         before[i] = p[i].nmsg;
@@ -1614,6 +1663,7 @@ Suite *cluster_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, fanout_1000_one_order);
     tcase_add_test(tc, move_between_nodes_with_since);
+    tcase_add_test(tc, since_ahead_of_a_lagging_node);
     tcase_add_test(tc, rooms_apart_over_nodes);
     tcase_add_test(tc, fresh_node_serves_full_history);
     suite_add_tcase(s, tc);

@@ -531,11 +531,19 @@ struct cluster {
     char more[1024];            /* directives of this test for every node */
 };
 
+/* A node's directives: the cluster's Redis (or the `cluster` line CLUSTER), then cl->more. */
+static void node_config_with(const struct cluster *cl, const char *cluster, char *out, size_t cap)
+{
+    char url[160];
+    snprintf(url, sizeof url, "cluster redis://127.0.0.1:%d", cl->r.port);
+    snprintf(out, cap, "# " CLUSTER_SUITE_MARK "\nworkers 2\n%s\ncluster_prefix %s\n"
+             "cluster_timeout 1s\nrate_limit 0\npresence_interval %dms\nhistory_size 100\n%s",
+             cluster ? cluster : url, cl->prefix, IVL, cl->more);
+}
+
 static void node_config(const struct cluster *cl, char *out, size_t cap)
 {
-    snprintf(out, cap, "# " CLUSTER_SUITE_MARK "\nworkers 2\ncluster redis://127.0.0.1:%d\ncluster_prefix %s\n"
-             "cluster_timeout 1s\nrate_limit 0\npresence_interval %dms\nhistory_size 100\n%s",
-             cl->r.port, cl->prefix, IVL, cl->more);
+    node_config_with(cl, NULL, out, cap);
 }
 
 /* Body of GET PATH on PORT (malloc'd), asserting STATUS 200. */
@@ -1528,6 +1536,80 @@ START_TEST(fresh_node_serves_full_history)
 }
 END_TEST
 
+/* ---- AUTH and SELECT ------------------------------------------------------------------ */
+
+#define RPASS     "p@ss:w0rd"
+#define RPASS_URL "p%%40ss%%3Aw0rd"  /* a printf format: %% is one % */
+
+/*
+ * Redis with requirepass: node 0 has the password in the URL (escaped),
+ * node 1 in cluster_password_file, both on DB 2, and share the room; node 2
+ * on DB 3 is another cluster (SELECT took effect) even with the same prefix.
+ * A node with a wrong password is never synced: /chat answers 503 and the
+ * log says AUTH was refused.
+ */
+START_TEST(auth_and_db_from_url_and_password_file)
+{
+    static struct cluster cl;
+    static struct peer p[3];
+    memset(&cl, 0, sizeof cl);
+    snprintf(cl.prefix, sizeof cl.prefix, "it%d-auth", (int)getpid());
+    rds_start_auth(&cl.r, 0, RPASS);
+    char line[256], extra[2048], pw[sizeof cl.r.dir + 16];
+    snprintf(line, sizeof line, "cluster redis://:" RPASS_URL "@127.0.0.1:%d/2", cl.r.port);
+    node_config_with(&cl, line, extra, sizeof extra);
+    srv_start(&cl.n[0], extra);
+    cl.up[0] = 1;
+    snprintf(pw, sizeof pw, "%s/redis.pass", cl.r.dir);
+    int fd = open(pw, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, RPASS "\n", strlen(RPASS) + 1), (ssize_t)strlen(RPASS) + 1);
+    close(fd);
+    snprintf(line, sizeof line, "cluster redis://127.0.0.1:%d/2\ncluster_password_file %s",
+             cl.r.port, pw);
+    node_config_with(&cl, line, extra, sizeof extra);
+    srv_start(&cl.n[1], extra);
+    cl.up[1] = 1;
+    snprintf(line, sizeof line, "cluster redis://:" RPASS_URL "@127.0.0.1:%d/3", cl.r.port);
+    node_config_with(&cl, line, extra, sizeof extra);
+    srv_start(&cl.n[2], extra);
+    cl.up[2] = 1;
+    for (int i = 0; i < NODES; i++)
+        ck_assert_msg(WAIT_FOR(node_synced(port_of(&cl, i)), 10000), "node %d not synced", i);
+    char path[96];
+    peer_open(&p[0], port_of(&cl, 0), chat_path(path, sizeof path, "au", "u0"));
+    peer_open(&p[1], port_of(&cl, 1), chat_path(path, sizeof path, "au", "u1"));
+    peer_open(&p[2], port_of(&cl, 2), chat_path(path, sizeof path, "au", "u2"));
+    say(&p[0], "au-0", 1);
+    say(&p[2], "au-db3", 1);
+    ck_assert(peer_until(&p[1], p_text, "au-0", 5000));
+    ck_assert(peer_until(&p[2], p_text, "au-db3", 5000));
+    /* Node 2's own message came back through DB 3: had it been DB 2, it would be here by now. */
+    ck_assert(peer_until(&p[0], p_text, "au-0", 5000));
+    say(&p[1], "au-1", 1);
+    ck_assert(peer_until(&p[0], p_text, "au-1", 5000));
+    pump_for(p, 3, 100);
+    ck_assert_msg(find_text(&p[0], "au-db3") < 0 && find_text(&p[1], "au-db3") < 0,
+                  "DB 3's message reached DB 2's members");
+    ck_assert_msg(find_text(&p[2], "au-0") < 0 && find_text(&p[2], "au-1") < 0,
+                  "DB 2's messages reached DB 3's member");
+    /* A wrong password: never synced, 503, and the reason logged. */
+    struct server bad;
+    snprintf(line, sizeof line, "cluster redis://:wrong@127.0.0.1:%d/2", cl.r.port);
+    node_config_with(&cl, line, extra, sizeof extra);
+    srv_start(&bad, extra);
+    ck_assert_msg(WAIT_FOR(it_file_count2(bad.log, "[warn]", "AUTH") > 0, 5000),
+                  "no warn naming AUTH in %s", bad.log);
+    ck_assert_int_eq(node_stat(bad.port, "synced"), 0);
+    struct client c;
+    ck_assert_int_eq(cli_connect(&c, bad.port), 0);
+    ck_assert_int_eq(wsc_handshake(&c, "/chat/au?nick=x", NULL, NULL, 0), 503);
+    cli_close(&c);
+    srv_stop(&bad);
+    cl_stop(&cl, p, 3);
+}
+END_TEST
+
 /* ---- first sync, /stats, /metrics ---------------------------------------------------- */
 
 START_TEST(refused_503_until_first_sync)
@@ -1675,6 +1757,7 @@ Suite *cluster_suite(void)
     tcase_add_test(tc, redis_restart_with_persistence_loses_nothing);
     tcase_add_test(tc, redis_restart_without_persistence_gap_and_rising_ids);
     tcase_add_test(tc, refused_503_until_first_sync);
+    tcase_add_test(tc, auth_and_db_from_url_and_password_file);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("presence");

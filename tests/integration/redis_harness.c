@@ -71,6 +71,9 @@ static void spawn(struct redis_srv *r)
     if (r->persist) {
         argv[n++] = "--appendfsync"; argv[n++] = "always";
     }
+    if (r->pass[0] != '\0') {
+        argv[n++] = "--requirepass"; argv[n++] = r->pass;
+    }
     argv[n] = NULL;
 
     pid_t parent = getpid();
@@ -118,7 +121,16 @@ static int reap(struct redis_srv *r, int timeout_ms)
     }
 }
 
-/* 1 once it answers PONG, 0 if it exited first, -1 on timeout. */
+/* With a password: PING is refused with -NOAUTH once Redis serves. */
+static int answers_noauth(const struct redis_srv *r)
+{
+    char out[128];
+    const char *argv[] = { "PING" };
+    return r->pass[0] != '\0' && rds_cmd(r->port, 200, out, sizeof out, 1, argv) == '-' &&
+           strncmp(out, "-NOAUTH", 7) == 0;
+}
+
+/* 1 once it answers PONG (or NOAUTH), 0 if it exited first, -1 on timeout. */
 static int wait_ready(struct redis_srv *r)
 {
     int64_t end = it_now_ms() + RDS_START_MS;
@@ -126,7 +138,7 @@ static int wait_ready(struct redis_srv *r)
         if (reap(r, 0))
             return 0;
         /* -LOADING while it reads its append-only file: keep asking */
-        if (rds_ping(r->port, 200))
+        if (rds_ping(r->port, 200) || answers_noauth(r))
             return 1;
         it_sleep_ms(10);
     }
@@ -164,7 +176,14 @@ static void start_or_fail(struct redis_srv *r, int may_move)
 
 void rds_start(struct redis_srv *r, int persist)
 {
+    rds_start_auth(r, persist, "");
+}
+
+void rds_start_auth(struct redis_srv *r, int persist, const char *pass)
+{
     memset(r, 0, sizeof *r);
+    ck_assert(strlen(pass) < sizeof r->pass);
+    strcpy(r->pass, pass);
     snprintf(r->dir, sizeof r->dir, "/tmp/wschat-it-rds-XXXXXX");
     ck_assert_msg(mkdtemp(r->dir) != NULL, "mkdtemp: %s", strerror(errno));
     snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);

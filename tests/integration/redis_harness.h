@@ -26,6 +26,7 @@ struct redis_srv {
     char  out[PATH_MAX];        /* captured stdout and stderr of redis-server */
     int   port;
     int   persist;              /* appendonly yes + appendfsync always */
+    char  pass[64];             /* requirepass, "" for none */
     pid_t pid;                  /* a child of the test process */
     int   running;              /* not yet reaped */
     int   status;               /* waitpid status once reaped */
@@ -38,6 +39,8 @@ struct redis_srv {
  * (5 s) for PONG and fails the test with the log tail otherwise.
  */
 void rds_start(struct redis_srv *r, int persist);
+/* The same with `requirepass PASS` (PASS non-empty). */
+void rds_start_auth(struct redis_srv *r, int persist, const char *pass);
 /* Start it again on the same port and dir (it must have been stopped). */
 void rds_restart(struct redis_srv *r);
 /* Send SIG to the Redis process (by pid) and reap it within 10 s (asserted). */

@@ -40,6 +40,7 @@
 #define IVL        200          /* presence_interval of these tests, ms */
 #define SLACK      400          /* scheduling and Redis round trips on a busy machine */
 #define MAX_PEERS  128
+#define RR_KMAX    100000       /* bound of k in a text "r<sender>-<k>" */
 /* A comment in each node's wschat.conf: the temp dirs of this suite are recognisable. */
 #define CLUSTER_SUITE_MARK "wschat cluster suite (tests/integration/check_cluster.c)"
 
@@ -970,6 +971,79 @@ START_TEST(kill9_node_members_resume_elsewhere)
 }
 END_TEST
 
+/* ---- kill -9 of a bridge alone ------------------------------------------------------- */
+
+#define BK_N 6                  /* members, two per node; p[0] (node 0) and p[1] (node 1) publish */
+#define BK_M 150
+
+/*
+ * Node 0's bridge is killed (-9, by pid) while p[0] on node 0 and p[1] on
+ * node 1 publish: the master starts another, node 0 syncs again, and every
+ * member has one sequence in which each of p[1]'s messages is once and
+ * each of p[0]'s is once or was refused as unavailable (never both,
+ * never neither); no gap, ids rising.
+ */
+START_TEST(bridge_kill9_respawned_nothing_lost_or_twice)
+{
+    static struct cluster cl;
+    static struct peer p[BK_N];
+    cl_start(&cl, 0, "bk", NULL, 7);
+    snprintf(cl.n[0].alert_ok, sizeof cl.n[0].alert_ok, "killed by signal");
+    char path[96], nick[16];
+    for (int i = 0; i < BK_N; i++) {
+        snprintf(nick, sizeof nick, "b%02d", i);
+        peer_open(&p[i], port_of(&cl, i % NODES), chat_path(path, sizeof path, "bk", nick));
+    }
+    int sent[2] = { 0, 0 };
+    pid_t old = 0;
+    for (int k = 0; k < BK_M; k++) {
+        for (int s = 0; s < 2; s++) {
+            char t[32];
+            snprintf(t, sizeof t, "r%d-%d", s, sent[s]++);
+            say(&p[s], t, 1);
+        }
+        pump_for(p, BK_N, 2);
+        if (k == BK_M / 3) {
+            old = node_bridge(&cl, 0);
+            ck_assert_int_eq(kill(old, SIGKILL), 0);
+        }
+    }
+    ck_assert_msg(WAIT_FOR(srv_journal_pid(&cl.n[0]) > 0 && srv_journal_pid(&cl.n[0]) != old &&
+                           node_synced(port_of(&cl, 0)), 10000),
+                  "node 0 has no synced bridge again within 10 s of the kill");
+    ck_assert_int_eq(it_file_count2(cl.n[0].log, "[alert]", "killed by signal"), 1);
+    for (int k = 0; k < 10; k++)
+        for (int s = 0; s < 2; s++) {
+            char t[32];
+            snprintf(t, sizeof t, "r%d-%d", s, sent[s]++);
+            say(&p[s], t, 1);
+        }
+    for (int s = 0; s < 2; s++) {
+        char t[32];
+        snprintf(t, sizeof t, "r%d-%d", s, sent[s] - 1);
+        ck_assert_msg(all_until(p, BK_N, p_text, t, 15000), "not every member got %s%s", t,
+                      cl_diag(&cl));
+    }
+    pump_for(p, BK_N, 100);
+    size_t n0 = p[0].nmsg;
+    uint64_t *ref = malloc(n0 * sizeof *ref);
+    msg_ids(&p[0], ref, 0);
+    for (int i = 0; i < BK_N; i++) {
+        ck_assert_msg(!p[i].closed, "b%02d closed (%d)", i, p[i].close_code);
+        expect_rising(&p[i]);
+        expect_same_ids(&p[i], 0, ref, n0);
+        int count[2];
+        expect_sender_order(&p[i], "r", 2, RR_KMAX, count);
+        ck_assert_msg(count[1] == sent[1], "b%02d: %d of node 1's %d", i, count[1], sent[1]);
+        ck_assert_msg(count[0] + p[0].unavailable == sent[0], "b%02d: %d delivered + %d refused "
+                      "of node 0's %d sent", i, count[0], p[0].unavailable, sent[0]);
+        ck_assert_int_eq(p[i].gaps, 0);
+    }
+    free(ref);
+    cl_stop(&cl, p, BK_N);
+}
+END_TEST
+
 /* ---- a node falling behind ------------------------------------------------------------ */
 
 #define LAG_PER  2
@@ -1050,7 +1124,6 @@ END_TEST
 
 #define RR_PER  3               /* members per node; p[0..NODES) publish, one per node */
 #define RR_N    (RR_PER * NODES)
-#define RR_KMAX 100000
 #define APIKEY  "cluster-test-key-0123456789abcdef"
 
 /* One message "r<i>-<sent[i]>" from each publisher p[i], i < NODES. */
@@ -1754,6 +1827,7 @@ Suite *cluster_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, kill9_node_members_resume_elsewhere);
     tcase_add_test(tc, stopped_bridge_falls_behind_then_catches_up);
+    tcase_add_test(tc, bridge_kill9_respawned_nothing_lost_or_twice);
     tcase_add_test(tc, redis_restart_with_persistence_loses_nothing);
     tcase_add_test(tc, redis_restart_without_persistence_gap_and_rising_ids);
     tcase_add_test(tc, refused_503_until_first_sync);

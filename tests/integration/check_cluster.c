@@ -1044,6 +1044,80 @@ START_TEST(bridge_kill9_respawned_nothing_lost_or_twice)
 }
 END_TEST
 
+/* ---- reload of a node ------------------------------------------------------------------ */
+
+static int workers_replaced(const struct server *s, const pid_t *old, int nold)
+{
+    pid_t w[SRV_MAX_WORKERS];
+    int n = srv_workers(s, w, SRV_MAX_WORKERS);
+    if (n != nold)
+        return 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < nold; j++)
+            if (w[i] == old[j])
+                return 0;
+    return 1;
+}
+
+/*
+ * SIGHUP of node 0 while p[0] (node 0) and p[1] (node 1) publish: its
+ * members are handed to the new workers, the bridge goes on, and every
+ * member has one sequence with each message once (p[0]'s: or refused).
+ */
+START_TEST(reload_of_a_node_while_publishing)
+{
+    static struct cluster cl;
+    static struct peer p[BK_N];
+    cl_start(&cl, 0, "hup", NULL, 7);
+    char path[96], nick[16];
+    for (int i = 0; i < BK_N; i++) {
+        snprintf(nick, sizeof nick, "h%02d", i);
+        peer_open(&p[i], port_of(&cl, i % NODES), chat_path(path, sizeof path, "hup", nick));
+    }
+    pid_t old[SRV_MAX_WORKERS];
+    int nold = srv_workers(&cl.n[0], old, SRV_MAX_WORKERS);
+    pid_t bridge = node_bridge(&cl, 0);
+    int sent[2] = { 0, 0 };
+    for (int k = 0; k < BK_M; k++) {
+        for (int s = 0; s < 2; s++) {
+            char t[32];
+            snprintf(t, sizeof t, "r%d-%d", s, sent[s]++);
+            say(&p[s], t, 1);
+        }
+        pump_for(p, BK_N, 2);
+        if (k == BK_M / 3)
+            ck_assert_int_eq(kill(cl.n[0].pid, SIGHUP), 0);
+    }
+    ck_assert_msg(WAIT_FOR(workers_replaced(&cl.n[0], old, nold), 10000),
+                  "node 0's workers not replaced within 10 s of SIGHUP");
+    ck_assert_int_eq(node_bridge(&cl, 0), bridge);
+    for (int s = 0; s < 2; s++) {
+        char t[32];
+        snprintf(t, sizeof t, "r%d-%d", s, sent[s]++);
+        say(&p[s], t, 1);
+        ck_assert_msg(all_until(p, BK_N, p_text, t, 15000), "not every member got %s%s", t,
+                      cl_diag(&cl));
+    }
+    pump_for(p, BK_N, 100);
+    size_t n0 = p[0].nmsg;
+    uint64_t *ref = malloc(n0 * sizeof *ref);
+    msg_ids(&p[0], ref, 0);
+    for (int i = 0; i < BK_N; i++) {
+        ck_assert_msg(!p[i].closed, "h%02d closed (%d) by the reload", i, p[i].close_code);
+        expect_rising(&p[i]);
+        expect_same_ids(&p[i], 0, ref, n0);
+        int count[2];
+        expect_sender_order(&p[i], "r", 2, RR_KMAX, count);
+        ck_assert_msg(count[1] == sent[1], "h%02d: %d of node 1's %d", i, count[1], sent[1]);
+        ck_assert_msg(count[0] + p[0].unavailable == sent[0], "h%02d: %d delivered + %d refused "
+                      "of node 0's %d sent", i, count[0], p[0].unavailable, sent[0]);
+        ck_assert_int_eq(p[i].gaps, 0);
+    }
+    free(ref);
+    cl_stop(&cl, p, BK_N);
+}
+END_TEST
+
 /* ---- a node falling behind ------------------------------------------------------------ */
 
 #define LAG_PER  2
@@ -1828,6 +1902,7 @@ Suite *cluster_suite(void)
     tcase_add_test(tc, kill9_node_members_resume_elsewhere);
     tcase_add_test(tc, stopped_bridge_falls_behind_then_catches_up);
     tcase_add_test(tc, bridge_kill9_respawned_nothing_lost_or_twice);
+    tcase_add_test(tc, reload_of_a_node_while_publishing);
     tcase_add_test(tc, redis_restart_with_persistence_loses_nothing);
     tcase_add_test(tc, redis_restart_without_persistence_gap_and_rising_ids);
     tcase_add_test(tc, refused_503_until_first_sync);

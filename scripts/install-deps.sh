@@ -23,6 +23,9 @@ if ! command -v pkg-config >/dev/null || ! have_pc check; then pkgs+=(check); fi
 # certificate with the openssl command.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
 command -v openssl >/dev/null    || pkgs+=(openssl)
+# The cluster suite (tests/integration/check_cluster.c) starts real Redis
+# servers on loopback ports of its own.
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || pkgs+=(redis-server)
 
 if [ ${#pkgs[@]} -eq 0 ]; then
     exit 0

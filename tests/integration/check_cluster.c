@@ -549,16 +549,28 @@ struct cluster {
     int  up[NODES];
     char prefix[64];
     char more[1024];            /* directives of this test for every node */
+    char node_more[NODES][256]; /* and for one node */
 };
 
-/* A node's directives: the cluster's Redis (or the `cluster` line CLUSTER), then cl->more. */
-static void node_config_with(const struct cluster *cl, const char *cluster, char *out, size_t cap)
+/*
+ * Node I's directives (-1: any node's): the cluster's Redis (or the `cluster`
+ * line CLUSTER), then cl->more and cl->node_more[I].
+ */
+static void node_config_for(const struct cluster *cl, int i, const char *cluster, char *out,
+                            size_t cap)
 {
     char url[160];
     snprintf(url, sizeof url, "cluster redis://127.0.0.1:%d", cl->r.port);
     snprintf(out, cap, "# " CLUSTER_SUITE_MARK "\nworkers 2\n%s\ncluster_prefix %s\n"
-             "cluster_timeout %dms\nrate_limit 0\npresence_interval %dms\nhistory_size 100\n%s",
-             cluster ? cluster : url, cl->prefix, CL_TIMEOUT, IVL, cl->more);
+             "cluster_timeout %dms\nrate_limit 0\npresence_interval %dms\nhistory_size 100\n%s%s",
+             cluster ? cluster : url, cl->prefix, CL_TIMEOUT, IVL, cl->more,
+             i >= 0 ? cl->node_more[i] : "");
+}
+
+/* A node's directives: the cluster's Redis (or the `cluster` line CLUSTER), then cl->more. */
+static void node_config_with(const struct cluster *cl, const char *cluster, char *out, size_t cap)
+{
+    node_config_for(cl, -1, cluster, out, cap);
 }
 
 static void node_config(const struct cluster *cl, char *out, size_t cap)
@@ -618,7 +630,7 @@ static int node_synced(int port)
 static void node_start(struct cluster *cl, int i)
 {
     char extra[2048];
-    node_config(cl, extra, sizeof extra);
+    node_config_for(cl, i, NULL, extra, sizeof extra);
     srv_start(&cl->n[i], extra);
     cl->up[i] = 1;
     ck_assert_msg(WAIT_FOR(node_synced(cl->n[i].port), 10000),
@@ -1226,6 +1238,122 @@ START_TEST(stopped_bridge_falls_behind_then_catches_up)
     }
     free(ref);
     cl_stop(&cl, p, LAG_N);
+}
+END_TEST
+
+/* ---- a node falling past the stream's cap ---------------------------------------------- */
+
+#define CAP_N     6             /* members, two per node; p[0] (node 0) and p[1] (node 1) publish */
+#define CAP_M     6000          /* messages of each publisher while node 2 is held */
+#define CAP_BURST 100
+
+static size_t newest_k(const struct peer *p, int sender)
+{
+    for (size_t i = p->n; i > 0; i--) {
+        int s, k;
+        if (strcmp(p->e[i - 1].type, "message") == 0 &&
+            sscanf(p->e[i - 1].text, "c%d-%d", &s, &k) == 2 && s == sender)
+            return (size_t)k + 1;
+    }
+    return 0;
+}
+
+struct upto { int sender; size_t n; };
+
+static int p_has_upto(const struct peer *p, const void *a)
+{
+    const struct upto *u = a;
+    return newest_k(p, u->sender) >= u->n;
+}
+
+/*
+ * Nodes 0 and 1 have a 1 MiB ring, so the stream keeps about 8,192 events
+ * (MAXLEN ~); node 2 a 16 MiB one. Node 2's bridge is held while 12,000
+ * messages are published: when it goes on, what it missed is trimmed from
+ * the stream. Its members get a gap and then the rest, in the one order;
+ * the others get everything, no gap.
+ */
+START_TEST(node_past_the_stream_cap_gets_a_gap)
+{
+    static struct cluster cl;
+    static struct peer p[CAP_N];
+    cl_redis(&cl, 0, "cap", NULL);
+    snprintf(cl.node_more[0], sizeof cl.node_more[0], "ring_size 1m\n");
+    snprintf(cl.node_more[1], sizeof cl.node_more[1], "ring_size 1m\n");
+    for (int i = 0; i < NODES; i++)
+        node_start(&cl, i);
+    char path[96], nick[16];
+    for (int i = 0; i < CAP_N; i++) {
+        snprintf(nick, sizeof nick, "c%02d", i);
+        peer_open(&p[i], port_of(&cl, i % NODES), chat_path(path, sizeof path, "cap", nick));
+    }
+    say(&p[0], "c0-0", 1);
+    say(&p[1], "c1-0", 1);
+    ck_assert(all_until(p, CAP_N, p_text, "c1-0", 5000));
+    ck_assert(all_until(p, CAP_N, p_text, "c0-0", 5000));
+    pid_t bridge = node_bridge(&cl, 2);
+    ck_assert_int_eq(kill(bridge, SIGSTOP), 0);
+    /* In bursts, each read by nodes 0 and 1's members before the next: none of them is lapped. */
+    for (int k = 1; k < CAP_M; k += CAP_BURST) {
+        for (int j = k; j < k + CAP_BURST && j < CAP_M; j++)
+            for (int s = 0; s < 2; s++) {
+                char t[32];
+                snprintf(t, sizeof t, "c%d-%d", s, j);
+                say(&p[s], t, 1);
+            }
+        for (int s = 0; s < 2; s++) {
+            struct upto u = { s, (size_t)(k + CAP_BURST < CAP_M ? k + CAP_BURST : CAP_M) };
+            for (int i = 0; i < CAP_N; i++)
+                if (i % NODES != 2)
+                    ck_assert_msg(peer_until(&p[i], p_has_upto, &u, 10000), "c%02d: %zu of "
+                                  "sender %d's %zu", i, newest_k(&p[i], s), s, u.n);
+        }
+    }
+    ck_assert_int_eq(kill(bridge, SIGCONT), 0);
+    for (int s = 0; s < 2; s++) {
+        char t[32];
+        snprintf(t, sizeof t, "c%d-%d", s, CAP_M - 1);
+        ck_assert_msg(all_until(p, CAP_N, p_text, t, 20000), "not every member got %s%s", t,
+                      cl_diag(&cl));
+    }
+    pump_for(p, CAP_N, 100);
+    size_t n0 = p[0].nmsg;
+    uint64_t *ref = malloc(n0 * sizeof *ref), *ids = malloc(n0 * sizeof *ids);
+    msg_ids(&p[0], ref, 0);
+    ck_assert_uint_eq(n0, 2 * CAP_M);
+    for (int i = 0; i < CAP_N; i++) {
+        ck_assert_msg(!p[i].closed, "c%02d closed (%d)", i, p[i].close_code);
+        expect_rising(&p[i]);
+        int count[2];
+        expect_sender_order(&p[i], "c", 2, CAP_M, count);
+        if (i % NODES != 2) {
+            ck_assert_int_eq(p[i].gaps, 0);
+            expect_same_ids(&p[i], 0, ref, n0);
+            continue;
+        }
+        /* ref[0..a) before the hold, a gap, then ref[b..n0) */
+        ck_assert_msg(p[i].gaps >= 1, "c%02d: no gap though the stream was trimmed past it", i);
+        size_t k = msg_ids(&p[i], ids, 0), a = 0;
+        while (a < k && ids[a] == ref[a])
+            a++;
+        ck_assert_msg(a < k && k < n0, "c%02d: %zu of %zu messages, %zu before the gap", i, k,
+                      n0, a);
+        size_t b = n0 - (k - a);
+        for (size_t j = a; j < k; j++)
+            ck_assert_msg(ids[j] == ref[b + j - a], "c%02d: message %zu after the gap is not the "
+                          "reference's %zu", i, j, b + j - a);
+        long g = -1;
+        for (size_t e = 0; e < p[i].n && g < 0; e++)
+            if (strcmp(p[i].e[e].type, "gap") == 0)
+                g = (long)e;
+        ck_assert_msg(p[i].e[g].to >= ref[a] && p[i].e[g].to < ref[b] && p[i].e[g].from <= ref[a],
+                      "c%02d: gap %llu..%llu does not cover what it missed (%llu..%llu)", i,
+                      (unsigned long long)p[i].e[g].from, (unsigned long long)p[i].e[g].to,
+                      (unsigned long long)ref[a], (unsigned long long)ref[b - 1]);
+    }
+    free(ref);
+    free(ids);
+    cl_stop(&cl, p, CAP_N);
 }
 END_TEST
 
@@ -1937,6 +2065,7 @@ Suite *cluster_suite(void)
     tcase_add_test(tc, stopped_bridge_falls_behind_then_catches_up);
     tcase_add_test(tc, bridge_kill9_respawned_nothing_lost_or_twice);
     tcase_add_test(tc, reload_of_a_node_while_publishing);
+    tcase_add_test(tc, node_past_the_stream_cap_gets_a_gap);
     tcase_add_test(tc, redis_restart_with_persistence_loses_nothing);
     tcase_add_test(tc, redis_restart_without_persistence_gap_and_rising_ids);
     tcase_add_test(tc, refused_503_until_first_sync);

@@ -406,8 +406,11 @@ static long find_ev(const struct peer *p, const struct want *w)
 
 static int p_event(const struct peer *p, const void *a) { return find_ev(p, a) >= 0; }
 
-/* Upgrade on PATH (a new session of P, events kept) and read up to history_end. */
-static void peer_session(struct peer *p, int port, const char *path)
+/*
+ * Upgrade on PATH (a new session of P, events kept) and, when WAIT_END,
+ * read up to history_end.
+ */
+static void peer_session_ex(struct peer *p, int port, const char *path, int wait_end)
 {
     ck_assert_msg(cli_connect(&p->c, port) == 0, "connect to %d: %s", port, strerror(errno));
     p->closed = 0;
@@ -415,8 +418,14 @@ static void peer_session(struct peer *p, int port, const char *path)
     p->session_at = p->n;
     int st = wsc_handshake(&p->c, path, NULL, NULL, 0);
     ck_assert_msg(st == 101, "upgrade of %s on port %d: status %d", path, port, st);
-    ck_assert_msg(peer_until(p, p_ended, NULL, 5000), "%s on %d: no history_end within 5 s "
-                  "(%zu events, closed %d)", path, port, p->n - p->session_at, p->closed);
+    ck_assert_msg(!wait_end || peer_until(p, p_ended, NULL, 5000), "%s on %d: no history_end "
+                  "within 5 s (%zu events, closed %d)", path, port, p->n - p->session_at,
+                  p->closed);
+}
+
+static void peer_session(struct peer *p, int port, const char *path)
+{
+    peer_session_ex(p, port, path, 1);
 }
 
 static void peer_open(struct peer *p, int port, const char *path)
@@ -425,15 +434,23 @@ static void peer_open(struct peer *p, int port, const char *path)
     peer_session(p, port, path);
 }
 
-/* Close P's connection and open a new session on PORT with ?since=<newest id seen>. */
-static void peer_move(struct peer *p, int port, const char *room)
+/*
+ * Close P's connection and open a new session on PORT with ?since=<newest
+ * id seen>; WAIT_END: until its history_end.
+ */
+static void peer_move_ex(struct peer *p, int port, const char *room, int wait_end)
 {
     char path[160];
     snprintf(path, sizeof path, "/chat/%s?nick=%s&since=%llu", room, p->nick,
              (unsigned long long)p->max_id);
     cli_close(&p->c);
     p->session++;
-    peer_session(p, port, path);
+    peer_session_ex(p, port, path, wait_end);
+}
+
+static void peer_move(struct peer *p, int port, const char *room)
+{
+    peer_move_ex(p, port, room, 1);
 }
 
 static void peer_free(struct peer *p)
@@ -856,7 +873,11 @@ START_TEST(since_ahead_of_a_lagging_node)
         say(pub, t, 1);
     }
     ck_assert(peer_until(mv, p_text, "s0-19", 5000));
-    peer_move(mv, port_of(&cl, 1), "ah");       /* since = s0-19's id, unknown to node 1 yet */
+    /*
+     * since = s0-19's id, unknown to node 1 yet: its history_end comes only
+     * once node 1 has read that far (nothing up to since is sent again).
+     */
+    peer_move_ex(mv, port_of(&cl, 1), "ah", 0);
     for (int k = 20; k < 30; k++) {
         char t[32];
         snprintf(t, sizeof t, "s0-%d", k);

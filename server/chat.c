@@ -58,7 +58,8 @@ struct chat_member {
     struct chat_replay replay;
     struct chat_member *rp_prev, *rp_next;
     struct chat_token *token;   /* an authenticated member's (its id.user points into it) */
-    uint64_t live_wait_until_ms;    /* cluster: since= ahead of this node (behind_since) */
+    uint64_t live_wait_from_ms;     /* cluster: since= ahead of this node (behind_since) */
+    uint8_t  live_wait_final;       /* ... and the node has read the whole stream since */
     struct chat_identity id;
 };
 
@@ -664,19 +665,33 @@ static int go_live(struct worker *w, struct chat_member *mb)
  * along the stream than this one would get the ids up to since again from
  * the live stream, as this node reads them. It waits out of the stream, its
  * replay scanning what this worker drains for messages after since, until
- * the drain has passed since, or for at most cluster_timeout (a since no
- * node has reached yet). 1 while it must wait.
+ * the drain has passed since; or until the bridge has read the whole
+ * stream by a read sent after the wait began (since is then past the
+ * stream's end: a client's own number), or LIVE_WAIT_MAX_MS at most (a
+ * bridge that cannot read). 1 while it must wait, 2 when its replay is to
+ * go on at once before it goes live, 0 when it may.
  */
+#define LIVE_WAIT_MAX_MS 30000
+
 static int behind_since(struct worker *w, struct chat_member *mb)
 {
     if (!cluster_gate_on(w->ctx.seg) || mb->replay.after <= cw->last_id)
         return 0;
-    if (mb->live_wait_until_ms == 0) {
-        mb->live_wait_until_ms = w->now_ms + w->cfg->cluster_timeout_ms;
+    if (mb->live_wait_from_ms == 0) {
+        mb->live_wait_from_ms = w->now_ms;
         mb->replay.scan = 1;
         mb->replay.pos = cw->pos;   /* everything before it was replayed or is older */
+        return 1;
     }
-    return w->now_ms < mb->live_wait_until_ms;
+    if (mb->live_wait_final)
+        return 0;
+    if (cluster_gate_read_all_since(w->ctx.seg, mb->live_wait_from_ms)) {
+        /* What the bridge wrote before saying so may not be drained yet: drain, scan it, go. */
+        drain(w);
+        mb->live_wait_final = 1;
+        return 2;
+    }
+    return w->now_ms < mb->live_wait_from_ms + LIVE_WAIT_MAX_MS;
 }
 
 /*
@@ -696,8 +711,11 @@ static int replay_continue(struct worker *w, struct chat_member *mb, int flush)
         struct chat_replay_src src = replay_src(w);
         int rc = chat_replay_step(&src, &mb->replay, w, c, mb->room->name, mb->room->name_len,
                                   budget);
-        if (rc == 1 && !behind_since(w, mb))
+        int wait = rc == 1 ? behind_since(w, mb) : 0;
+        if (rc == 1 && wait == 0)
             return go_live(w, mb);      /* C may be closed and MB freed: touch neither */
+        if (wait == 2)
+            continue;
         if (rc == 1)
             return 0;   /* the end of each pass tries again */
         if (rc == RING_LAPPED) {

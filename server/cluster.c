@@ -172,6 +172,7 @@ struct bridge {
     char k_log[KEY_MAX], k_seq[KEY_MAX], k_node[KEY_MAX], k_nodes[KEY_MAX];
     char k_online[KEY_MAX], k_online_me[KEY_MAX], k_epoch[KEY_MAX];
     char epoch[24];             /* the cluster's epoch as this node first saw it, "" */
+    int loss_told;              /* this outage's data loss is logged at alert (once) */
     char node[17];
     char maxlen[24];
     /* outbox */
@@ -375,7 +376,8 @@ static void send_read(struct bridge *b, uint64_t now)
     size_t lens[8];
     for (int i = 0; i < 8; i++)
         lens[i] = strlen(argv[i]);
-    if (redis_link_command(&b->sub, 8, argv, lens, T_READ, 0, BLOCK_MS, now) == 0)
+    /* The tag's argument is when it was sent: a reply that reaches the end dates from then. */
+    if (redis_link_command(&b->sub, 8, argv, lens, T_READ, now, BLOCK_MS, now) == 0)
         b->reading = 1;
 }
 
@@ -513,9 +515,10 @@ static void on_top(struct bridge *b, const struct resp_event *tok, size_t ntok, 
             top = e.id;
     }
     if (top < b->last_id) {
-        log_write(LOG_LVL_ALERT, 0, "cluster: the stream %s ends at id %llu, below the %llu this "
-                  "node has: Redis lost data; members get a gap", b->k_log,
-                  (unsigned long long)top, (unsigned long long)b->last_id);
+        log_write(b->loss_told ? LOG_LVL_WARN : LOG_LVL_ALERT, 0, "cluster: Redis lost data: "
+                  "the stream %s ends at id %llu, below the %llu this node has; members get "
+                  "a gap", b->k_log, (unsigned long long)top, (unsigned long long)b->last_id);
+        b->loss_told = 1;
         stat_add(&b->seg->cluster.gaps, 1);
         /* Ids go on above what this node saw; read everything after what Redis kept. */
         send_bump(b, now);
@@ -529,7 +532,8 @@ static void on_top(struct bridge *b, const struct resp_event *tok, size_t ntok, 
     send_read(b, now);
 }
 
-static void on_read(struct bridge *b, const struct resp_event *tok, size_t ntok, uint64_t now)
+static void on_read(struct bridge *b, const struct resp_event *tok, size_t ntok, uint64_t sent,
+                    uint64_t now)
 {
     if (ntok == 1 && tok[0].type == RESP_ERROR) {
         log_write(LOG_LVL_ALERT, 0, "cluster: XREAD failed: %.*s", (int)tok[0].len, tok[0].data);
@@ -552,6 +556,10 @@ static void on_read(struct bridge *b, const struct resp_event *tok, size_t ntok,
         }
         if (n > 0)
             wake_workers(b);
+        if (n < READ_COUNT)
+            __atomic_store_n(&b->seg->cluster.read_all_ms, sent, __ATOMIC_RELEASE);
+    } else if (ntok == 1 && tok[0].type == RESP_NULL) {
+        __atomic_store_n(&b->seg->cluster.read_all_ms, sent, __ATOMIC_RELEASE);
     }
     send_read(b, now);
 }
@@ -791,9 +799,10 @@ static void on_epoch(struct bridge *b, const struct resp_event *tok, size_t ntok
         return;
     memcpy(b->epoch, tok[2].data, tok[2].len);
     b->epoch[tok[2].len] = '\0';
-    log_write(LOG_LVL_ALERT, 0, "cluster: Redis lost the cluster's data (%s has another "
-              "epoch); ids go on above %llu and members get a gap", b->k_epoch,
+    log_write(b->loss_told ? LOG_LVL_WARN : LOG_LVL_ALERT, 0, "cluster: Redis lost data: "
+              "%s has another epoch; ids go on above %llu and members get a gap", b->k_epoch,
               (unsigned long long)b->last_id);
+    b->loss_told = 1;
     stat_add(&b->seg->cluster.gaps, 1);
     send_bump(b, now);
 }
@@ -852,7 +861,7 @@ static void on_reply(void *ctx, struct redis_link *l, int tag, uint64_t arg,
         break;
     case T_READ:
         b->reading = 0;
-        on_read(b, tok, ntok, now);
+        on_read(b, tok, ntok, arg, now);
         break;
     }
 }
@@ -865,6 +874,7 @@ static void link_lost(struct bridge *b, struct redis_link *l, struct backoff *bo
         log_write(LOG_LVL_WARN, 0, "cluster: the %s link to redis %s:%u is down: %s", l->name,
                   b->cfg->cluster_url.host, (unsigned)b->cfg->cluster_url.port, l->reason);
     *lost = 1;
+    b->loss_told = 0;
     *retry = now + backoff_next(bo, random64());
     if (l == &b->pub) {
         b->pub_ready = 0;

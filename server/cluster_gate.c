@@ -60,6 +60,11 @@ int cluster_gate_queue(struct shm_segment *seg, int kind, const char *room, size
     return 0;
 }
 
+int cluster_gate_read_all_since(const struct shm_segment *seg, uint64_t from_ms)
+{
+    return __atomic_load_n(&seg->cluster.read_all_ms, __ATOMIC_ACQUIRE) >= from_ms;
+}
+
 void cluster_gate_notify(struct shm_segment *seg, int efd)
 {
     if (efd < 0 || __atomic_exchange_n(&seg->cluster.wake_pending, 1u, __ATOMIC_SEQ_CST) != 0)

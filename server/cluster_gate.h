@@ -33,6 +33,13 @@ int cluster_gate_ready(const struct shm_segment *seg);
 int cluster_gate_queue(struct shm_segment *seg, int kind, const char *room, size_t room_len,
                        const char *type, const char *body, size_t body_len);
 
+/*
+ * 1 when the bridge has read everything the stream held by a read sent at
+ * or after FROM_MS (worker clock): no id the stream had then is still to
+ * come.
+ */
+int cluster_gate_read_all_since(const struct shm_segment *seg, uint64_t from_ms);
+
 /* After a queue: wake the bridge (EFD: its eventfd). */
 void cluster_gate_notify(struct shm_segment *seg, int efd);
 

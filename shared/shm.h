@@ -98,6 +98,8 @@ struct shm_cluster {
     uint64_t gaps;
     int64_t  lag_ms;            /* now minus the newest received entry's Redis time */
     uint64_t last_id;           /* newest id received from the stream */
+    uint64_t read_all_ms;       /* when the last read that found the stream's end was sent
+                                   (worker clock; its entries are in the ring) */
 };
 
 struct shm_segment {

@@ -1498,6 +1498,11 @@ START_TEST(redis_restart_with_persistence_loses_nothing)
     for (int s = 0; s < 20; s++)
         publish_step(p, sent);
     expect_newest(p, RR_N, sent, 10000);
+    int notices[NODES], warns[NODES];
+    for (int i = 0; i < NODES; i++) {
+        notices[i] = it_file_count2(cl.n[i].log, "[notice]", "redis");
+        warns[i] = it_file_count2(cl.n[i].log, "[warn]", "redis");
+    }
     redis_outage(&cl, p, RR_N, sent, SIGTERM);
     /* After the return: every later message is delivered, after all accepted before. */
     for (int s = 0; s < 10; s++) {
@@ -1522,6 +1527,13 @@ START_TEST(redis_restart_with_persistence_loses_nothing)
         ck_assert_int_eq(node_stat(port_of(&cl, i), "gaps"), 0);
         /* every member message told unavailable, and the refused API publish */
         ck_assert_int_ge(node_stat(port_of(&cl, i), "refused"), p[i].unavailable + 1);
+    }
+    /* The spec's log levels: warn on losing the link, notice on connecting again. */
+    for (int i = 0; i < NODES; i++) {
+        ck_assert_msg(it_file_count2(cl.n[i].log, "[warn]", "redis") > warns[i],
+                      "node %d: no warn for the lost link in %s", i, cl.n[i].log);
+        ck_assert_msg(it_file_count2(cl.n[i].log, "[notice]", "redis") > notices[i],
+                      "node %d: no notice for connecting to Redis again in %s", i, cl.n[i].log);
     }
     cl_stop(&cl, p, RR_N);
 }

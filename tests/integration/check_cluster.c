@@ -1,25 +1,33 @@
 /*
- * cluster: cluster mode (issue 14) against a real redis-server and three
- * real wsmaster nodes of two workers each, sharing rooms through it
- * (`cluster redis://127.0.0.1:PORT`, a `cluster_prefix` of each test's own).
+ * cluster: cluster mode (issue 14) against a real redis-server
+ * (redis_harness.h) and three real wsmaster nodes of two workers each,
+ * sharing rooms through it (`cluster redis://127.0.0.1:PORT`, a
+ * `cluster_prefix` of each test's own).
  *
- *  - 50 members over the 3 nodes x 20 messages: all 1,000 at every member
- *    in one identical order, none lost or twice, ids rising;
- *  - a member moving between nodes with ?since= mid-stream;
- *  - kill -9 of one node's whole tree while others publish: the other
- *    nodes go on, its members resume on the others and lose nothing;
- *  - redis-server stopped and started again while members publish: with
- *    its append-only file nothing is lost, publishes meanwhile are refused
- *    as `unavailable` (each either refused or delivered once), delivery
- *    resumes; without persistence a gap event, and ids go on rising;
- *  - presence counts (welcome, presence, join/leave) over all nodes within
- *    two presence_interval; rooms kept apart across nodes; a node started
- *    later serves the full history; 503 until the first sync; the
- *    "cluster" object of /stats and the wschat_cluster_* metrics.
+ *  order:    50 members over the 3 nodes x 20 messages: all 1,000 at every
+ *            member in one identical order, none lost or twice, ids rising;
+ *            a member moving between nodes with ?since= mid-stream, and onto
+ *            a node that has not read as far as its since (its bridge held
+ *            with SIGSTOP, briefly and past cluster_timeout); rooms kept
+ *            apart over nodes; a node started later serves the full history.
+ *  faults:   kill -9 of one node's whole tree while others publish (its
+ *            members resume elsewhere and lose nothing); a node whose bridge
+ *            is stopped falls behind and catches up, or past the stream's cap
+ *            gets a gap; kill -9 of a bridge alone; SIGHUP of a node;
+ *            redis-server stopped and started again while members publish
+ *            (with its append-only file: each message delivered once or
+ *            refused as `unavailable`, never both or neither, no gap;
+ *            without: a gap, ids still rising); 503 until the first sync;
+ *            AUTH (URL and cluster_password_file) and SELECT.
+ *  presence: counts over all nodes within two presence_interval (welcome,
+ *            presence, join/leave/nick), a dead node's counts expire, two
+ *            prefixes on one Redis stay apart; /stats "cluster" and the
+ *            wschat_cluster_* metrics.
+ *  redis:    what the fault tests assume of redis-server itself.
  *
  * Every server frame is read as a flat JSON object (own reader below).
  * Waits are on events or counters with deadlines, except where the spec's
- * bound is itself the thing tested (settle(), commented there).
+ * bound or a fault's length is itself the thing tested (commented there).
  */
 #include <check.h>
 #include <errno.h>

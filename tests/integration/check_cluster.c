@@ -1435,10 +1435,11 @@ static int api_publish(int port, const char *room, const char *text)
 
 /*
  * The outage, under way while the publishers go on every 20 ms: SIG stops
- * redis-server; publishing continues until each publisher has been told
+ * redis-server (SIGSTOP: it stays, silent, its connections open, until
+ * SIGCONT); publishing continues until each publisher has been told
  * `unavailable` twice; every node then reports the link down and refuses
- * POST /api/publish with 503; redis-server starts again on its port and dir,
- * and publishing goes on until every node is synced again.
+ * POST /api/publish with 503; redis-server starts again on its port and dir
+ * (or goes on), and publishing goes on until every node is synced again.
  */
 static void redis_outage(struct cluster *cl, struct peer *p, int n, int *sent, int sig)
 {
@@ -1446,7 +1447,10 @@ static void redis_outage(struct cluster *cl, struct peer *p, int n, int *sent, i
         publish_step(p, sent);
         pump_for(p, n, 20);
     }
-    rds_kill(&cl->r, sig);
+    if (sig == SIGSTOP)
+        ck_assert_int_eq(kill(cl->r.pid, SIGSTOP), 0);  /* silent, connections kept */
+    else
+        rds_kill(&cl->r, sig);
     int64_t end = it_now_ms() + 15000;
     for (;;) {
         int told = 1;
@@ -1463,7 +1467,10 @@ static void redis_outage(struct cluster *cl, struct peer *p, int n, int *sent, i
         ck_assert_int_eq(node_stat(port_of(cl, i), "up"), 0);
         ck_assert_int_eq(api_publish(port_of(cl, i), "rr", "api-refused"), 503);
     }
-    rds_restart(&cl->r);
+    if (sig == SIGSTOP)
+        ck_assert_int_eq(kill(cl->r.pid, SIGCONT), 0);
+    else
+        rds_restart(&cl->r);
     end = it_now_ms() + 20000;
     for (int s = 0; ; s++) {
         if (s % 10 == 0 && all_synced(cl))
@@ -1515,11 +1522,16 @@ static void expect_accounted(struct peer *p, int n, const int *sent, int exact)
     }
 }
 
-START_TEST(redis_restart_with_persistence_loses_nothing)
+/*
+ * An outage by SIG (SIGTERM with the append-only file, or SIGSTOP) that
+ * loses nothing: every message delivered once or refused, one order, no gap,
+ * counters and log levels as the spec says.
+ */
+static void outage_loses_nothing(const char *name, int persist, int sig)
 {
     static struct cluster cl;
     static struct peer p[RR_N];
-    rr_start(&cl, p, 1, "rrp");
+    rr_start(&cl, p, persist, name);
     int sent[NODES] = { 0 };
     for (int s = 0; s < 20; s++)
         publish_step(p, sent);
@@ -1529,7 +1541,7 @@ START_TEST(redis_restart_with_persistence_loses_nothing)
         notices[i] = it_file_count2(cl.n[i].log, "[notice]", "redis");
         warns[i] = it_file_count2(cl.n[i].log, "[warn]", "redis");
     }
-    redis_outage(&cl, p, RR_N, sent, SIGTERM);
+    redis_outage(&cl, p, RR_N, sent, sig);
     /* After the return: every later message is delivered, after all accepted before. */
     for (int s = 0; s < 10; s++) {
         publish_step(p, sent);
@@ -1562,6 +1574,18 @@ START_TEST(redis_restart_with_persistence_loses_nothing)
                       "node %d: no notice for connecting to Redis again in %s", i, cl.n[i].log);
     }
     cl_stop(&cl, p, RR_N);
+}
+
+START_TEST(redis_restart_with_persistence_loses_nothing)
+{
+    outage_loses_nothing("rrp", 1, SIGTERM);
+}
+END_TEST
+
+/* Redis silent (SIGSTOP), not gone: the links time out after cluster_timeout, resend after SIGCONT. */
+START_TEST(redis_frozen_then_thawed_loses_nothing)
+{
+    outage_loses_nothing("rrf", 0, SIGSTOP);
 }
 END_TEST
 
@@ -2180,6 +2204,7 @@ Suite *cluster_suite(void)
     tcase_add_test(tc, reload_of_a_node_while_publishing);
     tcase_add_test(tc, node_past_the_stream_cap_gets_a_gap);
     tcase_add_test(tc, redis_restart_with_persistence_loses_nothing);
+    tcase_add_test(tc, redis_frozen_then_thawed_loses_nothing);
     tcase_add_test(tc, redis_restart_without_persistence_gap_and_rising_ids);
     tcase_add_test(tc, refused_503_until_first_sync);
     tcase_add_test(tc, auth_and_db_from_url_and_password_file);

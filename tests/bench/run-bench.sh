@@ -703,12 +703,10 @@ cl_fixed_row() {
         "$2" "$(verdict "$r")" "$(num "$(jv "$r" rate)" 0)" \
         "$(num "$(jv "$r" deliveries_per_s)" 0)" "$(num "$(jo "$r" latency p50_ms)" 2)" \
         "$(num "$(jo "$r" latency p99_ms)" 2)" "$(jv "$r" lost)" "$(jv "$r" duplicates)" \
-        "$(jv "$r" reorders)" "$(jv "$r" id_reorders)" \
-        "$3; machine $(ratio "$(jv "$r" machine_busy_s)" "$(jv "$r" wall_s)") cores busy"
+        "$(jv "$r" reorders)" "$(jv "$r" id_reorders)" "$3"
 }
 # One line per step of fanout report $1: rate, deliveries/s, p50/p99,
-# loss, CPU in cores of the nodes, of redis-server and of the whole
-# machine (generator and anything else included), how it ended.
+# loss, CPU of the nodes and of redis-server (cores), how it ended.
 step_lines() {
     awk '{
         n = split($0, part, /\{"rate":/)
@@ -721,12 +719,11 @@ step_lines() {
             res = "ok"
             if (v(s, "latency_ok") == 0) res = "slow"
             if (v(s, "pass") == 0) res = "FAIL"
-            cs = "-"; cx = "-"; cm = "-"; m = v(s, "machine_busy_s")
+            cs = "-"; cx = "-"
             if (w > 0) cs = sprintf("%.2f", srv / w)
             if (w > 0 && x != "") cx = sprintf("%.2f", x / w)
-            if (w > 0 && m != "") cm = sprintf("%.2f", m / w)
-            printf "          step %2d %6.0f msg/s %9.0f deliveries/s p50 %7.2f ms p99 %7.2f ms lost %7d  nodes %s redis %s machine %s cores  %s\n",
-                i - 1, rate, d, v(lat, "p50_ms"), v(lat, "p99_ms"), lost, cs, cx, cm, res
+            printf "          step %2d %6.0f msg/s %9.0f deliveries/s p50 %7.2f ms p99 %7.2f ms lost %7d  nodes %s redis %s cores  %s\n",
+                i - 1, rate, d, v(lat, "p50_ms"), v(lat, "p99_ms"), lost, cs, cx, res
         }
     }
     function v(s, k,   t) {

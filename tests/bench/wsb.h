@@ -145,9 +145,6 @@ struct wsb_server_usage {
 };
 /* Sample master and its children; -1 if the master is not there. */
 int    wsb_server_usage(pid_t master, struct wsb_server_usage *u);
-/* Busy CPU seconds of the whole machine so far (/proc/stat: all but idle
- * and iowait), 0 if unreadable: what else ran beside the server and us. */
-double wsb_machine_busy_s(void);
 /* The sum over n masters and their children; -1 if any is not there. */
 int    wsb_servers_usage(const pid_t *masters, int n,
                          struct wsb_server_usage *u);

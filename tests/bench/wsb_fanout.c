@@ -57,7 +57,6 @@ struct step {
     } node[WSB_MAX_PORTS], pair[2];
     int      have_extra;       /* --extra-pid was sampled both times */
     double   extra_cpu_s;
-    double   machine_busy_s;   /* every CPU's busy time over the step */
 };
 
 struct fanout {
@@ -422,7 +421,7 @@ static int run_step(struct fanout *f, struct step *st, const pid_t *spid,
     int have_srv = wsb_servers_usage(spid, nspid, &u0) == 0;
     int have_x = f->o->extra_pid > 0 &&
                  wsb_server_usage(f->o->extra_pid, &x0) == 0;
-    double cpu0 = wsb_cpu_s(), mach0 = wsb_machine_busy_s();
+    double cpu0 = wsb_cpu_s();
     uint64_t t0 = wsb_now_ns() + 1000000, last_rx;
     f->in_step = 1;
     if (send_phase(f, st, t0) < 0)
@@ -433,7 +432,6 @@ static int run_step(struct fanout *f, struct step *st, const pid_t *spid,
     f->in_step = 0;
     st->wall_s = (double)(wsb_now_ns() - t0) / 1e9;
     st->cpu_s = wsb_cpu_s() - cpu0;
-    st->machine_busy_s = wsb_machine_busy_s() - mach0;
     if (have_srv && wsb_servers_usage(spid, nspid, &u1) == 0)
         st->srv_cpu_s = u1.cpu_s - u0.cpu_s;
     if (have_x && wsb_server_usage(f->o->extra_pid, &x1) == 0) {
@@ -513,7 +511,6 @@ static void step_json(const struct step *st, int nodes)
                  st->wall_s > 0 ? st->cpu_s / st->wall_s : 0);
     wsb_json_num("server_cpu_s", st->srv_cpu_s);
     wsb_json_num("wall_s", st->wall_s);
-    wsb_json_num("machine_busy_s", st->machine_busy_s);
     if (st->have_extra)
         wsb_json_num("extra_cpu_s", st->extra_cpu_s);
     if (nodes > 1) {

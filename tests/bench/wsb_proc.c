@@ -147,21 +147,6 @@ int wsb_server_usage(pid_t master, struct wsb_server_usage *u)
     return 0;
 }
 
-double wsb_machine_busy_s(void)
-{
-    char buf[512];
-    if (slurp("/proc/stat", buf, sizeof buf) < 0 || strncmp(buf, "cpu ", 4))
-        return 0;
-    /* user nice system idle iowait irq softirq steal */
-    unsigned long long v[8] = { 0 };
-    if (sscanf(buf + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-               &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 4)
-        return 0;
-    long hz = sysconf(_SC_CLK_TCK);
-    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-    return (double)busy / (double)(hz > 0 ? hz : 100);
-}
-
 int wsb_servers_usage(const pid_t *masters, int n, struct wsb_server_usage *u)
 {
     memset(u, 0, sizeof *u);

@@ -2054,6 +2054,45 @@ START_TEST(auth_and_db_from_url_and_password_file)
 }
 END_TEST
 
+/* History on join and since= are served identically by every node, a fresh one included. */
+START_TEST(history_identical_on_every_node)
+{
+    static struct cluster cl;
+    static struct peer p[7];
+    cl_start(&cl, 0, "hist", NULL, 3);
+    char path[96];
+    peer_open(&p[0], port_of(&cl, 0), chat_path(path, sizeof path, "hs", "w0"));
+    peer_open(&p[1], port_of(&cl, 1), chat_path(path, sizeof path, "hs", "w1"));
+    for (int k = 0; k < 75; k++)
+        for (int i = 0; i < 2; i++) {
+            char t[32];
+            snprintf(t, sizeof t, "w%d-%d", i, k);
+            say(&p[i], t, 1);
+        }
+    ck_assert(all_until(p, 2, p_text, "w1-74", 10000));
+    ck_assert(all_until(p, 2, p_text, "w0-74", 10000));
+    uint64_t ref[150];
+    ck_assert_uint_eq(msg_ids(&p[0], ref, 0), 150);
+    node_start(&cl, 2);
+    /* history_size 100: the newest 100 on each node; since= the 21st: the 129 after it. */
+    for (int i = 0; i < NODES; i++) {
+        char nick[16];
+        snprintf(nick, sizeof nick, "j%d", i);
+        peer_open(&p[2 + i], port_of(&cl, i), chat_path(path, sizeof path, "hs", nick));
+        expect_same_ids(&p[2 + i], 0, ref + 50, 100);
+    }
+    snprintf(path, sizeof path, "/chat/hs?nick=s2&since=%llu", (unsigned long long)ref[20]);
+    peer_open(&p[5], port_of(&cl, 2), path);
+    expect_same_ids(&p[5], 0, ref + 21, 129);
+    snprintf(path, sizeof path, "/chat/hs?nick=s0&since=%llu", (unsigned long long)ref[20]);
+    peer_open(&p[6], port_of(&cl, 0), path);
+    expect_same_ids(&p[6], 0, ref + 21, 129);
+    for (int i = 2; i < 7; i++)
+        ck_assert_int_eq(p[i].gaps, 0);
+    cl_stop(&cl, p, 7);
+}
+END_TEST
+
 /* ---- first sync, /stats, /metrics ---------------------------------------------------- */
 
 START_TEST(refused_503_until_first_sync)
@@ -2194,6 +2233,7 @@ Suite *cluster_suite(void)
     tcase_add_test(tc, since_ahead_of_a_node_lagging_past_cluster_timeout);
     tcase_add_test(tc, rooms_apart_over_nodes);
     tcase_add_test(tc, fresh_node_serves_full_history);
+    tcase_add_test(tc, history_identical_on_every_node);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("faults");
